@@ -1,0 +1,37 @@
+# The two commands of the README. Both create .venv when it is missing and install the project.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := demo_output
+
+# LightGBM's OpenMP threads spin on a busy host; MLflow stays quiet offline.
+export OMP_WAIT_POLICY := passive
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/churnml generate --out $(DEMO)/world --accounts 2000 --months 36 --seed 42
+	$(BIN)/churnml validate --data $(DEMO)/world
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/world_rates.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

@@ -1,0 +1,283 @@
+"""Validate input tables at the boundary, with errors a data engineer can act on.
+
+Each finding names the table, the column, the rule broken, how many rows break it and up to five
+example rows. Row-level rules of one table are counted in a single scan; example rows are fetched
+only for rules that fail. Errors stop the pipeline before anything is written; warnings do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from churnml.config import DataConfig
+from churnml.data.contract import CONTACT_ROLES, TABLES, Table
+from churnml.data.sources import MissingTableError, Source, ibis_type, locate, read_raw, typed
+
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One broken rule: where, what, how many rows, and a few of them."""
+
+    level: Literal["error", "warning"]
+    table: str
+    column: str
+    rule: str
+    rows: int
+    examples: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False)
+
+    def __str__(self) -> str:
+        where = f"table {self.table}, column {self.column}"
+        head = f"{self.level}: {where}: {self.rule} ({self.rows:,} rows)"
+        if self.examples.empty:
+            return head
+        sample = self.examples.head(MAX_EXAMPLES).to_string(index=False, max_colwidth=40)
+        return head + "; e.g.\n" + "\n".join("    " + line for line in sample.splitlines())
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    findings: list[Finding]
+    row_counts: dict[str, int]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def __str__(self) -> str:
+        return "\n".join(str(f) for f in self.findings) or "no findings"
+
+
+class DataValidationError(ValueError):
+    """Input data broke the contract; `report` holds every finding."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        super().__init__(
+            f"{len(report.errors)} data error(s):\n" + "\n".join(map(str, report.errors))
+        )
+
+
+@dataclass(frozen=True)
+class _Rule:
+    level: Literal["error", "warning"]
+    column: str
+    rule: str
+    bad: ir.BooleanValue
+    show: tuple[str, ...]
+
+
+def validate(
+    data_dir: Path | str, config: DataConfig, con: ibis.BaseBackend | None = None
+) -> ValidationReport:
+    """Check every table found in `data_dir` against the contract (see DESIGN.md)."""
+    con = con or ibis.duckdb.connect()
+    try:
+        sources = locate(data_dir, config)
+    except MissingTableError as exc:
+        return ValidationReport([Finding("error", exc.table, "*", exc.rule, 0)], {})
+    findings: list[Finding] = []
+    raws: dict[str, ir.Table] = {}
+    for name, source in sources.items():
+        raw = read_raw(con, source)
+        missing = _missing_columns(source, raw)
+        findings += missing
+        if not missing:
+            raws[name] = raw
+    counts = {name: int(raw.count().execute()) for name, raw in raws.items()}
+    typed_tables = {}
+    for name, raw in raws.items():
+        table = TABLES[name]
+        type_findings = _run(name, raw, _type_rules(raw, table))
+        findings += type_findings
+        if not type_findings:
+            typed_tables[name] = typed(raw, table)
+    for name, t in typed_tables.items():
+        findings += _run(name, t, _row_rules(name, t))
+        findings += _unique(name, t)
+    if "accounts" in typed_tables:
+        findings += _relational(typed_tables)
+    return ValidationReport(findings, counts)
+
+
+def _missing_columns(source: Source, raw: ir.Table) -> list[Finding]:
+    missing = [c for c in source.table.columns if c.required and c.name not in raw.columns]
+    return [
+        Finding(
+            "error",
+            source.table.name,
+            source.user_column(c.name),
+            f"required column missing from {source.path} (columns found: "
+            f"{', '.join(raw.columns) or 'none'}; "
+            f"map it under data.tables.{source.table.name}.columns)",
+            0,
+        )
+        for c in missing
+    ]
+
+
+def _type_rules(raw: ir.Table, table: Table) -> list[_Rule]:
+    rules = []
+    for column in table.columns:
+        if column.name not in raw.columns or column.kind in ("id", "text"):
+            continue
+        value = raw[column.name]
+        dtype = ibis_type(column.kind)
+        if value.type().is_string() or not _compatible(value.type(), dtype):
+            what = "dates or timestamps" if column.kind in ("date", "timestamp") else column.kind
+            rules.append(
+                _Rule(
+                    "error",
+                    column.name,
+                    f"values that cannot be parsed as {what}",
+                    value.notnull() & value.try_cast(dtype).isnull(),
+                    (column.name,),
+                )
+            )
+    return rules
+
+
+def _compatible(actual: object, wanted: str) -> bool:
+    dt = actual
+    if wanted in ("date", "timestamp"):
+        return dt.is_temporal()  # type: ignore[attr-defined]
+    return dt.is_numeric()  # type: ignore[attr-defined]
+
+
+def _row_rules(name: str, t: ir.Table) -> list[_Rule]:
+    table = TABLES[name]
+    key = tuple(c for c in ("account_id",) if c in t.columns)
+    rules = [
+        _Rule("error", c.name, "must not be null", t[c.name].isnull(), key or (c.name,))
+        for c in table.columns
+        if not c.nullable
+    ]
+
+    def order(later: str, earlier: str, strict: bool = False) -> None:
+        bad = t[later] <= t[earlier] if strict else t[later] < t[earlier]
+        word = "after" if strict else "on or after"
+        rules.append(
+            _Rule("error", later, f"must be {word} {earlier}", bad, (*key, earlier, later))
+        )
+
+    if name == "subscriptions":
+        order("end_date", "start_date", strict=True)
+        order("canceled_at", "start_date")
+        rules.append(
+            _Rule(
+                "error", "arr", "must not be negative", t.arr < 0, ("account_id", "product", "arr")
+            )
+        )
+        rules.append(
+            _Rule("error", "seats", "must not be negative", t.seats < 0, ("account_id", "seats"))
+        )
+    elif name == "support_tickets":
+        order("resolved_at", "created_at")
+    elif name == "contacts":
+        order("end_date", "start_date")
+        rules.append(
+            _Rule(
+                "warning",
+                "role",
+                f"unknown role (ignored; known: {'/'.join(CONTACT_ROLES)})",
+                t.role.notin(CONTACT_ROLES),
+                ("account_id", "contact_id", "role"),
+            )
+        )
+    elif name == "nps_responses":
+        rules.append(
+            _Rule(
+                "error",
+                "score",
+                "must be between 0 and 10",
+                ~t.score.between(0, 10),
+                ("account_id", "submitted_at", "score"),
+            )
+        )
+    return rules
+
+
+def _run(name: str, t: ir.Table, rules: list[_Rule]) -> list[Finding]:
+    """Count every rule's bad rows in one scan; fetch examples only for rules that fail."""
+    if not rules:
+        return []
+    counts = t.aggregate(**{f"r{i}": r.bad.fill_null(False).sum() for i, r in enumerate(rules)})
+    row = counts.execute().iloc[0]
+    findings = []
+    for i, rule in enumerate(rules):
+        n = int(row[f"r{i}"] or 0)
+        if n:
+            examples = t.filter(rule.bad).select(*rule.show).limit(MAX_EXAMPLES).execute()
+            findings.append(Finding(rule.level, name, rule.column, rule.rule, n, examples))
+    return findings
+
+
+def _unique(name: str, t: ir.Table) -> list[Finding]:
+    key = TABLES[name].key
+    if not key:
+        return []
+    dupes = t.group_by(key).aggregate(n=ibis._.count()).filter(ibis._.n > 1)
+    n = int(dupes.n.sum().execute() or 0)
+    if not n:
+        return []
+    examples = dupes.order_by(list(key)).limit(MAX_EXAMPLES).execute()
+    return [Finding("error", name, ", ".join(key), "duplicate key", n, examples)]
+
+
+def _relational(tables: dict[str, ir.Table]) -> list[Finding]:
+    """Unknown account ids (errors) and rows outside an account's lifetime (warnings)."""
+    accounts = tables["accounts"]
+    subs = tables.get("subscriptions")
+    findings = []
+    life = None
+    if subs is not None:
+        end = ibis.coalesce(subs.canceled_at, subs.end_date, ibis.date(9999, 12, 31))
+        life = subs.group_by("account_id").aggregate(first=subs.start_date.min(), last=end.max())
+    for name, t in tables.items():
+        if name == "accounts":
+            continue
+        orphans = t.anti_join(accounts, "account_id")
+        n = int(orphans.count().execute())
+        if n:
+            examples = orphans.select("account_id").distinct().limit(MAX_EXAMPLES).execute()
+            findings.append(
+                Finding("error", name, "account_id", "account_id not in accounts", n, examples)
+            )
+        time_col = TABLES[name].time_column
+        if life is None or name == "subscriptions" or time_col is None:
+            continue
+        j = t.inner_join(accounts.select("account_id", "signup_date"), "account_id").left_join(
+            life, "account_id"
+        )
+        day = j[time_col].cast("date")
+        outside = (day < j.signup_date) | (day > j["last"])
+        findings += _run(
+            name,
+            j,
+            [
+                _Rule(
+                    "warning",
+                    time_col,
+                    "outside the account's lifetime (before signup_date or "
+                    "after its last subscription ends)",
+                    outside,
+                    ("account_id", time_col),
+                )
+            ],
+        )
+    return findings

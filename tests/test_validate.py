@@ -1,0 +1,215 @@
+"""`churnml validate`: each broken rule is caught, named and shown; a clean world passes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churnml.cli import app
+from churnml.config import DataConfig, TableSource
+from churnml.data.synthetic import generate_world
+from churnml.data.validate import validate
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tiny") / "world"
+    generate_world(out, n_accounts=40, months=6, seed=1, truth_paths=4)
+    return out
+
+
+@pytest.fixture
+def world(tiny_world: Path, tmp_path: Path) -> Path:
+    """A fresh, writable copy of the tiny world."""
+    return Path(shutil.copytree(tiny_world, tmp_path / "world"))
+
+
+def _edit(world: Path, table: str, change) -> pd.DataFrame:
+    path = world / f"{table}.parquet"
+    df = change(pd.read_parquet(path))
+    df.to_parquet(path, index=False)
+    return df
+
+
+def _only_error(world: Path, config: DataConfig | None = None):
+    report = validate(world, config or DataConfig())
+    assert len(report.errors) == 1, str(report)
+    return report.errors[0]
+
+
+def test_generated_world_is_valid(world: Path) -> None:
+    report = validate(world, DataConfig())
+    assert report.ok, str(report)
+    assert report.row_counts["usage_events"] > 0
+
+
+def test_only_the_three_required_tables_are_needed(world: Path) -> None:
+    for table in (
+        "onboarding_milestones",
+        "support_tickets",
+        "nps_responses",
+        "contacts",
+        "cs_touchpoints",
+    ):
+        (world / f"{table}.parquet").unlink()
+    report = validate(world, DataConfig())
+    assert report.ok, str(report)
+    assert set(report.row_counts) == {"accounts", "subscriptions", "usage_events"}
+
+
+def test_missing_required_table(world: Path) -> None:
+    (world / "usage_events.parquet").unlink()
+    error = _only_error(world)
+    assert (error.table, error.rule.split(" (")[0]) == (
+        "usage_events",
+        f"required table not found in {world}",
+    )
+
+
+def test_missing_column(world: Path) -> None:
+    _edit(world, "accounts", lambda df: df.drop(columns="segment"))
+    error = _only_error(world)
+    assert (error.table, error.column) == ("accounts", "segment")
+    assert error.rule.startswith("required column missing")
+
+
+def test_unparseable_timestamps(world: Path) -> None:
+    def garble(df: pd.DataFrame) -> pd.DataFrame:
+        df["created_at"] = df["created_at"].astype(str)
+        df.loc[[0, 3], "created_at"] = "yesterday-ish"
+        return df
+
+    _edit(world, "support_tickets", garble)
+    error = _only_error(world)
+    assert (error.table, error.column, error.rows) == ("support_tickets", "created_at", 2)
+    assert "cannot be parsed" in error.rule
+    assert list(error.examples["created_at"]) == ["yesterday-ish", "yesterday-ish"]
+
+
+def test_wrong_type(world: Path) -> None:
+    def words(df: pd.DataFrame) -> pd.DataFrame:
+        df["arr"] = df["arr"].astype(str)
+        df.loc[1, "arr"] = "a lot"
+        return df
+
+    _edit(world, "subscriptions", words)
+    error = _only_error(world)
+    assert (error.table, error.column, error.rows) == ("subscriptions", "arr", 1)
+
+
+def test_null_key(world: Path) -> None:
+    _edit(world, "accounts", lambda df: df.assign(account_id=df.account_id.mask(df.index < 2)))
+    report = validate(world, DataConfig())
+    nulls = [e for e in report.errors if e.rule == "must not be null"]
+    assert [(e.table, e.column, e.rows) for e in nulls] == [("accounts", "account_id", 2)]
+
+
+def test_duplicate_key(world: Path) -> None:
+    _edit(world, "accounts", lambda df: pd.concat([df, df.head(3)], ignore_index=True))
+    error = _only_error(world)
+    assert (error.table, error.column, error.rule, error.rows) == (
+        "accounts",
+        "account_id",
+        "duplicate key",
+        6,
+    )
+    assert len(error.examples) == 3
+
+
+def test_end_before_start(world: Path) -> None:
+    def swap(df: pd.DataFrame) -> pd.DataFrame:
+        annual = df.index[df.end_date.notna()][:4]
+        df.loc[annual, "end_date"] = df.loc[annual, "start_date"] - pd.Timedelta(days=5)
+        return df
+
+    _edit(world, "subscriptions", swap)
+    error = _only_error(world)
+    assert (error.table, error.column, error.rule, error.rows) == (
+        "subscriptions",
+        "end_date",
+        "must be after start_date",
+        4,
+    )
+    assert {"start_date", "end_date"} <= set(error.examples.columns)
+
+
+def test_negative_arr(world: Path) -> None:
+    _edit(world, "subscriptions", lambda df: df.assign(arr=df.arr.where(df.index != 0, -10.0)))
+    error = _only_error(world)
+    assert (error.column, error.rule, error.rows) == ("arr", "must not be negative", 1)
+    assert error.examples["arr"].tolist() == [-10.0]
+
+
+def test_nps_outside_0_to_10(world: Path) -> None:
+    _edit(world, "nps_responses", lambda df: df.assign(score=df.score.where(df.index > 1, 11)))
+    error = _only_error(world)
+    assert (error.table, error.column, error.rows) == ("nps_responses", "score", 2)
+    assert "between 0 and 10" in error.rule
+
+
+def test_unknown_account_ids(world: Path) -> None:
+    _edit(
+        world,
+        "support_tickets",
+        lambda df: df.assign(account_id=df.account_id.where(df.index > 0, "A999999")),
+    )
+    error = _only_error(world)
+    assert (error.table, error.column, error.rule, error.rows) == (
+        "support_tickets",
+        "account_id",
+        "account_id not in accounts",
+        1,
+    )
+    assert error.examples["account_id"].tolist() == ["A999999"]
+
+
+def test_rows_outside_lifetime_are_warnings(world: Path) -> None:
+    def early(df: pd.DataFrame) -> pd.DataFrame:
+        df.loc[:2, "ts"] = pd.Timestamp("2001-01-01")
+        return df
+
+    _edit(world, "usage_events", early)
+    report = validate(world, DataConfig())
+    assert report.ok
+    [warning] = report.warnings
+    assert (warning.table, warning.column, warning.rows) == ("usage_events", "ts", 3)
+
+
+def test_csv_and_a_column_mapping(world: Path) -> None:
+    accounts = pd.read_parquet(world / "accounts.parquet").rename(
+        columns={"account_id": "AccountId"}
+    )
+    (world / "accounts.parquet").unlink()
+    accounts.to_csv(world / "crm_accounts.csv", index=False)
+    config = DataConfig(
+        tables={
+            "accounts": TableSource(path="crm_accounts.csv", columns={"account_id": "AccountId"})
+        }
+    )
+    assert validate(world, config).ok
+    assert not validate(world, DataConfig()).ok
+
+
+def test_cli_exits_non_zero_and_names_the_rule(world: Path) -> None:
+    _edit(world, "subscriptions", lambda df: df.assign(arr=df.arr.where(df.index != 0, -1.0)))
+    result = CliRunner().invoke(app, ["validate", "--data", str(world)])
+    assert result.exit_code == 1
+    assert "table subscriptions, column arr: must not be negative (1 rows)" in result.output
+
+
+def test_cli_accepts_a_clean_world(world: Path) -> None:
+    result = CliRunner().invoke(app, ["validate", "--data", str(world)])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output
+
+
+def test_cli_reports_a_bad_config(world: Path, tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("data:\n  tables:\n    acounts: {path: x.csv}\n")
+    result = CliRunner().invoke(app, ["validate", "--data", str(world), "--config", str(config)])
+    assert result.exit_code == 1
+    assert "unknown table 'acounts'" in result.output
