@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
@@ -18,6 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from churnml.config import Config, ConfigError, load_config
+from churnml.data.sources import Engine, MissingTableError
+from churnml.data.validate import DataValidationError
+from churnml.features.catalogue import Feature
 
 app = typer.Typer(
     help="Churn and expansion prediction for B2B SaaS Customer Success.",
@@ -119,6 +123,69 @@ def validate(data: DataOption, config: ConfigOption = None) -> None:
     if not report.ok:
         raise fail(f"{len(report.errors)} error(s) in {data}; nothing was written")
     console.print(f"[green]valid[/] ({len(report.warnings)} warning(s))")
+
+
+def _dates(values: list[str] | None) -> list[dt.date] | None:
+    if not values:
+        return None
+    try:
+        return [dt.date.fromisoformat(v) for v in values]
+    except ValueError as exc:
+        raise fail(f"--as-of takes dates as YYYY-MM-DD: {exc}") from None
+
+
+@app.command()
+def features(
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="Folder with the input tables.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Parquet file to write.")] = None,
+    config: ConfigOption = None,
+    as_of: Annotated[
+        list[str] | None,
+        typer.Option("--as-of", help="Observation date (repeatable); default: every month start."),
+    ] = None,
+    engine: Annotated[Engine, typer.Option(help="Where the queries run.")] = "duckdb",
+    list_: Annotated[
+        bool, typer.Option("--list", help="Show the feature catalogue and exit.")
+    ] = False,
+    lang: Annotated[str, typer.Option(help="Language of the catalogue listing: en or ja.")] = "en",
+) -> None:
+    """Build point-in-time features and labels: one row per (account_id, as_of)."""
+    from churnml.features.build import write_features
+    from churnml.features.catalogue import catalogue
+
+    cfg = _config(config)
+    if list_:
+        console.print(catalogue_table(catalogue(cfg.features), lang))
+        return
+    if data is None or out is None:
+        raise fail("features needs --data DIR and --out FILE.parquet (or --list)")
+    began = time.perf_counter()
+    with console.status("building features") as status:
+        try:
+            result = write_features(
+                data, cfg, out, _dates(as_of), engine,
+                progress=lambda s: status.update(f"building features: {s}"),
+            )  # fmt: skip
+        except (DataValidationError, MissingTableError) as exc:
+            raise fail(str(exc)) from None
+    console.print(summary_table(f"Features written to {result.path}", {
+        "rows (account × as_of)": result.rows,
+        "features": len(result.features),
+        "as_of": f"{result.as_of[0]} … {result.as_of[-1]} ({len(result.as_of)} dates)",
+        "seconds": f"{time.perf_counter() - began:.1f}",
+    }))  # fmt: skip
+
+
+def catalogue_table(features: list[Feature], lang: str) -> Table:
+    table = Table(title="Feature catalogue", title_justify="left")
+    for column in ("name", "family", "window", "unit", "healthy", "description"):
+        table.add_column(column, overflow="fold")
+    for f in features:
+        window = f"{f.window_days}d" if f.window_days else ""
+        table.add_row(f.name, f.family, window, f.unit, f.healthy, f.ja if lang == "ja" else f.en)
+    return table
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -70,9 +70,30 @@ class LabelConfig(_Strict):
     exclude_involuntary: bool = True
 
 
+class FeatureConfig(_Strict):
+    """What the feature catalogue needs to know about a business (defaults fit the demo world)."""
+
+    key_events: tuple[str, ...] = ("create_report", "automation_run", "integration_sync")
+    high_priority: tuple[str, ...] = ("high", "urgent")
+    business_reviews: tuple[str, ...] = ("qbr", "ebr")
+    onboarding_plan: dict[str, int] = Field(
+        default_factory=lambda: {
+            "kickoff": 7,
+            "admin_setup": 14,
+            "integration_connected": 30,
+            "team_invited": 30,
+            "first_report": 45,
+            "first_value": 60,
+        },
+        description="milestone → days after signup it is due",
+    )
+    first_value_milestone: str = "first_value"
+
+
 class Config(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
 
 
 def load_config(path: Path | str | None) -> Config:

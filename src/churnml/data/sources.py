@@ -84,7 +84,13 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
 def connect(engine: Engine = "duckdb") -> ibis.BaseBackend:
     """An Ibis connection: embedded DuckDB, or local Spark (`[spark]` extra, Java 17)."""
     if engine == "duckdb":
-        return ibis.duckdb.connect()
+        con = ibis.duckdb.connect()
+        # Timestamps are naive UTC: no session time zone may shift a day boundary.
+        con.raw_sql(
+            "SET TimeZone = 'UTC'; SET enable_progress_bar = false;"
+            "SET preserve_insertion_order = false"
+        )
+        return con
     if engine == "spark":
         return _spark()
     raise ValueError(f"unknown engine {engine!r}; use 'duckdb' or 'spark'")

@@ -18,6 +18,7 @@ import datetime as dt
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from churnml.config import LabelConfig
 
@@ -67,8 +68,13 @@ def _rows(subs: ir.Table) -> ir.Table:
     return subs.filter(subs.arr > 0).mutate(row_end=end)
 
 
+def date_table(columns: dict[str, list[dt.date]]) -> ir.Table:
+    """A small in-memory table of date columns (typed even when empty)."""
+    return ibis.memtable(pa.table({name: pa.array(v, pa.date32()) for name, v in columns.items()}))
+
+
 def _dates(as_of: list[dt.date]) -> ir.Table:
-    return ibis.memtable({"as_of": as_of}, schema={"as_of": "date"})
+    return date_table({"as_of": list(as_of)})
 
 
 def snapshots(subs: ir.Table, as_of: list[dt.date]) -> ir.Table:

@@ -1,0 +1,62 @@
+"""Small hand-made tables for tests: the fewest rows that show one behaviour."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from churnml.data.contract import TABLES
+from churnml.data.sources import typed
+
+T = dt.date(2024, 3, 1)
+
+
+def day(offset: int) -> pd.Timestamp:
+    """Midnight `offset` days from T (negative: before)."""
+    return pd.Timestamp(T) + pd.Timedelta(days=offset)
+
+
+def tables(**frames: pd.DataFrame) -> dict[str, ir.Table]:
+    """Typed Ibis tables from pandas frames holding some of each contract table's columns."""
+    out = {}
+    for name, df in frames.items():
+        schema = {c: TABLES[name].column(c) for c in df.columns}
+        df = df.copy()
+        for col, column in schema.items():
+            if column.kind == "date":
+                df[col] = pd.to_datetime(df[col]).dt.date
+        out[name] = typed(ibis.memtable(df), TABLES[name])
+    return out
+
+
+def accounts(*ids: str, signup: int = -400, segment: str = "smb") -> pd.DataFrame:
+    return pd.DataFrame({"account_id": list(ids), "segment": segment, "signup_date": day(signup)})
+
+
+def subscription(
+    account: str, start: int, end: int | None, arr: float = 1200.0, **extra: object
+) -> dict:
+    return {
+        "account_id": account,
+        "product": "platform",
+        "start_date": day(start),
+        "end_date": None if end is None else day(end),
+        "arr": arr,
+        **extra,
+    }
+
+
+def events(
+    *rows: tuple[str, pd.Timestamp], user: int = 1, event_type: str = "login"
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": [a for a, _ in rows],
+            "user_id": user,
+            "ts": [ts for _, ts in rows],
+            "event_type": event_type,
+        }
+    )

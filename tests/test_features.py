@@ -1,0 +1,337 @@
+"""Features are point in time, declared once, and computed on rollups, on DuckDB and Spark alike."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import ibis
+import pandas as pd
+import pytest
+from tests.helpers import T, accounts, day, events, subscription, tables
+from typer.testing import CliRunner
+
+from churnml.cli import app
+from churnml.config import Config, FeatureConfig
+from churnml.data.sources import connect, load_tables
+from churnml.features import build
+from churnml.features.build import available, compute_features
+from churnml.features.catalogue import FAMILIES, catalogue
+from churnml.features.labels import snapshots
+
+
+def _features(t: dict, cfg: FeatureConfig | None = None) -> pd.DataFrame:
+    snaps = snapshots(t["subscriptions"], [T])
+    out = compute_features(t, snaps, [T], cfg or FeatureConfig()).execute()
+    return out.set_index("account_id").sort_index()
+
+
+def _usage_world(*rows: tuple[str, pd.Timestamp], signup: int = -400) -> dict:
+    ids = sorted({a for a, _ in rows} | {"quiet"})
+    subs = pd.DataFrame([subscription(a, signup, None, seats=4) for a in ids])
+    return tables(
+        accounts=accounts(*ids, signup=signup), subscriptions=subs, usage_events=events(*rows)
+    )
+
+
+# -- the catalogue -------------------------------------------------------------------------------
+def test_every_feature_has_english_and_japanese_descriptions() -> None:
+    for f in catalogue(FeatureConfig()):
+        assert f.en.strip() and f.ja.strip(), f.name
+        assert f.en != f.ja, f.name
+
+
+def test_feature_names_are_unique_and_every_family_is_covered() -> None:
+    names = [f.name for f in catalogue(FeatureConfig())]
+    assert len(names) == len(set(names))
+    assert {f.family for f in catalogue(FeatureConfig())} == set(FAMILIES)
+
+
+def test_computed_columns_are_exactly_the_catalogue(small_world: Path) -> None:
+    cfg = Config()
+    t = load_tables(small_world, cfg.data, connect())
+    snaps = snapshots(t["subscriptions"], [T])
+    out = compute_features(t, snaps, [T], cfg.features)
+    assert out.columns == ("account_id", "as_of", *[f.name for f in catalogue(cfg.features)])
+
+
+def test_missing_optional_tables_skip_their_family(caplog: pytest.LogCaptureFixture) -> None:
+    t = _usage_world(("a", day(-3)))
+    with caplog.at_level(logging.INFO):
+        names = {f.name for f in available(catalogue(FeatureConfig()), t)}
+    assert "active_users_30d" in names and "seat_utilisation_30d" in names
+    assert not names & {"tickets_30d", "nps_last", "has_champion", "onboarding_done"}
+    assert "support_tickets is missing" in caplog.text
+    assert set(_features(t).columns) == names | {"as_of"}
+
+
+# -- point in time, at the edges -----------------------------------------------------------------
+def test_event_at_as_of_is_excluded() -> None:
+    out = _features(_usage_world(("a", day(0)), ("a", day(0) - pd.Timedelta(seconds=1))))
+    assert out.loc["a", "events_30d"] == 1
+    assert out.loc["a", "active_days_7d"] == 1
+    assert out.loc["a", "days_since_last_activity"] == 1
+
+
+def test_event_at_window_start_is_included() -> None:
+    out = _features(_usage_world(("a", day(-30)), ("b", day(-31)), ("c", day(-7)), ("d", day(-8))))
+    assert out.active_days_30d.to_dict() == {"a": 1, "b": 0, "c": 1, "d": 1, "quiet": 0}
+    assert out.active_days_7d.to_dict() == {"a": 0, "b": 0, "c": 1, "d": 0, "quiet": 0}
+    assert out.active_users_30d.to_dict() == out.active_days_30d.to_dict()
+    assert out.loc["b", "active_users_90d"] == 1
+
+
+def test_account_with_no_events_has_zero_counts_and_unknown_recency() -> None:
+    out = _features(_usage_world(("a", day(-2))))
+    quiet = out.loc["quiet"]
+    assert (quiet.active_users_30d, quiet.events_30d, quiet.breadth_30d) == (0, 0, 0)
+    assert quiet.seat_utilisation_30d == 0
+    assert pd.isna(quiet.days_since_last_activity)
+    assert pd.isna(quiet.events_per_active_user_30d)
+
+
+def test_account_that_starts_mid_window() -> None:
+    out = _features(_usage_world(("a", day(-5)), ("a", day(-4)), signup=-10))
+    assert out.loc["a", "tenure_days"] == 10
+    assert out.loc["a", "active_days_30d"] == 2
+    assert out.loc["a", "seat_utilisation_30d"] == pytest.approx(0.25)
+
+
+def test_timestamps_are_read_as_utc() -> None:
+    tokyo = pd.Timestamp("2024-03-01 08:00", tz="Asia/Tokyo")  # 2024-02-29 23:00 UTC
+    t = _usage_world(("a", day(-20)))
+    t["usage_events"] = tables(
+        usage_events=events(("a", tokyo), ("a", tokyo + pd.Timedelta(hours=2)))
+    )["usage_events"]
+    out = _features(t)
+    assert (
+        out.loc["a", "events_30d"] == 1
+    )  # 23:00 UTC the day before counts; 01:00 UTC on T does not
+
+
+def test_subscription_changes_from_as_of_on_do_not_count() -> None:
+    subs = pd.DataFrame(
+        [
+            subscription("a", -300, 65, seats=5),
+            subscription("a", 0, 65, arr=500.0, seats=3),  # upsell signed on T: not yet known
+            subscription("b", -300, None, seats=5, canceled_at=day(0), cancel_reason="bankruptcy"),
+            subscription(
+                "c", -300, None, seats=5, canceled_at=day(-1), cancel_reason="non_payment"
+            ),
+        ]
+    )
+    t = tables(
+        accounts=accounts("a", "b", "c"), subscriptions=subs, usage_events=events(("a", day(-1)))
+    )
+    snaps = ibis.memtable(
+        {"account_id": ["a", "b", "c"], "as_of": [T] * 3},
+        schema={"account_id": "string", "as_of": "date"},
+    )
+    out = compute_features(t, snaps, [T], FeatureConfig()).execute().set_index("account_id")
+    assert out.loc["a", ["arr", "seats", "days_to_renewal"]].tolist() == [1200.0, 5.0, 65]
+    assert out.loc["b", "arr"] == 1200.0  # cancelled on T: not known before T
+    assert pd.isna(out.loc["c", "arr"])  # cancelled the day before: gone
+
+
+# -- leakage: a world cut at T gives the same features as the full world -------------------------
+def _with_boundary_rows(world: Path, out: Path) -> Path:
+    """Copy the world and add, for a few accounts, rows exactly at T that a leak would pick up."""
+    shutil.copytree(world, out)
+    subs = pd.read_parquet(out / "subscriptions.parquet")
+    at_t = pd.Timestamp(T)
+    ids = subs.loc[(subs.start_date < at_t.date()) & (subs.end_date.isna()), "account_id"].unique()[
+        :6
+    ]
+
+    def add(table: str, rows: pd.DataFrame) -> None:
+        df = pd.read_parquet(out / f"{table}.parquet")
+        rows = rows.reindex(columns=df.columns).astype(df.dtypes.to_dict())
+        pd.concat([df, rows], ignore_index=True).to_parquet(out / f"{table}.parquet", index=False)
+
+    n = len(ids)
+    add(
+        "usage_events",
+        pd.DataFrame(
+            {"account_id": ids, "user_id": 1, "ts": at_t, "event_type": "export", "quantity": 1.0}
+        ),
+    )
+    add(
+        "support_tickets",
+        pd.DataFrame(
+            {
+                "account_id": ids,
+                "ticket_id": [f"TT{i}" for i in range(n)],
+                "created_at": at_t,
+                "priority": "urgent",
+                "resolved_at": at_t,
+                "category": "bug",
+                "csat": 1.0,
+            }
+        ),
+    )
+    add("nps_responses", pd.DataFrame({"account_id": ids, "submitted_at": at_t, "score": 0}))
+    add("cs_touchpoints", pd.DataFrame({"account_id": ids, "ts": at_t, "kind": "qbr"}))
+    add(
+        "onboarding_milestones",
+        pd.DataFrame(
+            {
+                "account_id": ids,
+                "milestone": "boundary",
+                "completed_at": at_t,
+                "due_date": at_t.date(),
+            }
+        ),
+    )
+    add(
+        "contacts",
+        pd.DataFrame(
+            {
+                "account_id": ids,
+                "contact_id": [f"CT{i}" for i in range(n)],
+                "role": "champion",
+                "start_date": at_t.date(),
+                "end_date": None,
+            }
+        ),
+    )
+    # A champion who leaves on T, an upsell signed on T, a cancellation on T.
+    contacts = pd.read_parquet(out / "contacts.parquet")
+    champs = contacts.index[
+        (contacts.role == "champion") & contacts.account_id.isin(ids) & contacts.end_date.isna()
+    ]
+    contacts.loc[champs[:3], "end_date"] = at_t.date()
+    contacts.to_parquet(out / "contacts.parquet", index=False)
+    subs.loc[subs.account_id == ids[0], ["canceled_at", "cancel_reason"]] = [
+        at_t.date(),
+        "bankruptcy",
+    ]
+    upsell = pd.DataFrame([subscription(ids[1], 0, None, arr=999.0, seats=9, plan="pro")])
+    subs = pd.concat([subs, upsell.reindex(columns=subs.columns).astype(subs.dtypes.to_dict())])
+    subs.to_parquet(out / "subscriptions.parquet", index=False)
+    return out
+
+
+def _as_known_at(world: Path, out: Path) -> Path:
+    """The world as a data provider would have had it on T."""
+    shutil.copytree(world, out)
+    at_t = pd.Timestamp(T)
+
+    def edit(table: str, change) -> None:
+        path = out / f"{table}.parquet"
+        change(pd.read_parquet(path)).to_parquet(path, index=False)
+
+    for table, col in [
+        ("usage_events", "ts"),
+        ("support_tickets", "created_at"),
+        ("nps_responses", "submitted_at"),
+        ("cs_touchpoints", "ts"),
+        ("contacts", "start_date"),
+    ]:
+        edit(table, lambda df, col=col: df[pd.to_datetime(df[col]) < at_t])
+    edit("onboarding_milestones", lambda df: df[~(pd.to_datetime(df.completed_at) >= at_t)])
+    edit(
+        "contacts",
+        lambda df: df.assign(end_date=df.end_date.where(pd.to_datetime(df.end_date) < at_t)),
+    )
+
+    def subscriptions(df: pd.DataFrame) -> pd.DataFrame:
+        df = df[pd.to_datetime(df.start_date) < at_t].copy()
+        ended = pd.to_datetime(df.canceled_at.fillna(df.end_date)) < at_t
+        df["canceled_at"] = df.canceled_at.where(pd.to_datetime(df.canceled_at) < at_t)
+        df["cancel_reason"] = df.cancel_reason.where(ended)
+        return df
+
+    edit("subscriptions", subscriptions)
+    return out
+
+
+def _features_at_t(world: Path, snaps: pd.DataFrame) -> pd.DataFrame:
+    cfg = Config()
+    t = load_tables(world, cfg.data, connect())
+    out = compute_features(t, ibis.memtable(snaps), [T], cfg.features).execute()
+    return out.sort_values("account_id").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def cut_worlds(
+    small_world: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, pd.DataFrame]:
+    base = tmp_path_factory.mktemp("leak")
+    full = _with_boundary_rows(small_world, base / "full")
+    known = _as_known_at(full, base / "known")
+    cfg = Config()
+    snaps = (
+        snapshots(load_tables(full, cfg.data, connect())["subscriptions"], [T])
+        .select("account_id", "as_of")
+        .execute()
+    )
+    return full, known, snaps
+
+
+def test_features_on_the_full_world_equal_features_on_the_world_known_at_t(cut_worlds) -> None:
+    full, known, snaps = cut_worlds
+    assert len(snaps) > 50
+    pd.testing.assert_frame_equal(_features_at_t(full, snaps), _features_at_t(known, snaps))
+
+
+def test_the_leakage_check_catches_a_leak(cut_worlds, monkeypatch: pytest.MonkeyPatch) -> None:
+    full, known, snaps = cut_worlds
+
+    def leaky(snaps, rows, time_col):
+        j = snaps.select(build.KEYS).inner_join(rows, "account_id")
+        day_ = j[time_col].cast("date")
+        return j.filter(day_ <= j.as_of).mutate(age=build._age(j, day_))
+
+    monkeypatch.setattr(build, "_before", leaky)
+    with pytest.raises(AssertionError):
+        pd.testing.assert_frame_equal(_features_at_t(full, snaps), _features_at_t(known, snaps))
+
+
+# -- engines and the command ---------------------------------------------------------------------
+@pytest.mark.spark
+@pytest.mark.slow
+def test_duckdb_and_spark_give_identical_features(tmp_path: Path) -> None:
+    from churnml.data.synthetic import generate_world
+
+    world = generate_world(tmp_path / "w", n_accounts=80, months=8, seed=4, truth_paths=4).out
+    cfg = Config()
+    frames = []
+    for engine in ("duckdb", "spark"):
+        out = tmp_path / f"{engine}.parquet"
+        build.write_features(world, cfg, out, engine=engine, check=False)
+        frames.append(pd.read_parquet(out))
+    duck, spark = frames
+    assert len(duck) > 300
+    pd.testing.assert_frame_equal(duck, spark, check_exact=False, rtol=1e-9, check_dtype=False)
+
+
+def test_cli_writes_features_and_labels(small_world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "features.parquet"
+    result = CliRunner().invoke(
+        app,
+        [
+            "features",
+            "--data",
+            str(small_world),
+            "--out",
+            str(out),
+            "--as-of",
+            "2024-03-01",
+            "--as-of",
+            "2024-04-01",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    df = pd.read_parquet(out)
+    assert sorted(df.as_of.astype(str).unique()) == ["2024-03-01", "2024-04-01"]
+    assert not df.duplicated(["account_id", "as_of"]).any()
+    assert {"churn_90d", "expansion_90d", "involuntary_churn_90d", "seat_utilisation_30d"} <= set(
+        df.columns
+    )
+
+
+def test_cli_lists_the_catalogue_in_japanese() -> None:
+    result = CliRunner().invoke(app, ["features", "--list", "--lang", "ja"])
+    assert result.exit_code == 0, result.output
+    assert "tenure_days" in result.output and "購入シート" in result.output
