@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/churnml generate --out $(DEMO)/world --accounts 2000 --months 36 --seed 42
 	$(BIN)/churnml validate --data $(DEMO)/world
+	cd $(DEMO) && ../$(BIN)/churnml train --data world --config ../configs/demo.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

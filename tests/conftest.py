@@ -15,7 +15,7 @@ from churnml.data.synthetic import generate_world
 
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """300 accounts × 18 months: every table, a few hundred thousand events."""
+    """300 accounts × 24 months: every table, about a million events."""
     out = tmp_path_factory.mktemp("world") / "small"
-    generate_world(out, n_accounts=300, months=18, seed=3, truth_paths=40)
+    generate_world(out, n_accounts=300, months=24, seed=3, truth_paths=40)
     return out

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +22,10 @@ from churnml.config import Config, ConfigError, load_config
 from churnml.data.sources import Engine, MissingTableError
 from churnml.data.validate import DataValidationError
 from churnml.features.catalogue import Feature
+from churnml.scoring.reasons import Lang
+
+if TYPE_CHECKING:
+    from churnml.models.pipeline import TrainReport
 
 app = typer.Typer(
     help="Churn and expansion prediction for B2B SaaS Customer Success.",
@@ -165,17 +169,146 @@ def features(
     with console.status("building features") as status:
         try:
             result = write_features(
-                data, cfg, out, _dates(as_of), engine,
+                data,
+                cfg,
+                out,
+                _dates(as_of),
+                engine,
                 progress=lambda s: status.update(f"building features: {s}"),
-            )  # fmt: skip
+            )
         except (DataValidationError, MissingTableError) as exc:
             raise fail(str(exc)) from None
-    console.print(summary_table(f"Features written to {result.path}", {
-        "rows (account × as_of)": result.rows,
-        "features": len(result.features),
-        "as_of": f"{result.as_of[0]} … {result.as_of[-1]} ({len(result.as_of)} dates)",
-        "seconds": f"{time.perf_counter() - began:.1f}",
-    }))  # fmt: skip
+    console.print(
+        summary_table(
+            f"Features written to {result.path}",
+            {
+                "rows (account × as_of)": result.rows,
+                "features": len(result.features),
+                "as_of": f"{result.as_of[0]} … {result.as_of[-1]} ({len(result.as_of)} dates)",
+                "seconds": f"{time.perf_counter() - began:.1f}",
+            },
+        )
+    )
+
+
+@app.command()
+def train(
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="Folder with the input tables.")
+    ] = None,
+    config: ConfigOption = None,
+    features_file: Annotated[
+        Path | None, typer.Option("--features", help="Train on your own feature table instead.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Label column of --features.")] = None,
+    train_until: Annotated[
+        str | None, typer.Option("--train-until", help="Use only labels known before this date.")
+    ] = None,
+) -> None:
+    """Train churn and expansion models, evaluate them over time, track and register in MLflow."""
+    from churnml.models.pipeline import train as run_training
+    from churnml.models.train import TrainingError
+
+    cfg = _config(config)
+    until = _dates([train_until])[0] if train_until else None
+    try:
+        with console.status("training") as status:
+            report = run_training(
+                cfg, data, features_file, target, until, progress=lambda s: status.update(s)
+            )
+    except (DataValidationError, MissingTableError, TrainingError) as exc:
+        raise fail(str(exc)) from None
+    console.print(training_table(report))
+    for p in report.promotions:
+        console.print(f"{p.name} v{p.version} → [bold]{p.alias}[/]: {escape(p.reason)}")
+    console.print(f"MLflow run {report.run_id}; {report.rows:,} rows; {report.seconds:.0f} s")
+
+
+@app.command()
+def score(
+    data: DataOption,
+    as_of: Annotated[str, typer.Option("--as-of", help="Score accounts active on this date.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for scores and the CRM feed.")],
+    config: ConfigOption = None,
+    churn_model: Annotated[str | None, typer.Option(help="Model URI (default: champion).")] = None,
+    expansion_model: Annotated[
+        str | None, typer.Option(help="Model URI (default: champion).")
+    ] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Exported models (churnml export).")
+    ] = None,
+    crm: Annotated[
+        str, typer.Option(help="CRM field map: salesforce, hubspot or a YAML path.")
+    ] = "salesforce",
+    lang: Annotated[Lang, typer.Option(help="Language of the reasons.")] = "en",
+    changed_since: Annotated[
+        Path | None, typer.Option(help="A previous --out: write only CRM rows that changed.")
+    ] = None,
+    engine: Annotated[Engine, typer.Option(help="Where the feature queries run.")] = "duckdb",
+) -> None:
+    """Score every active account: probabilities, tiers, health, next best action, reasons."""
+    from churnml.scoring.score import score as run_scoring
+
+    cfg = _config(config)
+    day = _dates([as_of])[0]
+    began = time.perf_counter()
+    try:
+        with console.status(f"scoring accounts active on {day}"):
+            result = run_scoring(
+                cfg,
+                data,
+                day,
+                out,
+                {"churn": churn_model, "expansion": expansion_model},
+                model_dir,
+                crm,
+                lang,
+                changed_since,
+                engine,
+            )
+    except (DataValidationError, MissingTableError, FileNotFoundError, ValueError, KeyError) as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        summary_table(
+            f"Scores written to {result.out}",
+            {
+                "accounts scored": result.rows,
+                "CRM rows written": result.crm_rows,
+                **{f"{t} model": m for t, m in result.models.items()},
+                "seconds": f"{time.perf_counter() - began:.1f}",
+            },
+        )
+    )
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model folders.")] = Path(
+        "models"
+    ),
+    config: ConfigOption = None,
+) -> None:
+    """Export the champion models as MLflow model folders (for score --model-dir)."""
+    from churnml.scoring.score import export_champions
+
+    cfg = _config(config)
+    try:
+        paths = export_champions(cfg, out)
+    except Exception as exc:  # MLflow raises many kinds; the message says which
+        raise fail(f"cannot export the champions: {exc}") from None
+    console.print(summary_table("Exported", {t: str(p) for t, p in paths.items()}))
+
+
+def training_table(report: TrainReport) -> Table:
+    table = Table(title="Test metrics (latest time split)", title_justify="left")
+    for column in ("target", "model", "ROC-AUC", "PR-AUC", "log loss", "ECE", "ARR top 10%"):
+        table.add_column(column)
+    for result in report.results:
+        for model, by_seg in result.metrics.items():
+            m = by_seg["all"]
+            keys = ("roc_auc", "pr_auc", "log_loss", "ece", "arr_captured_top10")
+            table.add_row(result.name, model, *(f"{m[k]:.3f}" for k in keys))
+    return table
 
 
 def catalogue_table(features: list[Feature], lang: str) -> Table:

@@ -90,10 +90,75 @@ class FeatureConfig(_Strict):
     first_value_milestone: str = "first_value"
 
 
+class ModelConfig(_Strict):
+    """LightGBM settings and the time split (train → gap → validation → gap → test)."""
+
+    seed: int = 42
+    learning_rate: float = Field(0.03, gt=0)
+    num_leaves: int = Field(15, ge=2)
+    min_data_in_leaf: int = Field(300, ge=1)
+    feature_fraction: float = Field(0.8, gt=0, le=1)
+    bagging_fraction: float = Field(0.8, gt=0, le=1)
+    lambda_l2: float = Field(1.0, ge=0)
+    max_rounds: int = Field(2000, ge=1)
+    early_stopping_rounds: int = Field(100, ge=1)
+    test_dates: int = Field(3, ge=1, description="latest labelled as_of dates held out for test")
+    valid_dates: int = Field(3, ge=1, description="as_of dates used to stop early and calibrate")
+    backtests: int = Field(3, ge=0, description="extra train → test repeats at earlier cut-offs")
+
+
+class HealthScoreConfig(_Strict):
+    """The rule-based health score a CS team would configure (a baseline): feature → weight.
+
+    Each feature is scaled to 0–1 between its 5th and 95th percentile on the training rows,
+    flipped when lower is healthier (from the catalogue), and averaged with these weights.
+    """
+
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "seat_utilisation_30d": 3.0,
+            "active_days_30d": 2.0,
+            "usage_trend_30d": 1.0,
+            "high_priority_tickets_90d": 1.0,
+            "nps_last": 2.0,
+            "has_champion": 1.0,
+            "has_exec_sponsor": 1.0,
+            "business_reviews_90d": 1.0,
+            "onboarding_overdue": 1.0,
+        }
+    )
+
+
+class RegistryConfig(_Strict):
+    """MLflow: where runs go, model names, and the promotion gate."""
+
+    tracking_uri: str | None = Field(None, description="default: $MLFLOW_TRACKING_URI, else sqlite")
+    experiment: str = "churnml"
+    model_prefix: str = "churnml"
+    max_auc_drop: float = Field(0.005, ge=0, description="challenger may lose at most this AUC")
+
+
+class ScoringConfig(_Strict):
+    """Tiers, the next-best-action rule and the expected size of an expansion."""
+
+    churn_high: float = Field(0.15, gt=0, lt=1)
+    churn_medium: float = Field(0.05, gt=0, lt=1)
+    expansion_high: float = Field(0.25, gt=0, lt=1)
+    expansion_medium: float = Field(0.10, gt=0, lt=1)
+    healthy_adoption: float = Field(50.0, ge=0, le=100, description="score_adoption for `expand`")
+    expansion_size: float = Field(0.2, gt=0, description="typical ARR uplift of an expansion")
+    reasons: int = Field(3, ge=1)
+    chunk_rows: int = Field(50_000, ge=1000, description="rows scored at a time (bounded memory)")
+
+
 class Config(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    health_score: HealthScoreConfig = Field(default_factory=HealthScoreConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
 
 
 def load_config(path: Path | str | None) -> Config:

@@ -86,10 +86,7 @@ def connect(engine: Engine = "duckdb") -> ibis.BaseBackend:
     if engine == "duckdb":
         con = ibis.duckdb.connect()
         # Timestamps are naive UTC: no session time zone may shift a day boundary.
-        con.raw_sql(
-            "SET TimeZone = 'UTC'; SET enable_progress_bar = false;"
-            "SET preserve_insertion_order = false"
-        )
+        con.raw_sql("SET TimeZone = 'UTC'; SET preserve_insertion_order = false")
         return con
     if engine == "spark":
         return _spark()

@@ -104,10 +104,10 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
                     _count(lambda t, w=w: t.age <= w), w, zero_when_missing=True),
         ]  # fmt: skip
     out += [
-        Feature("events_30d", "adoption", "usage", "events", "higher",
-                "Product events in the last 30 days", "過去30日間の製品イベント数",
-                lambda t: t.n_events.sum(where=t.age <= 30).cast("int64"), 30,
-                zero_when_missing=True),
+        *[Feature(f"events_{w}d", "adoption", "usage", "events", "higher",
+                  f"Product events in the last {w} days", f"過去{w}日間の製品イベント数",
+                  lambda t, w=w: t.n_events.sum(where=t.age <= w).cast("int64"), w,
+                  zero_when_missing=True) for w in (30, 90)],
         Feature("daily_users_30d", "adoption", "usage", "users", "higher",
                 "Average daily active users over the last 30 days",
                 "過去30日間の1日あたり平均アクティブユーザー数",
@@ -125,10 +125,11 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
         Feature("days_since_last_activity", "adoption", "recency", "days", "lower",
                 "Days since anyone last used the product", "最後に製品が利用されてからの日数",
                 lambda t: t.last_age.min()),
-        Feature("seat_utilisation_30d", "adoption", "derived", "share", "higher",
-                "Share of purchased seats active in the last 30 days",
-                "購入シートのうち過去30日間にアクティブだった割合",
-                _ratio("active_users_30d", "seats"), 30, inputs=("active_users_30d", "seats")),
+        *[Feature(f"seat_utilisation_{w}d", "adoption", "derived", "share", "higher",
+                  f"Share of purchased seats active in the last {w} days",
+                  f"購入シートのうち過去{w}日間にアクティブだった割合",
+                  _ratio(f"active_users_{w}d", "seats"), w, inputs=(f"active_users_{w}d", "seats"))
+          for w in (30, 90)],
         Feature("events_per_active_user_30d", "adoption", "derived", "events", "higher",
                 "Events per active user in the last 30 days",
                 "過去30日間のアクティブユーザー1人あたりのイベント数",
@@ -141,13 +142,19 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
                 inputs=("daily_users_30d", "active_users_30d")),
     ]  # fmt: skip
     for i, event in enumerate(cfg.key_events):
-        out.append(
-            Feature(f"{event}_events_30d", "adoption", "usage", "events", "higher",
-                    f"Uses of the key feature '{event}' in the last 30 days",
-                    f"過去30日間の重要機能「{event}」の利用回数",
-                    lambda t, i=i: t[f"key_{i}"].sum(where=t.age <= 30).cast("int64"), 30,
-                    zero_when_missing=True)
-        )  # fmt: skip
+        for w in (30, 90):
+            out += [
+                Feature(f"{event}_events_{w}d", "adoption", "usage", "events", "higher",
+                        f"Uses of the key feature '{event}' in the last {w} days",
+                        f"過去{w}日間の重要機能「{event}」の利用回数",
+                        lambda t, i=i, w=w: t[f"key_{i}"].sum(where=t.age <= w).cast("int64"), w,
+                        zero_when_missing=True),
+                Feature(f"{event}_share_{w}d", "adoption", "derived", "share", "higher",
+                        f"Share of the last {w} days' events that used the key feature '{event}'",
+                        f"過去{w}日間のイベントのうち重要機能「{event}」が占める割合",
+                        _ratio(f"{event}_events_{w}d", f"events_{w}d"), w,
+                        inputs=(f"{event}_events_{w}d", f"events_{w}d")),
+            ]  # fmt: skip
     return out
 
 
@@ -278,6 +285,9 @@ def _contract() -> list[Feature]:
                 "Seats purchased", "購入シート数", lambda t: t.seats.sum().cast("float64")),
         Feature("products_held", "contract", "contract", "products", "higher",
                 "Products subscribed", "契約中の製品数", lambda t: t.product.nunique()),
+        Feature("product_mix", "contract", "contract", "category", "neutral",
+                "Products subscribed, by name", "契約中の製品の組み合わせ",
+                lambda t: t.product.collect(distinct=True).sort().join("+"), categorical=True),
         Feature("plan", "contract", "contract", "category", "neutral",
                 "Plan of the main subscription", "主契約のプラン", lambda t: t.plan.argmax(t.arr),
                 categorical=True),

@@ -1,0 +1,239 @@
+"""Batch scoring: reasons that add up, safe CRM cells, changed rows only, atomic and repeatable."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churnml.cli import app
+from churnml.config import Config, RegistryConfig
+from churnml.models.pipeline import train
+from churnml.scoring import score as scoring
+from churnml.scoring.crm import neutralise
+from churnml.scoring.score import export_champions, next_best_action, score
+
+AS_OF = dt.date(2024, 9, 1)
+NASTY = {0: '=HYPERLINK("http://x","y")', 1: "@SUM(1)", 2: "株式会社さくら, 東京", 3: "-2+3"}
+
+
+@pytest.fixture(scope="module")
+def setup(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path]:
+    base = tmp_path_factory.mktemp("scoring")
+    world = Path(shutil.copytree(small_world, base / "world"))
+    accounts = pd.read_parquet(world / "accounts.parquet")
+    for i, name in NASTY.items():  # several accounts each, so that some are active at AS_OF
+        accounts.loc[accounts.index[i:80:4], "account_name"] = name
+    accounts.to_parquet(world / "accounts.parquet", index=False)
+    cfg = Config()
+    cfg = cfg.model_copy(
+        update={
+            "model": cfg.model.model_copy(update={"backtests": 0, "max_rounds": 150}),
+            "registry": RegistryConfig(tracking_uri=f"sqlite:///{base / 'mlruns.db'}"),
+        }
+    )
+    train(cfg, data_dir=world)
+    return cfg, world
+
+
+@pytest.fixture(scope="module")
+def scored(setup: tuple[Config, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg, world = setup
+    out = tmp_path_factory.mktemp("out") / "scores"
+    score(cfg, world, AS_OF, out)
+    return out
+
+
+def test_reasons_add_up_to_the_probability(scored: Path) -> None:
+    scores = pd.read_parquet(scored / "scores.parquet").set_index("account_id")
+    contrib = pd.read_parquet(scored / "contributions.parquet")
+    for target in ("churn", "expansion"):
+        total = contrib[contrib.target == target].groupby("account_id").contribution.sum()
+        gap = scores[f"{target}_probability"] - scores[f"{target}_base_rate"]
+        assert np.abs(total.reindex(scores.index) - gap).max() < 1e-6
+    assert scores.churn_base_rate.nunique() == 1  # one base rate per model
+
+
+def test_top_reasons_are_the_largest_positive_contributions(scored: Path) -> None:
+    scores = pd.read_parquet(scored / "scores.parquet")
+    contrib = pd.read_parquet(scored / "contributions.parquet")
+    churn = contrib[contrib.target == "churn"]
+    for _, row in scores.head(40).iterrows():
+        mine = churn[churn.account_id == row.account_id].sort_values(
+            "contribution", ascending=False
+        )
+        expected = mine[mine.contribution > 0].feature.head(3).tolist()
+        assert [r["feature"] for r in row.churn_reasons] == expected
+        assert all(r["contribution"] > 0 and r["sentence"] for r in row.churn_reasons)
+
+
+def test_every_active_account_is_scored_once_with_the_contract_columns(scored: Path) -> None:
+    scores = pd.read_parquet(scored / "scores.parquet")
+    assert scores.account_id.is_unique and len(scores) > 100
+    required = {
+        "account_id",
+        "as_of",
+        "segment",
+        "csm_owner",
+        "arr",
+        "churn_probability",
+        "churn_tier",
+        "health_score",
+        "arr_at_risk",
+        "expansion_probability",
+        "expansion_tier",
+        "expected_expansion_arr",
+        "next_best_action",
+        "churn_reasons",
+        "expansion_signals",
+        "score_adoption",
+        "score_onboarding",
+        "score_support",
+        "score_sentiment",
+        "score_relationship",
+        "score_contract",
+        "churn_model",
+        "expansion_model",
+        "scored_at",
+    }
+    assert required <= set(scores.columns)
+    assert (
+        scores.churn_probability.between(0, 1).all() and scores.health_score.between(0, 100).all()
+    )
+    np.testing.assert_allclose(scores.arr_at_risk, (scores.churn_probability * scores.arr).round(2))
+
+
+def test_crm_cells_cannot_run_as_formulas(scored: Path) -> None:
+    with open(scored / "crm_export.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    text = (scored / "crm_export.csv").read_text(encoding="utf-8")
+    cells = [cell for row in rows for cell in row.values()]
+    assert not [
+        c
+        for c in cells
+        if c[:1] in ("=", "+", "@", "\t", "\r") or (c[:1] == "-" and not c[1:2].isdigit())
+    ]
+    assert neutralise('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
+    assert neutralise("@SUM(1)") == "'@SUM(1)" and neutralise(12.5) == 12.5
+    assert text.startswith('"AccountId__c"')
+
+
+def test_account_names_reach_the_crm_feed_safely(
+    setup: tuple[Config, Path], tmp_path: Path
+) -> None:
+    cfg, world = setup
+    fields = tmp_path / "named.yaml"
+    fields.write_text(
+        "key: Id\nfields:\n  Id: account_id\n  Name: account_name\n  Risk: churn_probability\n"
+    )
+    score(cfg, world, AS_OF, tmp_path / "out", crm=str(fields))
+    with open(tmp_path / "out" / "crm_export.csv", encoding="utf-8", newline="") as f:
+        names = {row["Name"] for row in csv.DictReader(f)}
+    assert '\'=HYPERLINK("http://x","y")' in names
+    assert "'@SUM(1)" in names and "'-2+3" in names
+    assert "株式会社さくら, 東京" in names
+
+
+def test_changed_since_writes_only_changed_rows(
+    setup: tuple[Config, Path], scored: Path, tmp_path: Path
+) -> None:
+    cfg, world = setup
+    again = score(cfg, world, AS_OF, tmp_path / "again", changed_since=scored)
+    assert again.crm_rows == 0
+    previous = tmp_path / "previous"
+    shutil.copytree(scored, previous)
+    feed = pd.read_csv(previous / "crm_export.csv", dtype=str, keep_default_na=False)
+    feed.loc[0, "Churn_Risk__c"] = "0.9999"
+    feed.to_csv(previous / "crm_export.csv", index=False, quoting=csv.QUOTE_ALL)
+    changed = score(cfg, world, AS_OF, tmp_path / "changed", changed_since=previous)
+    assert changed.crm_rows == 1
+
+
+def test_same_inputs_give_identical_scores(
+    setup: tuple[Config, Path], scored: Path, tmp_path: Path
+) -> None:
+    cfg, world = setup
+    score(cfg, world, AS_OF, tmp_path / "again")
+    a = pd.read_parquet(scored / "scores.parquet").drop(columns="scored_at")
+    b = pd.read_parquet(tmp_path / "again" / "scores.parquet").drop(columns="scored_at")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_an_interrupted_run_leaves_the_previous_output(
+    setup: tuple[Config, Path], scored: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg, world = setup
+    out = tmp_path / "out"
+    shutil.copytree(scored, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def crash(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scoring, "write_csv", crash)
+    with pytest.raises(KeyboardInterrupt):
+        score(cfg, world, AS_OF, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_exported_models_score_without_a_tracking_store(
+    setup: tuple[Config, Path], scored: Path, tmp_path: Path
+) -> None:
+    cfg, world = setup
+    export_champions(cfg, tmp_path / "models")
+    offline = cfg.model_copy(
+        update={"registry": RegistryConfig(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}")}
+    )
+    score(offline, world, AS_OF, tmp_path / "out", model_dir=tmp_path / "models")
+    a = pd.read_parquet(scored / "scores.parquet")
+    b = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    np.testing.assert_allclose(a.churn_probability, b.churn_probability)
+    np.testing.assert_allclose(a.expansion_probability, b.expansion_probability)
+
+
+def test_next_best_action_never_pitches_an_upsell_to_an_account_at_risk() -> None:
+    from churnml.config import ScoringConfig
+
+    churn = np.array(["high", "high", "low", "low", "medium"])
+    expansion = np.array(["high", "low", "high", "high", "high"])
+    adoption = np.array([80.0, 80.0, 80.0, 20.0, 80.0])
+    actions = next_best_action(churn, expansion, adoption, ScoringConfig())
+    assert actions.tolist() == ["fix_then_expand", "save", "expand", "nurture", "nurture"]
+
+
+def test_cli_score_in_japanese(setup: tuple[Config, Path], tmp_path: Path) -> None:
+    cfg, world = setup
+    config = tmp_path / "c.yaml"
+    config.write_text(f"registry: {{tracking_uri: '{cfg.registry.tracking_uri}'}}\n")
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--data",
+            str(world),
+            "--as-of",
+            "2024-09-01",
+            "--out",
+            str(tmp_path / "ja"),
+            "--config",
+            str(config),
+            "--lang",
+            "ja",
+            "--crm",
+            "hubspot",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    scores = pd.read_parquet(tmp_path / "ja" / "scores.parquet")
+    assert scores.churn_reasons_text.str.contains("セグメント中央値|：").any()
+    assert (
+        (tmp_path / "ja" / "crm_export.csv")
+        .read_text(encoding="utf-8")
+        .startswith('"churnml_account_id"')
+    )
