@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/churnml generate --out $(DEMO)/world --accounts 2000 --months 36 --seed 42
 	$(BIN)/churnml validate --data $(DEMO)/world
 	cd $(DEMO) && ../$(BIN)/churnml train --data world --config ../configs/demo.yaml
+	cd $(DEMO) && ../$(BIN)/churnml score --data world --as-of 2026-01-01 --out scores --config ../configs/demo.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

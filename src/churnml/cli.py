@@ -299,6 +299,28 @@ def export(
     console.print(summary_table("Exported", {t: str(p) for t, p in paths.items()}))
 
 
+@app.command()
+def report(
+    scores: Annotated[Path, typer.Option("--scores", help="Folder written by churnml score.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the HTML site.")],
+    lang: Annotated[Lang, typer.Option(help="Language of the pages.")] = "en",
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="Input tables (adds adoption charts).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write the CSM and leader reports: a static site, no network needed."""
+    from churnml.reports.site import build_report
+
+    cfg = _config(config)
+    try:
+        with console.status("writing the report"):
+            index = build_report(scores, out, cfg, lang, data)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    console.print(f"Report written: {index.resolve()}")
+
+
 def training_table(report: TrainReport) -> Table:
     table = Table(title="Test metrics (latest time split)", title_justify="left")
     for column in ("target", "model", "ROC-AUC", "PR-AUC", "log loss", "ECE", "ARR top 10%"):
