@@ -25,6 +25,8 @@ demo: $(STAMP)
 	$(BIN)/churnml validate --data $(DEMO)/world
 	cd $(DEMO) && ../$(BIN)/churnml train --data world --config ../configs/demo.yaml
 	cd $(DEMO) && ../$(BIN)/churnml score --data world --as-of 2026-01-01 --out scores --config ../configs/demo.yaml
+	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report --data world
+	@echo "Open $(CURDIR)/$(DEMO)/report/index.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

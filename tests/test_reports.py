@@ -1,0 +1,67 @@
+"""Reports: every message in both languages, user data escaped, files stay inside --out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from churnml.config import Config
+from churnml.reports.messages import MESSAGES
+from churnml.reports.site import build_report, safe_name
+
+
+def test_every_message_key_exists_in_both_languages() -> None:
+    assert set(MESSAGES["en"]) == set(MESSAGES["ja"])
+    assert all(v.strip() for lang in MESSAGES.values() for v in lang.values())
+
+
+def _scores(folder: Path) -> Path:
+    reason = [{"feature": "seat_utilisation_30d", "value": "0.2", "contribution": 0.03,
+               "segment_median": 0.6, "sentence": "Seats <b>used</b>: 20%"}]  # fmt: skip
+    rows = []
+    for i, (name, owner) in enumerate([("<script>alert(1)</script>", "../../etc/x"),
+                                       ("Normal Co", "csm_a")]):  # fmt: skip
+        rows.append({
+            "account_id": f"A{i}", "as_of": pd.Timestamp("2026-01-01"), "segment": "smb",
+            "csm_owner": owner, "account_name": name, "arr": 1000.0, "churn_probability": 0.3,
+            "churn_base_rate": 0.05, "churn_reasons": reason, "expansion_probability": 0.1,
+            "expansion_base_rate": 0.08, "expansion_signals": [], "health_score": 40.0,
+            "churn_tier": "high", "expansion_tier": "low", "arr_at_risk": 300.0,
+            "expected_expansion_arr": 20.0, "next_best_action": "save",
+            **{f"score_{f}": 50.0 for f in ("adoption", "onboarding", "support", "sentiment",
+                                            "relationship", "contract")},
+        })  # fmt: skip
+    folder.mkdir()
+    pd.DataFrame(rows).to_parquet(folder / "scores.parquet")
+    contrib = pd.DataFrame({"account_id": ["A0", "A0", "A1", "A1"], "target": "churn",
+                            "feature": ["seat_utilisation_30d", "nps_last"] * 2,
+                            "contribution": [0.2, 0.05, 0.2, 0.05]})  # fmt: skip
+    contrib.to_parquet(folder / "contributions.parquet")
+    return folder
+
+
+def test_user_data_is_escaped_and_files_stay_inside_out(tmp_path: Path) -> None:
+    scores = _scores(tmp_path / "scores")
+    out = tmp_path / "site"
+    index = build_report(scores, out, Config(), "en")
+    files = [p.resolve() for p in out.rglob("*.html")]
+    assert all(out.resolve() in p.parents for p in files)
+    assert not (tmp_path / "etc").exists()
+    account = (out / "account" / safe_name("A0")).read_text(encoding="utf-8")
+    assert "<script>" not in account and "&lt;script&gt;alert(1)&lt;/script&gt;" in account
+    assert "<b>used</b>" not in account  # reason sentences are text too
+    assert "&lt;script&gt;" in (out / "csm" / safe_name("../../etc/x")).read_text(encoding="utf-8")
+    assert "$2,000" in index.read_text(encoding="utf-8")  # total ARR
+
+
+def test_japanese_report(tmp_path: Path) -> None:
+    index = build_report(_scores(tmp_path / "scores"), tmp_path / "site", Config(), "ja")
+    html = index.read_text(encoding="utf-8")
+    assert 'lang="ja"' in html and "リスクのあるARR" in html and "2026年1月1日" in html
+
+
+def test_safe_names_have_no_path_parts() -> None:
+    for value in ("../../etc/x", "a/b", "..", "名前", ""):
+        name = safe_name(value)
+        assert "/" not in name and not name.startswith(".")
