@@ -25,7 +25,7 @@ from churnml.data.sources import connect, load_tables
 from churnml.features.catalogue import Feature, catalogue
 from churnml.io import atomic_dir, write_text
 from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
-from churnml.scoring.reasons import format_value
+from churnml.scoring.reasons import format_value, sentence
 
 matplotlib.use("Agg")
 
@@ -67,7 +67,7 @@ def waterfall(contrib: pd.Series, base: float, cat: dict[str, Feature], lang: La
         x0, x1 = sorted((scale(start), scale(start + v)))
         color = "#b42318" if v > 0 else "#067647"
         rows.append(
-            f'<text x="322" y="{i * 22 + 15}" text-anchor="end" font-size="11">{escape(label[:55])}</text>'
+            f'<text x="322" y="{i * 22 + 15}" text-anchor="end" font-size="11">{escape(label if len(label) <= 28 else label[:27] + "…")}</text>'
             f'<rect x="{x0:.1f}" y="{i * 22 + 4}" width="{max(x1 - x0, 1):.1f}" height="14" fill="{color}"/>'
             f'<text x="{max(x1, x0) + 4:.1f}" y="{i * 22 + 15}" font-size="10">{v * 100:+.2f}</text>'
         )  # fmt: skip
@@ -88,7 +88,7 @@ def _adoption_chart(frame: pd.DataFrame, m: dict[str, str]) -> str:
         for i, (mo, u) in enumerate(zip(frame.month, users, strict=True))
     )  # fmt: skip
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {20 + 40 * len(users)} 130" '
-            f'role="img"><title>{escape(m["active_users"])}</title>{bars}</svg>')  # fmt: skip
+            f'role="img" style="max-width:560px"><title>{escape(m["active_users"])}</title>{bars}</svg>')  # fmt: skip
 
 
 def _histogram(values: pd.Series) -> str:
@@ -152,8 +152,8 @@ class _Site:
             "arr_at_risk": money_(row.arr_at_risk), "health_score": f"{row.health_score:.0f}",
             "expected_expansion_arr": money_(row.expected_expansion_arr),
             "next_best_action": row.next_best_action, "scorecard": self._scorecard(row),
-            "reasons": [r["sentence"] for r in row.churn_reasons],
-            "signals": [r["sentence"] for r in row.expansion_signals],
+            "reasons": [self._sentence(r) for r in row.churn_reasons],
+            "signals": [self._sentence(r) for r in row.expansion_signals],
             "base_rate": percent(row.churn_base_rate, self.lang),
         }  # fmt: skip
 
@@ -194,7 +194,10 @@ class _Site:
 
     def _drivers(self) -> list[dict[str, object]]:
         c = self.c.merge(self.s[["account_id", "segment"]], on="account_id")
-        c["family"] = c.feature.map(lambda f: self.cat[f].family if f in self.cat else "other")
+        family = {
+            n: "adoption" if f.family == "relative" else f.family for n, f in self.cat.items()
+        }
+        c["family"] = c.feature.map(family).fillna("other")
         c["abs"] = c.contribution.abs() * 100
         out = []
         for segment, part in c.groupby("segment"):
@@ -214,6 +217,16 @@ class _Site:
                 })  # fmt: skip
             out.append({"segment": segment, "parts": parts})
         return out
+
+    def _sentence(self, reason: dict) -> str:
+        """A reason in the report's language, rebuilt from its structured record."""
+        f = self.cat.get(reason["feature"])
+        if f is None:
+            return str(reason["sentence"])
+        value = (
+            reason["value"] if f.categorical or reason["value"] is None else float(reason["value"])
+        )
+        return sentence(f, value, reason["segment_median"], self.lang)
 
     def _shown(self, feature: str, value: object) -> str:
         """A reason's value as text, formatted by the feature's unit."""
@@ -240,7 +253,7 @@ class _Site:
         a = self._row(row)
         series = self.churn_by_account[row.account_id].set_index("feature").contribution
         a["reason_rows"] = [
-            {"sentence": r["sentence"], "points": f"{r['contribution'] * 100:+.2f}",
+            {"sentence": self._sentence(r), "points": f"{r['contribution'] * 100:+.2f}",
              "value": self._shown(r["feature"], r["value"]),
              "median": self._shown(r["feature"], r["segment_median"])}
             for r in row.churn_reasons

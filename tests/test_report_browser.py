@@ -1,0 +1,86 @@
+"""The report in a real browser (Debian's Chromium): both languages, no console errors, no
+requests leaving the page, and the numbers on the page equal those in scores.parquet."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from churnml.config import Config, RegistryConfig
+from churnml.models.pipeline import train
+from churnml.reports.messages import money
+from churnml.reports.site import build_report, safe_name
+from churnml.scoring.score import score
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def scored(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("browser")
+    cfg = Config()
+    cfg = cfg.model_copy(update={
+        "model": cfg.model.model_copy(update={"backtests": 0, "max_rounds": 150}),
+        "registry": RegistryConfig(tracking_uri=f"sqlite:///{base / 'mlruns.db'}"),
+    })  # fmt: skip
+    train(cfg, data_dir=small_world)
+    score(cfg, small_world, dt.date(2024, 9, 1), base / "scores")
+    return base / "scores"
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_report_renders_offline_without_errors(scored: Path, small_world: Path, tmp_path: Path,
+                                               lang: str) -> None:  # fmt: skip
+    from playwright.sync_api import sync_playwright
+
+    index = build_report(scored, tmp_path / "site", Config(), lang, small_world)  # type: ignore[arg-type]
+    scores = pd.read_parquet(scored / "scores.parquet")
+    top = scores.sort_values("arr_at_risk", ascending=False).iloc[0]
+    pages = {
+        "summary": index,
+        "portfolio": index.parent / "csm" / safe_name(top.csm_owner),
+        "account": index.parent / "account" / safe_name(top.account_id),
+    }
+    shots = Path(os.environ.get("CHURNML_SCREENSHOTS", tmp_path / "shots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    outside: list[str] = []
+    with sync_playwright() as p:
+        flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]  # fmt: skip
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("request", lambda r: None if r.url.startswith("file://") else outside.append(r.url))
+        texts = {}
+        for name, path in pages.items():
+            page.goto(path.resolve().as_uri())
+            page.screenshot(path=str(shots / f"{lang}_{name}.png"), full_page=True)
+            texts[name] = page
+            if name == "summary":
+                assert page.text_content('[data-metric="arr_at_risk"]') == money(
+                    scores.arr_at_risk.sum(), lang
+                )
+                assert page.text_content('[data-metric="accounts"]') == f"{len(scores):,}"
+                assert (
+                    page.text_content('[data-action="save"]')
+                    == f"{(scores.next_best_action == 'save').sum():,}"
+                )
+            if name == "account":
+                shown = page.text_content('[data-metric="churn_probability"]')
+                assert shown == f"{top.churn_probability * 100:.1f}%"
+        browser.close()
+    assert errors == []
+    assert outside == []
