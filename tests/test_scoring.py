@@ -237,3 +237,17 @@ def test_cli_score_in_japanese(setup: tuple[Config, Path], tmp_path: Path) -> No
         .read_text(encoding="utf-8")
         .startswith('"churnml_account_id"')
     )
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_features_give_the_same_scores(
+    setup: tuple[Config, Path], scored: Path, tmp_path: Path
+) -> None:
+    cfg, world = setup
+    score(cfg, world, AS_OF, tmp_path / "spark", engine="spark")
+    duck = pd.read_parquet(scored / "scores.parquet")
+    spark = pd.read_parquet(tmp_path / "spark" / "scores.parquet")
+    assert list(duck.account_id) == list(spark.account_id)
+    np.testing.assert_allclose(duck.churn_probability, spark.churn_probability, rtol=1e-9)
+    np.testing.assert_allclose(duck.expansion_probability, spark.expansion_probability, rtol=1e-9)
