@@ -251,3 +251,14 @@ def test_spark_features_give_the_same_scores(
     assert list(duck.account_id) == list(spark.account_id)
     np.testing.assert_allclose(duck.churn_probability, spark.churn_probability, rtol=1e-9)
     np.testing.assert_allclose(duck.expansion_probability, spark.expansion_probability, rtol=1e-9)
+
+
+def test_scoring_in_chunks_changes_nothing(
+    setup: tuple[Config, Path], scored: Path, tmp_path: Path
+) -> None:
+    cfg, world = setup
+    small = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"chunk_rows": 37})})
+    score(small, world, AS_OF, tmp_path / "chunks")
+    a = pd.read_parquet(scored / "scores.parquet").drop(columns="scored_at")
+    b = pd.read_parquet(tmp_path / "chunks" / "scores.parquet").drop(columns="scored_at")
+    pd.testing.assert_frame_equal(a, b)

@@ -148,7 +148,7 @@ class ScoringConfig(_Strict):
     healthy_adoption: float = Field(50.0, ge=0, le=100, description="score_adoption for `expand`")
     expansion_size: float = Field(0.2, gt=0, description="typical ARR uplift of an expansion")
     reasons: int = Field(3, ge=1)
-    chunk_rows: int = Field(50_000, ge=1000, description="rows scored at a time (bounded memory)")
+    chunk_rows: int = Field(50_000, ge=1, description="rows scored at a time (bounded memory)")
 
 
 class Config(_Strict):

@@ -60,13 +60,14 @@ def top_reasons(
     contributions: pd.DataFrame,
     values: pd.DataFrame,
     segment: pd.Series,
+    medians: pd.DataFrame,
     catalogue: dict[str, Feature],
     lang: Lang,
     k: int,
 ) -> list[list[dict[str, object]]]:
     """Per row, the k largest positive contributions: feature, value, contribution (probability
-    points), segment median and sentence. Features pushing the other way never appear."""
-    medians = segment_medians(values, segment)
+    points), segment median (from `segment_medians` of the whole batch) and sentence. Features
+    pushing the other way never appear."""
     matrix = contributions.to_numpy()
     order = np.argsort(-matrix, axis=1, kind="stable")[:, :k]
     names = np.array(contributions.columns)

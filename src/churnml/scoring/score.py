@@ -22,7 +22,7 @@ from churnml.models.artifact import TrainedModel
 from churnml.models.registry import model_name, tracking_uri
 from churnml.scoring.crm import changed_rows, crm_frame, load_field_map, write_csv
 from churnml.scoring.explain import explain, family_scores, health_score
-from churnml.scoring.reasons import Lang, top_reasons
+from churnml.scoring.reasons import Lang, segment_medians, top_reasons
 
 TARGETS = ("churn", "expansion")
 ACCOUNT_COLUMNS = ("segment", "csm_owner", "account_name")
@@ -94,10 +94,12 @@ def score_frame(
     """Scores (one row per account) and contributions (long: account × target × feature)."""
     cat = {f.name: f for f in catalogue(cfg.features)}
     sc = cfg.scoring
+    # Medians over the whole batch, so that a reason reads the same whatever the chunking.
+    medians = segment_medians(frame.reindex(columns=sorted(cat)), frame["segment"].astype(str))
     parts, contribs = [], []
     for start in range(0, len(frame), sc.chunk_rows):
         chunk = frame.iloc[start : start + sc.chunk_rows]
-        part, contrib = _score_chunk(chunk, models, cat, sc, lang)
+        part, contrib = _score_chunk(chunk, models, cat, sc, lang, medians)
         parts.append(part)
         contribs.append(contrib)
     scores = pd.concat(parts, ignore_index=True)
@@ -113,6 +115,7 @@ def _score_chunk(
     cat: dict[str, Feature],
     sc: ScoringConfig,
     lang: Lang,
+    medians: pd.DataFrame,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     segment = chunk["segment"].astype(str)
     out = chunk[[*KEYS, *[c for c in ACCOUNT_COLUMNS if c in chunk]]].reset_index(drop=True)
@@ -125,7 +128,7 @@ def _score_chunk(
         values = chunk.reindex(columns=model.features)
         out[f"{target}_probability"] = ex.probability
         out[f"{target}_base_rate"] = ex.base
-        reasons = top_reasons(pp, values, segment, cat, lang, sc.reasons)
+        reasons = top_reasons(pp, values, segment, medians, cat, lang, sc.reasons)
         column = "churn_reasons" if target == "churn" else "expansion_signals"
         out[column] = reasons
         out[f"{column}_text"] = _reason_text(reasons)
