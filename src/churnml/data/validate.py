@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pandas as pd
 
@@ -152,11 +153,9 @@ def _type_rules(raw: ir.Table, table: Table) -> list[_Rule]:
     return rules
 
 
-def _compatible(actual: object, wanted: str) -> bool:
-    dt = actual
-    if wanted in ("date", "timestamp"):
-        return dt.is_temporal()  # type: ignore[attr-defined]
-    return dt.is_numeric()  # type: ignore[attr-defined]
+def _compatible(actual: dt.DataType, wanted: str) -> bool:
+    """Whether a stored (non-string) type already holds the wanted kind of value."""
+    return actual.is_temporal() if wanted in ("date", "timestamp") else actual.is_numeric()
 
 
 def _row_rules(name: str, t: ir.Table) -> list[_Rule]:

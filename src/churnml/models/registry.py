@@ -96,7 +96,7 @@ def _log_target(result: TargetResult, cfg: Config, catalogue: dict[str, Feature]
     )
 
 
-def _gate(result: TargetResult, name: str, version: str, cfg: RegistryConfig,
+def _gate(result: TargetResult, name: str, cfg: RegistryConfig,
           client: MlflowClient) -> tuple[str, str]:  # fmt: skip
     """Alias and reason for a new version, judged against the champion on the same test rows."""
     try:
@@ -138,7 +138,7 @@ def log_training(
                 info = _log_target(result, cfg, catalogue, folder)
                 name = model_name(cfg.registry, result.name)
                 version = str(info.registered_model_version)
-                alias, reason = _gate(result, name, version, cfg.registry, client)
+                alias, reason = _gate(result, name, cfg.registry, client)
                 client.set_registered_model_alias(name, alias, version)
                 client.set_model_version_tag(name, version, "promotion", reason)
                 mlflow.set_tag("promotion", f"{alias}: {reason}")
