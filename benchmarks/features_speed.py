@@ -11,16 +11,17 @@ peak RSS ≤ 6 GB.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
 import tempfile
 import time
 from pathlib import Path
 
+from _measure import run_stage
 
-def _floor(data: Path, out: Path) -> None:
+
+def _floor(data: Path, out: Path) -> float:
     import duckdb
 
+    began = time.perf_counter()
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     con.execute(
@@ -28,30 +29,16 @@ def _floor(data: Path, out: Path) -> None:
         f"FROM read_parquet('{data / 'usage_events.parquet'}') GROUP BY ALL) "
         f"TO '{out / 'floor.parquet'}' (FORMAT parquet, COMPRESSION zstd)"
     )
+    return time.perf_counter() - began
 
 
-def _features(data: Path, out: Path) -> None:
+def _features(data: Path, out: Path) -> float:
     from churnml.config import Config
     from churnml.features.build import write_features
 
-    write_features(data, Config(), out / "features.parquet", check=False)
-
-
-def _timed(stage, data: Path, out: Path, queue: mp.Queue) -> None:
     began = time.perf_counter()
-    stage(data, out)
-    seconds = time.perf_counter() - began
-    queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2))
-
-
-def _run(stage, data: Path, out: Path) -> tuple[float, float]:
-    queue: mp.Queue = mp.get_context("spawn").Queue()
-    proc = mp.get_context("spawn").Process(target=_timed, args=(stage, data, out, queue))
-    proc.start()
-    proc.join()
-    if proc.exitcode != 0:
-        raise SystemExit(f"{stage.__name__} failed (exit code {proc.exitcode})")
-    return queue.get()
+    write_features(data, Config(), out / "features.parquet", check=False)
+    return time.perf_counter() - began
 
 
 def main() -> None:
@@ -67,8 +54,8 @@ def main() -> None:
         data = work / "world"
         print(f"generating {args.accounts:,} accounts × 36 months in {data} …")
         generate_world(data, args.accounts, 36, seed=7)
-    floor_s, floor_gb = _run(_floor, data, work)
-    build_s, build_gb = _run(_features, data, work)
+    floor_s, floor_gb = run_stage(_floor, data, work)
+    build_s, build_gb = run_stage(_features, data, work)
     import pyarrow.parquet as pq
 
     events = pq.ParquetFile(data / "usage_events.parquet").metadata.num_rows

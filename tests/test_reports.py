@@ -34,9 +34,8 @@ def _scores(folder: Path) -> Path:
         })  # fmt: skip
     folder.mkdir()
     pd.DataFrame(rows).to_parquet(folder / "scores.parquet")
-    contrib = pd.DataFrame({"account_id": ["A0", "A0", "A1", "A1"], "target": "churn",
-                            "feature": ["seat_utilisation_30d", "nps_last"] * 2,
-                            "contribution": [0.2, 0.05, 0.2, 0.05]})  # fmt: skip
+    contrib = pd.DataFrame({"account_id": ["A0", "A1"], "target": "churn",
+                            "seat_utilisation_30d": 0.2, "nps_last": 0.05})  # fmt: skip
     contrib.to_parquet(folder / "contributions.parquet")
     return folder
 

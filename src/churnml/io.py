@@ -52,10 +52,14 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
 
 
 def write_parquet(data: pd.DataFrame | pa.Table, path: Path | str) -> None:
-    """Write a DataFrame or Arrow table as Parquet, atomically."""
-    table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+    """Write a DataFrame or Arrow table as Parquet, atomically. The Arrow schema is the whole
+    record: pandas' own metadata is left out (it cannot name nested Arrow dtypes)."""
+    if isinstance(data, pd.DataFrame):
+        data = pa.Table.from_pandas(data, preserve_index=False).replace_schema_metadata()
+    # Dictionaries pay off for repeated text (segments, tiers), not for measurements.
+    coded = [f.name for f in data.schema if not pa.types.is_floating(f.type)]
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(data, tmp, compression="zstd", use_dictionary=coded)
 
 
 def write_text(text: str, path: Path | str) -> None:

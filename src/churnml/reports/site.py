@@ -118,7 +118,7 @@ class _Site:
         self.m = MESSAGES[lang]
         self.cat = {f.name: f for f in catalogue(cfg.features)}
         churn = contributions[contributions.target == "churn"]
-        self.churn_by_account = dict(tuple(churn.groupby("account_id")))
+        self.churn = churn.drop(columns="target").set_index("account_id")
         self.adoption = {} if adoption is None else dict(tuple(adoption.groupby("account_id")))
         self.as_of = date(pd.Timestamp(scores.as_of.iloc[0]).date(), lang)
         owner = scores.get("csm_owner", pd.Series("", index=scores.index)).fillna("")
@@ -193,29 +193,29 @@ class _Site:
         )  # fmt: skip
 
     def _drivers(self) -> list[dict[str, object]]:
-        c = self.c.merge(self.s[["account_id", "segment"]], on="account_id")
+        """Per segment and target: mean absolute contribution (points) by family and feature."""
+        segment = self.c.account_id.map(self.s.set_index("account_id").segment)
         family = {
             n: "adoption" if f.family == "relative" else f.family for n, f in self.cat.items()
         }
-        c["family"] = c.feature.map(family).fillna("other")
-        c["abs"] = c.contribution.abs() * 100
         out = []
-        for segment, part in c.groupby("segment"):
+        for seg in sorted(segment.dropna().unique()):
             parts = []
             for target, title in (
                 ("churn", self.m["churn_drivers"]),
                 ("expansion", self.m["expansion_drivers"]),
             ):
-                t = part[part.target == target]
-                n = t.account_id.nunique()
-                fam = t.groupby("family")["abs"].sum().div(n).sort_values(ascending=False)
-                feat = t.groupby("feature")["abs"].mean().sort_values(ascending=False).head(5)
+                rows = self.c[(segment == seg) & (self.c.target == target)]
+                mean = rows.drop(columns=["account_id", "target"]).abs().mean().mul(100).dropna()
+                fam = mean.groupby(lambda f: family.get(f, "other")).sum()
+                fam = fam.sort_values(ascending=False)
+                feat = mean.sort_values(ascending=False).head(5)
                 parts.append({
                     "title": title,
                     "families": [(self.m.get(f"score_{f}", f), f"{v:.2f}") for f, v in fam.items()],
                     "features": [(_label(f, self.cat, self.lang), f"{v:.2f}") for f, v in feat.items()],
                 })  # fmt: skip
-            out.append({"segment": segment, "parts": parts})
+            out.append({"segment": seg, "parts": parts})
         return out
 
     def _sentence(self, reason: dict) -> str:
@@ -251,7 +251,7 @@ class _Site:
 
     def account(self, row: pd.Series) -> str:
         a = self._row(row)
-        series = self.churn_by_account[row.account_id].set_index("feature").contribution
+        series = self.churn.loc[row.account_id].dropna()
         a["reason_rows"] = [
             {"sentence": self._sentence(r), "points": f"{r['contribution'] * 100:+.2f}",
              "value": self._shown(r["feature"], r["value"]),

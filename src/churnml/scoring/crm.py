@@ -6,15 +6,15 @@ return) are prefixed with an apostrophe. Files are UTF-8 with every cell quoted.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import yaml
+from pyarrow import csv
 
-from churnml.io import write_text
+from churnml.io import atomic_path
 
 CRM_DIR = Path(__file__).resolve().parents[3] / "configs" / "crm"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -36,27 +36,26 @@ def load_field_map(crm: str) -> FieldMap:
     return FieldMap(raw["key"], dict(raw["fields"]))
 
 
-def neutralise(value: object) -> object:
-    """Make a text cell inert in spreadsheets; numbers pass through."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+def neutralise(text: pd.Series) -> pd.Series:
+    """Text cells made inert in spreadsheets: a leading apostrophe where a formula could start."""
+    return text.where(~text.str.startswith(FORMULA_STARTS), "'" + text)
 
 
 def crm_frame(scores: pd.DataFrame, fields: FieldMap) -> pd.DataFrame:
-    """The scores under CRM field names, as text, formula-safe."""
+    """The scores under CRM field names, as text, formula-safe (column by column, vectorised)."""
     missing = set(fields.fields.values()) - set(scores.columns)
     if missing:
         raise KeyError(f"CRM field map uses unknown columns: {sorted(missing)}")
-    out = pd.DataFrame({crm: scores[col] for crm, col in fields.fields.items()})
-    out = out.astype("object").where(out.notna(), "")
-    return out.map(lambda v: neutralise(v if isinstance(v, str) else _text(v)))
+    return pd.DataFrame({crm: _cells(scores[col]) for crm, col in fields.fields.items()})
 
 
-def _text(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}".rstrip("0").rstrip(".") if value == value else ""
-    return str(value)
+def _cells(column: pd.Series) -> pd.Series:
+    """Numbers with at most 4 decimals and no trailing zeros; text made inert; missing as ''."""
+    if pd.api.types.is_float_dtype(column):
+        text = pa.array(column.round(4), from_pandas=True).cast(pa.string())
+        return pd.Series(text.to_pandas(), index=column.index).fillna("")
+    text = column.astype(str).where(column.notna(), "")
+    return text if pd.api.types.is_numeric_dtype(column) else neutralise(text)
 
 
 def changed_rows(frame: pd.DataFrame, previous_csv: Path, fields: FieldMap) -> pd.DataFrame:
@@ -75,6 +74,7 @@ def changed_rows(frame: pd.DataFrame, previous_csv: Path, fields: FieldMap) -> p
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    write_text(buffer.getvalue(), path)
+    """UTF-8, a header row, every cell quoted (quotes inside doubled), atomically."""
+    table = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
+    with atomic_path(path) as tmp:
+        csv.write_csv(table, tmp, csv.WriteOptions(quoting_style="all_valid"))

@@ -10,6 +10,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnml.config import Config, ScoringConfig
 from churnml.data.sources import Engine, connect, load_tables
@@ -20,7 +22,7 @@ from churnml.features.labels import snapshots
 from churnml.io import atomic_dir, write_parquet
 from churnml.models.artifact import TrainedModel
 from churnml.models.registry import model_name, tracking_uri
-from churnml.scoring.crm import changed_rows, crm_frame, load_field_map, write_csv
+from churnml.scoring.crm import FieldMap, changed_rows, crm_frame, load_field_map, write_csv
 from churnml.scoring.explain import explain, family_scores, health_score
 from churnml.scoring.reasons import Lang, segment_medians, top_reasons
 
@@ -81,8 +83,11 @@ def next_best_action(
     )
 
 
-def _reason_text(reasons: list[list[dict]]) -> list[str]:
-    return ["; ".join(r["sentence"] for r in row) for row in reasons]
+def _as_columns(reasons: pa.ListArray) -> tuple[pd.Series, pd.Series]:
+    """Structured reasons (an Arrow list column) and their sentences joined by '; '."""
+    sentences = pa.ListArray.from_arrays(reasons.offsets, reasons.values.field("sentence"))
+    text = pc.binary_join(sentences, "; ").to_numpy(zero_copy_only=False)
+    return pd.Series(pd.arrays.ArrowExtensionArray(reasons)), pd.Series(text, dtype=object)
 
 
 def score_frame(
@@ -91,7 +96,8 @@ def score_frame(
     cfg: Config,
     lang: Lang = "en",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scores (one row per account) and contributions (long: account × target × feature)."""
+    """Scores (one row per account) and contributions in probability points (one row per
+    account × target, one column per feature)."""
     cat = {f.name: f for f in catalogue(cfg.features)}
     sc = cfg.scoring
     # Medians over the whole batch, so that a reason reads the same whatever the chunking.
@@ -120,25 +126,21 @@ def _score_chunk(
     segment = chunk["segment"].astype(str)
     out = chunk[[*KEYS, *[c for c in ACCOUNT_COLUMNS if c in chunk]]].reset_index(drop=True)
     out["arr"] = chunk["arr_now" if "arr_now" in chunk else "arr"].to_numpy(dtype=float)
-    long = []
+    wide = []
     for target in TARGETS:
         model = models[target].model
         ex = explain(model, chunk)
-        pp, logodds = ex.points, ex.logodds
-        values = chunk.reindex(columns=model.features)
         out[f"{target}_probability"] = ex.probability
         out[f"{target}_base_rate"] = ex.base
-        reasons = top_reasons(pp, values, segment, medians, cat, lang, sc.reasons)
+        values = chunk.reindex(columns=model.features)
+        reasons = top_reasons(ex.points, values, segment, medians, cat, lang, sc.reasons)
         column = "churn_reasons" if target == "churn" else "expansion_signals"
-        out[column] = reasons
-        out[f"{column}_text"] = _reason_text(reasons)
+        out[column], out[f"{column}_text"] = _as_columns(reasons)
         if target == "churn":
-            out = pd.concat([out, family_scores(logodds, cat).reset_index(drop=True)], axis=1)
-            out["health_score"] = health_score(logodds)
-        melted = pp.assign(account_id=chunk["account_id"].to_numpy()).melt(
-            "account_id", var_name="feature", value_name="contribution"
-        )
-        long.append(melted.assign(target=target))
+            out = pd.concat([out, family_scores(ex.logodds, cat).reset_index(drop=True)], axis=1)
+            out["health_score"] = health_score(ex.logodds)
+        points = ex.points.reset_index(drop=True)
+        wide.append(pd.concat([out[["account_id"]].assign(target=target), points], axis=1))
     arr = out["arr"].to_numpy(dtype=float)
     out["churn_tier"] = _tier(out.churn_probability.to_numpy(), sc.churn_high, sc.churn_medium)
     out["expansion_tier"] = _tier(
@@ -151,7 +153,7 @@ def _score_chunk(
     out["next_best_action"] = next_best_action(
         out.churn_tier.to_numpy(), out.expansion_tier.to_numpy(), out.score_adoption.to_numpy(), sc
     )
-    return out, pd.concat(long, ignore_index=True)
+    return out, pd.concat(wide, ignore_index=True)
 
 
 def features_at(data_dir: Path | str, as_of: dt.date, cfg: Config, engine: Engine) -> pd.DataFrame:
@@ -189,6 +191,19 @@ def score(
     models = resolve_models(cfg, uris or {}, model_dir)
     frame = features_at(data_dir, as_of, cfg, engine)
     scores, contributions = score_frame(frame, models, cfg, lang)
+    crm_rows = write_outputs(scores, contributions, fields, out, changed_since)
+    return ScoreResult(Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()})
+
+
+def write_outputs(
+    scores: pd.DataFrame,
+    contributions: pd.DataFrame,
+    fields: FieldMap,
+    out: Path | str,
+    changed_since: Path | None = None,
+) -> int:
+    """Write scores.parquet, contributions.parquet and crm_export.csv into `out`, all or none;
+    return the number of CRM rows (only changed ones with `changed_since`)."""
     feed = crm_frame(scores, fields)
     if changed_since is not None:
         feed = changed_rows(feed, Path(changed_since) / "crm_export.csv", fields)
@@ -196,7 +211,7 @@ def score(
         write_parquet(scores, tmp / "scores.parquet")
         write_parquet(contributions, tmp / "contributions.parquet")
         write_csv(feed, tmp / "crm_export.csv")
-    return ScoreResult(Path(out), len(scores), len(feed), {t: m.source for t, m in models.items()})
+    return len(feed)
 
 
 def export_champions(cfg: Config, out: Path | str) -> dict[str, Path]:

@@ -1,0 +1,107 @@
+"""Batch scoring vs. the floor (TreeSHAP alone), measured in the same run.
+
+    python benchmarks/scoring_speed.py [--accounts 200000] [--model-dir DIR]
+
+Prepared before any timing: models (exported folders from `churnml export`, or trained here on a
+new 2,000 × 36 world) and a feature table of `--accounts` rows, resampled from the accounts active
+in that world at 2026-01-01 with every numeric value jittered (× e^N(0, 0.1), counts rounded,
+clipped to the observed range) so that values are as varied as a real book's.
+
+(a) floor: `booster.predict(X, pred_contrib=True)` for both models, X already prepared;
+(b) the full scoring step: probabilities, calibration, reasons and their sentences, scorecard,
+    health, tiers, actions, then scores.parquet + contributions.parquet + crm_export.csv.
+Each stage runs in its own process so that its peak RSS is its own. Target (issue 5): b/a ≤ 1.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _measure import run_stage
+
+from churnml.config import Config, RegistryConfig
+from churnml.scoring.score import TARGETS, resolve_models
+
+AS_OF = dt.date(2026, 1, 1)
+
+
+def _models(work: Path, world: Path) -> Path:
+    """Train on the world and export the champions; returns the export folder."""
+    from churnml.models.pipeline import train
+    from churnml.scoring.score import export_champions
+
+    cfg = Config(registry=RegistryConfig(tracking_uri=f"sqlite:///{work / 'mlruns.db'}"))
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"backtests": 0})})
+    train(cfg, data_dir=world)
+    export_champions(cfg, work / "models")
+    return work / "models"
+
+
+def _features(world: Path, accounts: int, seed: int = 0) -> pd.DataFrame:
+    """`accounts` rows resampled from the world's active accounts, numeric values jittered."""
+    from churnml.scoring.score import features_at
+
+    real = features_at(world, AS_OF, Config(), "duckdb")
+    rng = np.random.default_rng(seed)
+    frame = real.sample(accounts, replace=True, random_state=seed).reset_index(drop=True)
+    for name in frame.select_dtypes("number").columns:
+        col = frame[name].astype(float)
+        jittered = (col * np.exp(rng.normal(0, 0.1, len(col)))).clip(col.min(), col.max())
+        whole = np.allclose(col.dropna() % 1, 0)
+        frame[name] = jittered.round() if whole else jittered
+    frame["account_id"] = [f"B{i:07d}" for i in range(accounts)]
+    return frame
+
+
+def _floor(features: Path, model_dir: Path) -> float:
+    frame = pd.read_parquet(features)
+    models = resolve_models(Config(), {}, model_dir)
+    prepared = {t: models[t].model.frame(frame) for t in TARGETS}
+    began = time.perf_counter()
+    for target in TARGETS:
+        models[target].model.booster.predict(prepared[target], pred_contrib=True)
+    return time.perf_counter() - began
+
+
+def _full(features: Path, model_dir: Path, out: Path) -> float:
+    from churnml.scoring.crm import load_field_map
+    from churnml.scoring.score import score_frame, write_outputs
+
+    cfg = Config()
+    models = resolve_models(cfg, {}, model_dir)
+    frame = pd.read_parquet(features)
+    fields = load_field_map("salesforce")
+    began = time.perf_counter()
+    scores, contributions = score_frame(frame, models, cfg)
+    write_outputs(scores, contributions, fields, out)
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=200_000)
+    parser.add_argument("--model-dir", type=Path, default=None)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp())
+    from churnml.data.synthetic import generate_world
+
+    print(f"preparing in {work}: world, models, {args.accounts:,} feature rows …")
+    generate_world(work / "world", 2000, 36, seed=11)
+    model_dir = args.model_dir or _models(work, work / "world")
+    _features(work / "world", args.accounts).to_parquet(work / "features.parquet")
+    floor_s, floor_gb = run_stage(_floor, work / "features.parquet", model_dir)
+    full_s, full_gb = run_stage(_full, work / "features.parquet", model_dir, work / "scores")
+    print(f"accounts scored: {args.accounts:,}; models: {model_dir}")
+    print(f"(a) floor, pred_contrib for both models: {floor_s:6.1f} s  peak RSS {floor_gb:.2f} GB")
+    print(f"(b) full scoring step with outputs:      {full_s:6.1f} s  peak RSS {full_gb:.2f} GB")
+    print(f"ratio b/a = {full_s / floor_s:.2f} (target ≤ 1.5)")
+
+
+if __name__ == "__main__":
+    main()
