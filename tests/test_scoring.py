@@ -208,8 +208,6 @@ def test_next_best_action_never_pitches_an_upsell_to_an_account_at_risk() -> Non
 
 def test_cli_score_in_japanese(setup: tuple[Config, Path], tmp_path: Path) -> None:
     cfg, world = setup
-    config = tmp_path / "c.yaml"
-    config.write_text(f"registry: {{tracking_uri: '{cfg.registry.tracking_uri}'}}\n")
     result = CliRunner().invoke(
         app,
         [
@@ -221,7 +219,7 @@ def test_cli_score_in_japanese(setup: tuple[Config, Path], tmp_path: Path) -> No
             "--out",
             str(tmp_path / "ja"),
             "--config",
-            str(config),
+            _config(cfg, tmp_path),
             "--lang",
             "ja",
             "--crm",
@@ -240,16 +238,71 @@ def test_cli_score_in_japanese(setup: tuple[Config, Path], tmp_path: Path) -> No
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_spark_features_give_the_same_scores(
+def test_scoring_on_spark_gives_the_same_outputs(
     setup: tuple[Config, Path], scored: Path, tmp_path: Path
 ) -> None:
+    """Features built on Spark, rows scored by mapInPandas on its executors: same files."""
     cfg, world = setup
     score(cfg, world, AS_OF, tmp_path / "spark", engine="spark")
-    duck = pd.read_parquet(scored / "scores.parquet")
-    spark = pd.read_parquet(tmp_path / "spark" / "scores.parquet")
-    assert list(duck.account_id) == list(spark.account_id)
-    np.testing.assert_allclose(duck.churn_probability, spark.churn_probability, rtol=1e-9)
-    np.testing.assert_allclose(duck.expansion_probability, spark.expansion_probability, rtol=1e-9)
+    stamps = ["scored_at"]
+    for name in ("scores.parquet", "contributions.parquet"):
+        duck = pd.read_parquet(scored / name).drop(columns=stamps, errors="ignore")
+        spark = pd.read_parquet(tmp_path / "spark" / name).drop(columns=stamps, errors="ignore")
+        pd.testing.assert_frame_equal(duck, spark, rtol=1e-9)
+
+
+def _refusal(args: list[str]) -> str:
+    result = CliRunner().invoke(app, ["score", *args])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    return " ".join(result.output.split())
+
+
+def _config(cfg: Config, tmp_path: Path) -> str:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"registry: {{tracking_uri: '{cfg.registry.tracking_uri}'}}\n")
+    return str(config)
+
+
+def test_score_refuses_an_as_of_beyond_the_data(
+    setup: tuple[Config, Path], tmp_path: Path
+) -> None:
+    cfg, world = setup
+    last = pd.read_parquet(world / "usage_events.parquet", columns=["ts"]).ts.max().date()
+    late = last + dt.timedelta(days=30)
+    args = ["--data", str(world), "--out", str(tmp_path / "out"), "--as-of", str(late)]
+    message = _refusal([*args, "--config", _config(cfg, tmp_path)])
+    assert f"as_of {late} is beyond the data" in message and str(last) in message
+    assert "usage_events" in message and not (tmp_path / "out").exists()
+    assert score(cfg, world, last + dt.timedelta(days=1), tmp_path / "ok").rows > 0
+
+
+def test_score_refuses_when_a_model_is_missing(
+    setup: tuple[Config, Path], tmp_path: Path
+) -> None:
+    _, world = setup
+    config = tmp_path / "c.yaml"
+    config.write_text(f"registry: {{tracking_uri: 'sqlite:///{tmp_path / 'empty.db'}'}}\n")
+    args = ["--data", str(world), "--as-of", str(AS_OF), "--out", str(tmp_path / "out")]
+    message = _refusal([*args, "--config", str(config)])
+    assert "no churn model at models:/churnml-churn@champion" in message
+    assert "churnml train" in message
+    message = _refusal([*args, "--model-dir", str(tmp_path / "nowhere")])
+    assert f"no churn model at {tmp_path / 'nowhere' / 'churn'}" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_score_refuses_when_a_feature_the_model_needs_is_missing(
+    setup: tuple[Config, Path], tmp_path: Path
+) -> None:
+    cfg, world = setup
+    partial = Path(shutil.copytree(world, tmp_path / "world"))
+    (partial / "nps_responses.parquet").unlink()  # optional table: its features are skipped
+    args = ["--data", str(partial), "--as-of", str(AS_OF), "--out", str(tmp_path / "out")]
+    message = _refusal([*args, "--config", _config(cfg, tmp_path)])
+    assert "the churn model" in message
+    assert "feature column(s) that the feature table lacks" in message
+    assert "nps_responses" in message and not (tmp_path / "out").exists()
 
 
 def test_scoring_in_chunks_changes_nothing(

@@ -149,6 +149,9 @@ class ScoringConfig(_Strict):
     expansion_size: float = Field(0.2, gt=0, description="typical ARR uplift of an expansion")
     reasons: int = Field(3, ge=1)
     chunk_rows: int = Field(50_000, ge=1, description="rows scored at a time (bounded memory)")
+    max_data_gap_days: int = Field(
+        3, ge=0, description="days before as_of that may have no usage events at all"
+    )
 
 
 class Config(_Strict):

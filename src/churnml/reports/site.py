@@ -25,11 +25,11 @@ from churnml.data.sources import connect, load_tables
 from churnml.features.catalogue import Feature, catalogue
 from churnml.io import atomic_dir, write_text
 from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
+from churnml.scoring.explain import FAMILIES
 from churnml.scoring.reasons import format_value, sentence
 
 matplotlib.use("Agg")
 
-FAMILIES = ("adoption", "onboarding", "support", "sentiment", "relationship", "contract")
 TIERS = ("high", "medium", "low")
 
 

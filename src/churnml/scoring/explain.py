@@ -20,6 +20,8 @@ import pandas as pd
 from churnml.features.catalogue import Feature
 from churnml.models.artifact import TrainedModel
 
+FAMILIES = ("adoption", "onboarding", "support", "sentiment", "relationship", "contract")
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
@@ -52,7 +54,7 @@ def family_scores(logodds: pd.DataFrame, catalogue: dict[str, Feature]) -> pd.Da
     """score_<family> (0–100, higher is healthier) from the churn model's contributions."""
     families = pd.Series({c: catalogue[c].family for c in logodds.columns if c in catalogue})
     out = {}
-    for family in ("adoption", "onboarding", "support", "sentiment", "relationship", "contract"):
+    for family in FAMILIES:
         cols = list(families.index[families == family])
         if family == "adoption":
             cols += list(families.index[families == "relative"])

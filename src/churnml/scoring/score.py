@@ -7,24 +7,26 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import ibis.expr.types as ir
 import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from mlflow.exceptions import MlflowException
 
 from churnml.config import Config, ScoringConfig
 from churnml.data.sources import Engine, connect, load_tables
 from churnml.data.validate import DataValidationError, validate
-from churnml.features.build import KEYS, compute_features
+from churnml.features.build import KEYS, SOURCE_TABLES, compute_features
 from churnml.features.catalogue import Feature, catalogue
 from churnml.features.labels import snapshots
 from churnml.io import atomic_dir, write_parquet
 from churnml.models.artifact import TrainedModel
 from churnml.models.registry import model_name, tracking_uri
 from churnml.scoring.crm import FieldMap, changed_rows, crm_frame, load_field_map, write_csv
-from churnml.scoring.explain import explain, family_scores, health_score
-from churnml.scoring.reasons import Lang, segment_medians, top_reasons
+from churnml.scoring.explain import FAMILIES, explain, family_scores, health_score
+from churnml.scoring.reasons import REASON, Lang, segment_medians, top_reasons
 
 TARGETS = ("churn", "expansion")
 ACCOUNT_COLUMNS = ("segment", "csm_owner", "account_name")
@@ -44,9 +46,24 @@ class ScoreResult:
     models: dict[str, str]
 
 
-def load_model(uri: str) -> LoadedModel:
+class ModelNotFoundError(FileNotFoundError):
+    """No model where scoring was told (or defaulted) to look."""
+
+
+class MissingFeaturesError(ValueError):
+    """The feature table lacks columns a model was trained on."""
+
+
+def load_model(uri: str, target: str = "churn") -> LoadedModel:
     """A churnml model from a `models:/` URI, a run URI or an exported MLflow model folder."""
-    pyfunc = mlflow.pyfunc.load_model(uri)
+    try:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+    except (MlflowException, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelNotFoundError(
+            f"no {target} model at {uri} ({reason}); train one with `churnml train`, or pass "
+            f"--{target}-model URI or --model-dir (a folder from `churnml export`)"
+        ) from None
     return LoadedModel(pyfunc.unwrap_python_model().model, uri)
 
 
@@ -63,7 +80,7 @@ def resolve_models(
             uri = str(Path(model_dir) / target)
         else:
             uri = f"models:/{model_name(cfg.registry, target)}@champion"
-        out[target] = load_model(uri)
+        out[target] = load_model(uri, target)
     return out
 
 
@@ -90,29 +107,68 @@ def _as_columns(reasons: pa.ListArray) -> tuple[pd.Series, pd.Series]:
     return pd.Series(pd.arrays.ArrowExtensionArray(reasons)), pd.Series(text, dtype=object)
 
 
+def _reasons_fields(target: str) -> list[tuple[str, pa.DataType]]:
+    column = "churn_reasons" if target == "churn" else "expansion_signals"
+    return [
+        (f"{target}_probability", pa.float64()),
+        (f"{target}_base_rate", pa.float64()),
+        (column, pa.list_(REASON)),
+        (f"{column}_text", pa.string()),
+    ]
+
+
+# scores.parquet, one row per account (then churn_model, expansion_model, scored_at).
+SCORES = pa.schema(
+    [
+        *[(c, pa.string()) for c in ("account_id", "as_of", *ACCOUNT_COLUMNS)],
+        ("arr", pa.float64()),
+        *_reasons_fields("churn"),
+        *[(f"score_{f}", pa.float64()) for f in FAMILIES],
+        ("health_score", pa.float64()),
+        *_reasons_fields("expansion"),
+        *[(c, pa.string()) for c in ("churn_tier", "expansion_tier")],
+        ("arr_at_risk", pa.float64()),
+        ("expected_expansion_arr", pa.float64()),
+        ("next_best_action", pa.string()),
+    ]
+).set(1, pa.field("as_of", pa.date32()))
+SCORED = SCORES.append(pa.field("churn_model", pa.string())).append(
+    pa.field("expansion_model", pa.string())
+).append(pa.field("scored_at", pa.timestamp("s")))
+
+
 def score_frame(
     frame: pd.DataFrame,
     models: dict[str, LoadedModel],
     cfg: Config,
     lang: Lang = "en",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scores (one row per account) and contributions in probability points (one row per
-    account × target, one column per feature)."""
+    """Score a feature table in memory: scores (one row per account) and contributions in
+    probability points (one row per account × target, one column per feature)."""
     cat = {f.name: f for f in catalogue(cfg.features)}
-    sc = cfg.scoring
     # Medians over the whole batch, so that a reason reads the same whatever the chunking.
     medians = segment_medians(frame.reindex(columns=sorted(cat)), frame["segment"].astype(str))
-    parts, contribs = [], []
-    for start in range(0, len(frame), sc.chunk_rows):
-        chunk = frame.iloc[start : start + sc.chunk_rows]
-        part, contrib = _score_chunk(chunk, models, cat, sc, lang, medians)
-        parts.append(part)
-        contribs.append(contrib)
-    scores = pd.concat(parts, ignore_index=True)
+    step = cfg.scoring.chunk_rows
+    chunks = (frame.iloc[i : i + step] for i in range(0, len(frame), step))
+    parts = [_score_chunk(c, models, cat, cfg.scoring, lang, medians) for c in chunks]
+    return _gather(parts, models)
+
+
+def _gather(
+    parts: list[tuple[pd.DataFrame, pd.DataFrame]], models: dict[str, LoadedModel]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scored chunks as one table in account order, stamped with the models and the time."""
+    if not parts:
+        raise ValueError("no account to score")
+    scores = pd.concat([s for s, _ in parts], ignore_index=True)
+    order = np.argsort(scores.account_id.to_numpy(dtype=str), kind="stable")
+    scores = scores.iloc[order].reset_index(drop=True)
     scores["churn_model"] = models["churn"].source
     scores["expansion_model"] = models["expansion"].source
     scores["scored_at"] = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
-    return scores, pd.concat(contribs, ignore_index=True)
+    contributions = pd.concat([c for _, c in parts], ignore_index=True)
+    contributions = contributions.sort_values(["account_id", "target"], kind="stable")
+    return scores, contributions.reset_index(drop=True)
 
 
 def _score_chunk(
@@ -124,7 +180,8 @@ def _score_chunk(
     medians: pd.DataFrame,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     segment = chunk["segment"].astype(str)
-    out = chunk[[*KEYS, *[c for c in ACCOUNT_COLUMNS if c in chunk]]].reset_index(drop=True)
+    out = chunk.reindex(columns=[*KEYS, *ACCOUNT_COLUMNS]).reset_index(drop=True)
+    out["as_of"] = pd.to_datetime(out["as_of"]).dt.date
     out["arr"] = chunk["arr_now" if "arr_now" in chunk else "arr"].to_numpy(dtype=float)
     wide = []
     for target in TARGETS:
@@ -156,19 +213,45 @@ def _score_chunk(
     return out, pd.concat(wide, ignore_index=True)
 
 
-def features_at(data_dir: Path | str, as_of: dt.date, cfg: Config, engine: Engine) -> pd.DataFrame:
+def feature_table(tables: dict[str, ir.Table], as_of: dt.date, cfg: Config) -> ir.Table:
     """Every account active at as_of with its features, ARR on the day (`arr_now`) and account
-    attributes."""
-    tables = load_tables(data_dir, cfg.data, connect(engine))
+    attributes (an engine expression, not yet run)."""
     snaps = snapshots(tables["subscriptions"], [as_of])
     feats = compute_features(tables, snaps, [as_of], cfg.features).drop("segment")
     accounts = tables["accounts"].select("account_id", *ACCOUNT_COLUMNS)
     now = snaps.select(*KEYS, arr_now=snaps.arr)  # ARR on the day, for ARR at risk
-    expr = now.inner_join(feats, KEYS).inner_join(accounts, "account_id").order_by("account_id")
-    frame = expr.execute()
-    if frame.empty:
-        raise ValueError(f"no account is active at {as_of} in {data_dir}")
-    return frame
+    return now.inner_join(feats, KEYS).inner_join(accounts, "account_id")
+
+
+def check_as_of(tables: dict[str, ir.Table], as_of: dt.date, max_gap_days: int) -> None:
+    """Refuse an as_of past the data: the missing days would read as an account gone quiet."""
+    last = tables["usage_events"].ts.max().execute()
+    if last is None or pd.isna(last):
+        raise ValueError("table usage_events has no rows: nothing to score from")
+    last_day = pd.Timestamp(last).date()
+    gap = (as_of - last_day).days - 1  # days before as_of with no events at all
+    if gap > max_gap_days:
+        raise ValueError(
+            f"as_of {as_of} is beyond the data: the last usage event (table usage_events, "
+            f"column ts) is on {last_day}, {gap} day(s) before as_of with no events (allowed: "
+            f"scoring.max_data_gap_days = {max_gap_days}). Score as of "
+            f"{last_day + dt.timedelta(days=1 + max_gap_days)} or earlier, or load newer data."
+        )
+
+
+def require_features(columns: list[str], models: dict[str, LoadedModel], cfg: Config) -> None:
+    """Refuse before any heavy work when a model's features are not all in the table."""
+    cat = {f.name: f for f in catalogue(cfg.features)}
+    for target, loaded in models.items():
+        missing = [f for f in loaded.model.features if f not in columns]
+        if missing:
+            tables = {SOURCE_TABLES.get(cat[f].source) for f in missing if f in cat} - {None}
+            raise MissingFeaturesError(
+                f"the {target} model ({loaded.source}) needs {len(missing)} feature column(s) "
+                f"that the feature table lacks, e.g. {', '.join(missing[:5])}"
+                + (f" (from table {', '.join(sorted(tables))}: is it missing?)" if tables else "")
+                + "; score data like the training data, or retrain on this data"
+            )
 
 
 def score(
@@ -189,10 +272,58 @@ def score(
         raise DataValidationError(report)
     fields = load_field_map(crm)
     models = resolve_models(cfg, uris or {}, model_dir)
-    frame = features_at(data_dir, as_of, cfg, engine)
-    scores, contributions = score_frame(frame, models, cfg, lang)
+    tables = load_tables(data_dir, cfg.data, connect(engine))
+    check_as_of(tables, as_of, cfg.scoring.max_data_gap_days)
+    expr = feature_table(tables, as_of, cfg)
+    require_features(expr.columns, models, cfg)
+    scores, contributions = score_table(expr, models, cfg, lang)
     crm_rows = write_outputs(scores, contributions, fields, out, changed_since)
     return ScoreResult(Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()})
+
+
+def score_table(
+    expr: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang = "en"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score a feature table where it lives: features are computed once (cached in the engine),
+    segment medians are taken there, then rows are scored in chunks — streamed from DuckDB, or
+    by `mapInPandas` on Spark's executors."""
+    cat = {f.name: f for f in catalogue(cfg.features)}
+    table = cached(expr)
+    medians = _engine_medians(table, sorted(cat))
+    if table._find_backend().name == "pyspark":
+        from churnml.scoring.spark import map_in_pandas
+
+        def score_batch(batch: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+            return _score_chunk(batch, models, cat, cfg.scoring, lang, medians)
+
+        parts = map_in_pandas(table, score_batch, SCORES, _contribution_columns(models))
+    else:
+        batches = table.to_pyarrow_batches(chunk_size=cfg.scoring.chunk_rows)
+        parts = [
+            _score_chunk(b.to_pandas(), models, cat, cfg.scoring, lang, medians) for b in batches
+        ]
+    try:
+        return _gather(parts, models)
+    except ValueError:
+        raise ValueError("no account is active at as_of: nothing to score") from None
+
+
+def _contribution_columns(models: dict[str, LoadedModel]) -> dict[str, list[str]]:
+    return {t: m.model.features for t, m in models.items()}
+
+
+def _engine_medians(table: ir.Table, names: list[str]) -> pd.DataFrame:
+    """Median of every numeric feature within each segment, computed by the engine."""
+    numeric = [c for c in names if c in table.columns and table[c].type().is_numeric()]
+    medians = table.group_by("segment").aggregate(**{c: table[c].median() for c in numeric})
+    return medians.execute().set_index("segment").astype(float)
+
+
+def cached(expr: ir.Table) -> ir.Table:
+    """The table computed once and kept by its engine (Spark: its in-memory tables, such as
+    calendars, are registered first, which ibis 12 does not do for `cache`)."""
+    expr._find_backend()._run_pre_execute_hooks(expr)
+    return expr.cache()
 
 
 def write_outputs(
@@ -207,8 +338,9 @@ def write_outputs(
     feed = crm_frame(scores, fields)
     if changed_since is not None:
         feed = changed_rows(feed, Path(changed_since) / "crm_export.csv", fields)
+    table = pa.Table.from_pandas(scores, schema=SCORED, preserve_index=False)
     with atomic_dir(out) as tmp:
-        write_parquet(scores, tmp / "scores.parquet")
+        write_parquet(table.replace_schema_metadata(), tmp / "scores.parquet")
         write_parquet(contributions, tmp / "contributions.parquet")
         write_csv(feed, tmp / "crm_export.csv")
     return len(feed)
