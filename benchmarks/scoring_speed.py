@@ -45,9 +45,11 @@ def _models(work: Path, world: Path) -> Path:
 
 def _features(world: Path, accounts: int, seed: int = 0) -> pd.DataFrame:
     """`accounts` rows resampled from the world's active accounts, numeric values jittered."""
-    from churnml.scoring.score import features_at
+    from churnml.data.sources import connect, load_tables
+    from churnml.scoring.score import feature_table
 
-    real = features_at(world, AS_OF, Config(), "duckdb")
+    cfg = Config()
+    real = feature_table(load_tables(world, cfg.data, connect()), AS_OF, cfg).execute()
     rng = np.random.default_rng(seed)
     frame = real.sample(accounts, replace=True, random_state=seed).reset_index(drop=True)
     for name in frame.select_dtypes("number").columns:

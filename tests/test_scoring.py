@@ -228,6 +228,8 @@ def test_cli_score_in_japanese(setup: tuple[Config, Path], tmp_path: Path) -> No
     )
     assert result.exit_code == 0, result.output
     scores = pd.read_parquet(tmp_path / "ja" / "scores.parquet")
+    top = scores.nlargest(5, "arr_at_risk").account_id
+    assert "Most ARR at risk" in result.output and all(a in result.output for a in top)
     assert scores.churn_reasons_text.str.contains("セグメント中央値|：").any()
     assert (
         (tmp_path / "ja" / "crm_export.csv")

@@ -25,6 +25,8 @@ from churnml.features.catalogue import Feature
 from churnml.scoring.reasons import Lang
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from churnml.models.pipeline import TrainReport
 
 app = typer.Typer(
@@ -279,6 +281,26 @@ def score(
             },
         )
     )
+    for name in ("scores.parquet", "contributions.parquet", "crm_export.csv"):
+        console.print(f"  {escape(str(result.out / name))}", highlight=False)
+    console.print(top_table(result.top_at_risk))
+
+
+def top_table(top: pd.DataFrame) -> Table:
+    """The accounts with the most ARR at risk; account names are shown as text, never markup."""
+    table = Table(title="Most ARR at risk", title_justify="left")
+    table.add_column("account", ratio=2)
+    for column in ("ARR at risk", "churn", "action"):
+        table.add_column(column, no_wrap=True, justify="right" if column != "action" else "left")
+    table.add_column("top reason", ratio=3)
+    for r in top.itertuples():
+        reason = str(r.churn_reasons_text).split("; ")[0]
+        name = r.account_name if isinstance(r.account_name, str) else ""
+        table.add_row(
+            Text(f"{name} ({r.account_id}, {r.segment})"), f"${r.arr_at_risk:,.0f}",
+            f"{r.churn_probability:.1%}", r.next_best_action, Text(reason),
+        )  # fmt: skip
+    return table
 
 
 @app.command()

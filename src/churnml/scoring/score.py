@@ -30,6 +30,8 @@ from churnml.scoring.reasons import REASON, Lang, segment_medians, top_reasons
 
 TARGETS = ("churn", "expansion")
 ACCOUNT_COLUMNS = ("segment", "csm_owner", "account_name")
+TOP_COLUMNS = ("account_id", "account_name", "segment", "arr", "churn_probability",
+               "arr_at_risk", "next_best_action", "churn_reasons_text")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class ScoreResult:
     rows: int
     crm_rows: int
     models: dict[str, str]
+    top_at_risk: pd.DataFrame  # the accounts with the most ARR at risk, largest first
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -154,21 +157,29 @@ def score_frame(
     return _gather(parts, models)
 
 
+Chunk = tuple[pd.DataFrame, dict[str, pd.DataFrame]]  # scores, contributions per target
+
+
 def _gather(
-    parts: list[tuple[pd.DataFrame, pd.DataFrame]], models: dict[str, LoadedModel]
+    parts: list[Chunk], models: dict[str, LoadedModel]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scored chunks as one table in account order, stamped with the models and the time."""
+    """Scored chunks as one table in account order, stamped with the models and the time; the
+    contributions of each target in the same order, one target after the other."""
     if not parts:
         raise ValueError("no account to score")
     scores = pd.concat([s for s, _ in parts], ignore_index=True)
-    order = np.argsort(scores.account_id.to_numpy(dtype=str), kind="stable")
-    scores = scores.iloc[order].reset_index(drop=True)
+    ids = scores.account_id.to_numpy(dtype=str)
+    order = None if (ids[1:] >= ids[:-1]).all() else np.argsort(ids, kind="stable")
+    blocks = []
+    for target in TARGETS:
+        block = pd.concat([c[target] for _, c in parts], ignore_index=True)
+        block = block if order is None else block.iloc[order]
+        blocks.append(block.assign(target=target)[["account_id", "target", *block.columns[1:]]])
+    scores = scores if order is None else scores.iloc[order].reset_index(drop=True)
     scores["churn_model"] = models["churn"].source
     scores["expansion_model"] = models["expansion"].source
     scores["scored_at"] = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
-    contributions = pd.concat([c for _, c in parts], ignore_index=True)
-    contributions = contributions.sort_values(["account_id", "target"], kind="stable")
-    return scores, contributions.reset_index(drop=True)
+    return scores, pd.concat(blocks, ignore_index=True)
 
 
 def _score_chunk(
@@ -178,12 +189,12 @@ def _score_chunk(
     sc: ScoringConfig,
     lang: Lang,
     medians: pd.DataFrame,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> Chunk:
     segment = chunk["segment"].astype(str)
     out = chunk.reindex(columns=[*KEYS, *ACCOUNT_COLUMNS]).reset_index(drop=True)
     out["as_of"] = pd.to_datetime(out["as_of"]).dt.date
     out["arr"] = chunk["arr_now" if "arr_now" in chunk else "arr"].to_numpy(dtype=float)
-    wide = []
+    points = {}
     for target in TARGETS:
         model = models[target].model
         ex = explain(model, chunk)
@@ -196,8 +207,8 @@ def _score_chunk(
         if target == "churn":
             out = pd.concat([out, family_scores(ex.logodds, cat).reset_index(drop=True)], axis=1)
             out["health_score"] = health_score(ex.logodds)
-        points = ex.points.reset_index(drop=True)
-        wide.append(pd.concat([out[["account_id"]].assign(target=target), points], axis=1))
+        points[target] = ex.points.reset_index(drop=True)
+        points[target].insert(0, "account_id", out["account_id"].to_numpy())
     arr = out["arr"].to_numpy(dtype=float)
     out["churn_tier"] = _tier(out.churn_probability.to_numpy(), sc.churn_high, sc.churn_medium)
     out["expansion_tier"] = _tier(
@@ -210,7 +221,7 @@ def _score_chunk(
     out["next_best_action"] = next_best_action(
         out.churn_tier.to_numpy(), out.expansion_tier.to_numpy(), out.score_adoption.to_numpy(), sc
     )
-    return out, pd.concat(wide, ignore_index=True)
+    return out, points
 
 
 def feature_table(tables: dict[str, ir.Table], as_of: dt.date, cfg: Config) -> ir.Table:
@@ -278,7 +289,10 @@ def score(
     require_features(expr.columns, models, cfg)
     scores, contributions = score_table(expr, models, cfg, lang)
     crm_rows = write_outputs(scores, contributions, fields, out, changed_since)
-    return ScoreResult(Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()})
+    top = scores.nlargest(5, "arr_at_risk")[list(TOP_COLUMNS)].reset_index(drop=True)
+    return ScoreResult(
+        Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()}, top
+    )
 
 
 def score_table(
@@ -293,7 +307,7 @@ def score_table(
     if table._find_backend().name == "pyspark":
         from churnml.scoring.spark import map_in_pandas
 
-        def score_batch(batch: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        def score_batch(batch: pd.DataFrame) -> Chunk:
             return _score_chunk(batch, models, cat, cfg.scoring, lang, medians)
 
         parts = map_in_pandas(table, score_batch, SCORES, _contribution_columns(models))

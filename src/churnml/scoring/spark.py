@@ -14,14 +14,16 @@ import pandas as pd
 import pyarrow as pa
 from pyspark.sql.pandas.types import from_arrow_schema
 
-Scorer = Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]
+from churnml.scoring.score import Chunk
+
+Scorer = Callable[[pd.DataFrame], Chunk]
 
 
 def map_in_pandas(
     table: ir.Table, score_batch: Scorer, scores: pa.Schema, features: dict[str, list[str]]
-) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-    """Score `table` (an Ibis table on Spark) batch by batch on the executors; return the scores
-    and contributions (wide, as `score_batch` gives them) gathered on the driver."""
+) -> list[Chunk]:
+    """Score `table` (an Ibis table on Spark) batch by batch on the executors; return the scored
+    rows gathered on the driver, as `score_batch` gives them."""
     con = table._find_backend()
     frame = con._session.sql(con.compile(table))
     packed = scores
@@ -39,24 +41,19 @@ def map_in_pandas(
 
 def _pack(
     scores: pd.DataFrame,
-    contributions: pd.DataFrame,
+    contributions: dict[str, pd.DataFrame],
     schema: pa.Schema,
     features: dict[str, list[str]],
 ) -> pd.DataFrame:
     parts = [scores[schema.names]]
     for target, names in features.items():
-        mine = contributions[contributions.target == target].reset_index(drop=True)
-        parts.append(mine[names].add_prefix(f"{target}:"))
+        parts.append(contributions[target][names].add_prefix(f"{target}:"))
     return pd.concat(parts, axis=1)
 
 
-def _unpack(
-    result: pa.Table, schema: pa.Schema, features: dict[str, list[str]]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    scores = result.select(schema.names).to_pandas()
-    contributions = []
+def _unpack(result: pa.Table, schema: pa.Schema, features: dict[str, list[str]]) -> Chunk:
+    contributions = {}
     for target, names in features.items():
-        ids = {"account_id": result["account_id"], "target": pa.repeat(target, len(result))}
         points = result.select([f"{target}:{n}" for n in names]).rename_columns(names)
-        contributions.append(pa.table({**ids, **dict(zip(names, points.columns, strict=True))}))
-    return scores, pd.concat([c.to_pandas() for c in contributions], ignore_index=True)
+        contributions[target] = points.add_column(0, "account_id", result["account_id"]).to_pandas()
+    return result.select(schema.names).to_pandas(), contributions
