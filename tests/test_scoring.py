@@ -253,6 +253,16 @@ def test_scoring_on_spark_gives_the_same_outputs(
         pd.testing.assert_frame_equal(duck, spark, rtol=1e-9)
 
 
+def test_a_model_never_scores_a_table_without_its_features(
+    setup: tuple[Config, Path], scored: Path
+) -> None:
+    cfg, _ = setup
+    model = scoring.resolve_models(cfg, {}, None)["churn"].model
+    rows = pd.DataFrame({name: [1.0] for name in model.features}).drop(columns="nps_last")
+    with pytest.raises(ValueError, match=r"lacks 1 column.*nps_last"):
+        model.predict(rows)
+
+
 def _refusal(args: list[str]) -> str:
     result = CliRunner().invoke(app, ["score", *args])
     assert result.exit_code == 1, result.output

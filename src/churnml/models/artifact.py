@@ -70,10 +70,17 @@ class TrainedModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
-        """The model's columns in its order; categories as trained (unknown → missing)."""
+        """The model's columns in its order; categories as trained (unknown → missing). A column
+        the model was trained on must be present: a missing one is an error, not a silent gap."""
+        missing = [name for name in self.features if name not in df]
+        if missing:
+            raise ValueError(
+                f"the feature table lacks {len(missing)} column(s) the model was trained on, "
+                f"e.g. {', '.join(missing[:5])}"
+            )
         out = pd.DataFrame(index=df.index)
         for name in self.features:
-            col = df[name] if name in df else pd.Series(np.nan, index=df.index)
+            col = df[name]
             if name in self.categories:
                 out[name] = pd.Categorical(col.astype("object"), categories=self.categories[name])
             else:
