@@ -272,7 +272,7 @@ def score(
         raise fail(str(exc)) from None
     console.print(
         summary_table(
-            f"Scores written to {result.out}",
+            f"Scores written to {result.out.resolve()}",
             {
                 "accounts scored": result.rows,
                 "CRM rows written": result.crm_rows,
@@ -282,7 +282,7 @@ def score(
         )
     )
     for name in ("scores.parquet", "contributions.parquet", "crm_export.csv"):
-        console.print(f"  {escape(str(result.out / name))}", highlight=False)
+        console.print(f"  {escape(str(result.out.resolve() / name))}", highlight=False)
     console.print(top_table(result.top_at_risk))
 
 
