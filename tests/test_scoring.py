@@ -286,6 +286,8 @@ def test_score_refuses_an_as_of_beyond_the_data(
     message = _refusal([*args, "--config", _config(cfg, tmp_path)])
     assert f"as_of {late} is beyond the data" in message and str(last) in message
     assert "usage_events" in message and not (tmp_path / "out").exists()
+    early = ["--data", str(world), "--out", str(tmp_path / "out"), "--as-of", "2000-01-01"]
+    assert "no account is active" in _refusal([*early, "--config", _config(cfg, tmp_path)])
     assert score(cfg, world, last + dt.timedelta(days=1), tmp_path / "ok").rows > 0
 
 

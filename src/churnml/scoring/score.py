@@ -120,10 +120,12 @@ def _reasons_fields(target: str) -> list[tuple[str, pa.DataType]]:
     ]
 
 
-# scores.parquet, one row per account (then churn_model, expansion_model, scored_at).
+# scores.parquet, one row per account: SCORES from each chunk, SCORED once stamped.
 SCORES = pa.schema(
     [
-        *[(c, pa.string()) for c in ("account_id", "as_of", *ACCOUNT_COLUMNS)],
+        ("account_id", pa.string()),
+        ("as_of", pa.date32()),
+        *[(c, pa.string()) for c in ACCOUNT_COLUMNS],
         ("arr", pa.float64()),
         *_reasons_fields("churn"),
         *[(f"score_{f}", pa.float64()) for f in FAMILIES],
@@ -134,10 +136,15 @@ SCORES = pa.schema(
         ("expected_expansion_arr", pa.float64()),
         ("next_best_action", pa.string()),
     ]
-).set(1, pa.field("as_of", pa.date32()))
-SCORED = SCORES.append(pa.field("churn_model", pa.string())).append(
-    pa.field("expansion_model", pa.string())
-).append(pa.field("scored_at", pa.timestamp("s")))
+)
+SCORED = pa.schema(
+    [
+        *SCORES,
+        ("churn_model", pa.string()),
+        ("expansion_model", pa.string()),
+        ("scored_at", pa.timestamp("s")),
+    ]
+)
 
 
 def score_frame(
