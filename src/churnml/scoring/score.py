@@ -30,6 +30,7 @@ from churnml.scoring.reasons import REASON, Lang, segment_medians, top_reasons
 
 TARGETS = ("churn", "expansion")
 ACCOUNT_COLUMNS = ("segment", "csm_owner", "account_name")
+Chunk = tuple[pd.DataFrame, dict[str, pd.DataFrame]]  # scores, contributions per target
 TOP_COLUMNS = ("account_id", "account_name", "segment", "arr", "churn_probability",
                "arr_at_risk", "next_best_action", "churn_reasons_text")  # fmt: skip
 
@@ -162,9 +163,6 @@ def score_frame(
     chunks = (frame.iloc[i : i + step] for i in range(0, len(frame), step))
     parts = [_score_chunk(c, models, cat, cfg.scoring, lang, medians) for c in chunks]
     return _gather(parts, models)
-
-
-Chunk = tuple[pd.DataFrame, dict[str, pd.DataFrame]]  # scores, contributions per target
 
 
 def _gather(
