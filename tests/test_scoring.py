@@ -72,6 +72,15 @@ def test_top_reasons_are_the_largest_positive_contributions(scored: Path) -> Non
         assert all(r["contribution"] > 0 and r["sentence"] for r in row.churn_reasons)
 
 
+def test_a_batch_where_nothing_pushes_the_score_up_has_no_reasons() -> None:
+    from churnml.scoring.reasons import top_reasons
+
+    down = pd.DataFrame({"a": [-0.1, -0.2], "b": [-0.3, 0.0]})
+    values = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    reasons = top_reasons(down, values, pd.Series(["smb", "smb"]), pd.DataFrame(), {}, "en", 3)
+    assert reasons.to_pylist() == [[], []]
+
+
 def test_every_active_account_is_scored_once_with_the_contract_columns(scored: Path) -> None:
     scores = pd.read_parquet(scored / "scores.parquet")
     assert scores.account_id.is_unique and len(scores) > 100

@@ -107,23 +107,18 @@ def top_reasons(
     rows, slots = np.nonzero(points > 0)  # row-major: each row's reasons in order, positives first
     cols = top[rows, slots]
     by_feature = np.argsort(cols, kind="stable")
-    groups = np.split(by_feature, np.flatnonzero(np.diff(cols[by_feature])) + 1)
     segments = segment.to_numpy()[rows]
-    phrases = [
-        _phrases(
-            catalogue.get(name) or _unknown(name),
-            values[name].to_numpy()[rows[at]],
-            segments[at],
-            medians.get(name),
-            lang,
-        )
-        for at in groups
-        if len(at) and (name := names[cols[at[0]]])
-    ]
+    phrases = []  # one (raw, sentences, median) per feature that is someone's reason
+    for at in np.split(by_feature, np.flatnonzero(np.diff(cols[by_feature])) + 1):
+        if len(at):
+            name = names[cols[at[0]]]
+            feature = catalogue.get(name) or _unknown(name)
+            column = values[name].to_numpy()[rows[at]]
+            phrases.append(_phrases(feature, column, segments[at], medians.get(name), lang))
     back = np.argsort(by_feature)  # from grouped by feature to row order
     raw, sentences, median = (
-        pa.concat_arrays([p[i] for p in phrases] or [pa.array([], pa.string())]).take(back)
-        for i in range(3)
+        pa.concat_arrays([p[i] for p in phrases] or [pa.array([], kind)]).take(back)
+        for i, kind in enumerate((pa.string(), pa.string(), pa.float64()))
     )
     offsets = np.zeros(len(matrix) + 1, np.int32)
     offsets[1:] = np.cumsum((points > 0).sum(axis=1))
