@@ -262,9 +262,7 @@ def test_scoring_on_spark_gives_the_same_outputs(
         pd.testing.assert_frame_equal(duck, spark, rtol=1e-9)
 
 
-def test_a_model_never_scores_a_table_without_its_features(
-    setup: tuple[Config, Path], scored: Path
-) -> None:
+def test_a_model_never_scores_a_table_without_its_features(setup: tuple[Config, Path]) -> None:
     cfg, _ = setup
     model = scoring.resolve_models(cfg, {}, None)["churn"].model
     rows = pd.DataFrame({name: [1.0] for name in model.features}).drop(columns="nps_last")

@@ -323,3 +323,8 @@ def catalogue(cfg: FeatureConfig) -> list[Feature]:
     base = _contract() + _adoption(cfg) + _onboarding() + _support() + _sentiment()
     base += _relationship()
     return base + _relative({f.name: f for f in base})
+
+
+def by_name(cfg: FeatureConfig) -> dict[str, Feature]:
+    """The catalogue keyed by feature name."""
+    return {f.name: f for f in catalogue(cfg)}

@@ -15,7 +15,7 @@ from churnml.config import Config
 from churnml.data.sources import connect, load_tables
 from churnml.data.validate import DataValidationError, validate
 from churnml.features.build import build_features
-from churnml.features.catalogue import Feature, catalogue
+from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import default_as_of, label_columns
 from churnml.features.truth import load_truth
 from churnml.models.registry import Promotion, log_training
@@ -68,7 +68,7 @@ def train(
     began = time.perf_counter()
     labels = cfg.labels
     names = label_columns(labels)
-    cat = {f.name: f for f in catalogue(cfg.features)}
+    cat = by_name(cfg.features)
     if features_path is not None:
         if not target:
             raise TrainingError("--features needs --target COLUMN (the label to learn)")

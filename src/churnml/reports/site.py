@@ -22,7 +22,7 @@ from markupsafe import escape
 
 from churnml.config import Config
 from churnml.data.sources import connect, load_tables
-from churnml.features.catalogue import Feature, catalogue
+from churnml.features.catalogue import Feature, by_name
 from churnml.io import atomic_dir, write_text
 from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
 from churnml.scoring.explain import FAMILIES
@@ -116,7 +116,7 @@ class _Site:
                  adoption: pd.DataFrame | None) -> None:  # fmt: skip
         self.s, self.c, self.cfg, self.lang = scores, contributions, cfg, lang
         self.m = MESSAGES[lang]
-        self.cat = {f.name: f for f in catalogue(cfg.features)}
+        self.cat = by_name(cfg.features)
         churn = contributions[contributions.target == "churn"]
         self.churn = churn.drop(columns="target").set_index("account_id")
         self.adoption = {} if adoption is None else dict(tuple(adoption.groupby("account_id")))

@@ -75,6 +75,6 @@ def changed_rows(frame: pd.DataFrame, previous_csv: Path, fields: FieldMap) -> p
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """UTF-8, a header row, every cell quoted (quotes inside doubled), atomically."""
-    table = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
     with atomic_path(path) as tmp:
         csv.write_csv(table, tmp, csv.WriteOptions(quoting_style="all_valid"))

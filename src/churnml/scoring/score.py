@@ -19,7 +19,7 @@ from churnml.config import Config, ScoringConfig
 from churnml.data.sources import Engine, connect, load_tables
 from churnml.data.validate import DataValidationError, validate
 from churnml.features.build import KEYS, SOURCE_TABLES, compute_features
-from churnml.features.catalogue import Feature, catalogue
+from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import snapshots
 from churnml.io import atomic_dir, write_parquet
 from churnml.models.artifact import TrainedModel
@@ -58,7 +58,7 @@ class MissingFeaturesError(ValueError):
     """The feature table lacks columns a model was trained on."""
 
 
-def load_model(uri: str, target: str = "churn") -> LoadedModel:
+def load_model(uri: str, target: str) -> LoadedModel:
     """A churnml model from a `models:/` URI, a run URI or an exported MLflow model folder."""
     try:
         pyfunc = mlflow.pyfunc.load_model(uri)
@@ -156,7 +156,7 @@ def score_frame(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score a feature table in memory: scores (one row per account) and contributions in
     probability points (one row per account × target, one column per feature)."""
-    cat = {f.name: f for f in catalogue(cfg.features)}
+    cat = by_name(cfg.features)
     # Medians over the whole batch, so that a reason reads the same whatever the chunking.
     medians = segment_medians(frame.reindex(columns=sorted(cat)), frame["segment"].astype(str))
     step = cfg.scoring.chunk_rows
@@ -257,7 +257,7 @@ def check_as_of(tables: dict[str, ir.Table], as_of: dt.date, max_gap_days: int) 
 
 def require_features(columns: list[str], models: dict[str, LoadedModel], cfg: Config) -> None:
     """Refuse before any heavy work when a model's features are not all in the table."""
-    cat = {f.name: f for f in catalogue(cfg.features)}
+    cat = by_name(cfg.features)
     for target, loaded in models.items():
         missing = [f for f in loaded.model.features if f not in columns]
         if missing:
@@ -306,7 +306,7 @@ def score_table(
     """Score a feature table where it lives: features are computed once (cached in the engine),
     segment medians are taken there, then rows are scored in chunks — streamed from DuckDB, or
     by `mapInPandas` on Spark's executors."""
-    cat = {f.name: f for f in catalogue(cfg.features)}
+    cat = by_name(cfg.features)
     table = cached(expr)
     medians = _engine_medians(table, sorted(cat))
     if table._find_backend().name == "pyspark":
@@ -315,7 +315,8 @@ def score_table(
         def score_batch(batch: pd.DataFrame) -> Chunk:
             return _score_chunk(batch, models, cat, cfg.scoring, lang, medians)
 
-        parts = map_in_pandas(table, score_batch, SCORES, _contribution_columns(models))
+        features = {t: m.model.features for t, m in models.items()}
+        parts = map_in_pandas(table, score_batch, SCORES, features)
     else:
         batches = table.to_pyarrow_batches(chunk_size=cfg.scoring.chunk_rows)
         parts = [
@@ -325,10 +326,6 @@ def score_table(
         return _gather(parts, models)
     except ValueError:
         raise ValueError("no account is active at as_of: nothing to score") from None
-
-
-def _contribution_columns(models: dict[str, LoadedModel]) -> dict[str, list[str]]:
-    return {t: m.model.features for t, m in models.items()}
 
 
 def _engine_medians(table: ir.Table, names: list[str]) -> pd.DataFrame:
