@@ -27,3 +27,15 @@ def test_generate_rejects_a_bad_start_date(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "error" in result.output
     assert not (tmp_path / "w").exists()
+
+
+def test_generate_takes_a_preset_and_its_options(tmp_path: Path) -> None:
+    out = tmp_path / "world"
+    args = ["generate", "--out", str(out), "--accounts", "40", "--months", "12"]
+    result = CliRunner().invoke(app, [*args, "--preset", "consumer", "--events", "post,like"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("*.parquet")) == [
+        "accounts.parquet", "subscriptions.parquet", "usage_events.parquet"
+    ]  # fmt: skip
+    refused = CliRunner().invoke(app, [*args, "--billing", "weekly"])
+    assert refused.exit_code == 1 and "unknown billing 'weekly'" in refused.output

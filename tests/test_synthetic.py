@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from churnml.config import Config
 from churnml.data.contract import TABLES
-from churnml.data.synthetic import generate_world
+from churnml.data.synthetic import PRESETS, Shape, Vocabulary, generate_world, shape_of
 from churnml.features.truth import labels_with_truth
 
 
@@ -30,6 +30,80 @@ def test_same_seed_gives_byte_identical_tables(tmp_path: Path) -> None:
     assert len(a) == len(TABLES) + 1
     assert a == b
     assert a["usage_events.parquet"] != c["usage_events.parquet"]
+
+
+# Digests of `generate_world(n_accounts=120, months=8, seed=11, truth_paths=8)` as first written
+# (pyarrow 25.0.1): options added to the generator must leave the default world as it was.
+DEFAULT_WORLD = {
+    "_truth/truth.parquet": "99dcc08dc8400f009e96d3d7df1322f0ab2fda7b6190a75ff6264235db76d6c4",
+    "accounts.parquet": "2e4eb0af630ce1b7dd1be7a0e53c51037f107567b646c9be505cb928ff6b8593",
+    "contacts.parquet": "5c7b176a8d5529f738f854188bad9aab1ca01650371615241aac7acb3fffcb3f",
+    "cs_touchpoints.parquet": "3d466729b41990adb783adf75890449448d43c2b027841c7f5527c6dc07892d0",
+    "nps_responses.parquet": "1b1e088463a718d3f56aa550b9fa6c8f444ad3a81f8db364dad019fdd77784d5",
+    "onboarding_milestones.parquet": (
+        "6ae874dd5d4fde1347f38883d913d6f267159e997e12b18b89684ed2a39557f2"
+    ),
+    "subscriptions.parquet": "d99197433ead748784f459de3a6e8224c95ea46b33640f5ea7a32701364d93fc",
+    "support_tickets.parquet": "c4528773beaa9cc3292465190f8d87de5e2ebd3c1cecdce033fb780cacf23eea",
+    "usage_events.parquet": "ae4e331ebc7bbbc59330ad6ee84dc8cf2a6df8ffbd625bed6544e7ad0e73fa21",
+}
+
+
+def test_the_default_world_is_unchanged_byte_for_byte(tmp_path: Path) -> None:
+    generate_world(tmp_path / "w", n_accounts=120, months=8, seed=11, truth_paths=8)
+    generate_world(tmp_path / "b2b", 120, 8, seed=11, truth_paths=8, shape=shape_of("b2b"))
+    assert _digests(tmp_path / "w") == DEFAULT_WORLD == _digests(tmp_path / "b2b")
+
+
+def _shaped(tmp_path: Path, shape: Shape, months: int = 12) -> dict[str, pd.DataFrame]:
+    out = tmp_path / "world"
+    generate_world(out, n_accounts=150, months=months, seed=2, truth_paths=4, shape=shape)
+    return {p.stem: pd.read_parquet(p) for p in out.rglob("*.parquet")}
+
+
+def test_another_event_vocabulary(tmp_path: Path) -> None:
+    world = _shaped(tmp_path, shape_of(events="post, like,message,adview"))
+    counts = world["usage_events"].event_type.value_counts()
+    assert set(counts.index) == {"post", "like", "message", "adview"}
+    assert counts.index[0] == "post"  # weights fall with the rank in the list
+    with pytest.raises(ValueError, match="at least two distinct names"):
+        Vocabulary.named(("post", "post"))
+
+
+def test_expansion_switched_off(tmp_path: Path) -> None:
+    world = _shaped(tmp_path, shape_of(expansion=False))
+    subs = world["subscriptions"]
+    assert set(subs["product"]) == {"platform"}
+    assert subs.groupby("account_id").seats.nunique().max() == 1  # no upsell of seats
+    assert (world["truth"].p_expansion_90d == 0).all()
+
+
+def test_monthly_billing_gives_one_month_terms_renewed_as_rows(tmp_path: Path) -> None:
+    subs = _shaped(tmp_path, shape_of(billing="monthly"))["subscriptions"]
+    core = subs[subs["product"] == "platform"]
+    months = (pd.to_datetime(core.end_date).dt.to_period("M") - pd.to_datetime(
+        core.start_date).dt.to_period("M")).map(lambda d: d.n)  # fmt: skip
+    assert core.end_date.notna().all() and months.le(1).all()
+    assert core.groupby("account_id").size().median() >= 4  # a new row every month
+
+
+def test_one_segment(tmp_path: Path) -> None:
+    world = _shaped(tmp_path, shape_of(segment="mid_market"))
+    assert set(world["accounts"].segment) == {"mid_market"}
+
+
+def test_a_short_history_spans_its_months(tmp_path: Path) -> None:
+    ts = _shaped(tmp_path, Shape(), months=12)["usage_events"].ts
+    assert ts.min() >= pd.Timestamp("2023-01-01") and ts.max() < pd.Timestamp("2024-01-01")
+
+
+def test_consumer_preset_has_one_user_per_account_and_only_required_tables(
+    tmp_path: Path,
+) -> None:
+    world = _shaped(tmp_path, PRESETS["consumer"])
+    assert set(world) == {"accounts", "subscriptions", "usage_events", "truth"}
+    assert world["usage_events"].groupby("account_id").user_id.nunique().max() == 1
+    assert "post" in set(world["usage_events"].event_type)
 
 
 def test_world_uses_the_contract_column_names(small_world: Path) -> None:

@@ -92,11 +92,34 @@ def generate(
     months: Annotated[int, typer.Option(min=4, help="Months simulated.")] = 36,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
     start: Annotated[str, typer.Option(help="First month, YYYY-MM-DD.")] = "2023-01-01",
+    preset: Annotated[
+        str, typer.Option(help="Kind of portfolio: b2b, or consumer (one user per account).")
+    ] = "b2b",
+    events: Annotated[
+        str | None,
+        typer.Option(help="Event vocabulary: saas, social, or names separated by commas."),
+    ] = None,
+    expansion: Annotated[
+        bool | None, typer.Option("--expansion/--no-expansion", help="Upsell and cross-sell.")
+    ] = None,
+    billing: Annotated[
+        str | None, typer.Option(help="mixed (annual and monthly), or monthly (monthly terms).")
+    ] = None,
+    segment: Annotated[str | None, typer.Option(help="Put every account in this segment.")] = None,
+    required_only: Annotated[
+        bool | None,
+        typer.Option("--required-only/--all-tables", help="Write only the three required tables."),
+    ] = None,
 ) -> None:
-    """Generate a synthetic B2B SaaS world (every contract table, plus _truth/truth.parquet)."""
-    from churnml.data.synthetic import generate_world
+    """Generate a synthetic SaaS world (every contract table, plus _truth/truth.parquet)."""
+    from churnml.data.synthetic import generate_world, shape_of
 
     began = time.perf_counter()
+    try:
+        shape = shape_of(preset, events=events, expansion=expansion, billing=billing,
+                         segment=segment, required_only=required_only)  # fmt: skip
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     with progress_bar() as bar:
         tasks: dict[str, int] = {}
 
@@ -106,7 +129,9 @@ def generate(
             bar.update(tasks[stage], completed=done)
 
         try:
-            summary = generate_world(out, accounts, months, seed, start, progress=report)
+            summary = generate_world(
+                out, accounts, months, seed, start, progress=report, shape=shape
+            )
         except ValueError as exc:
             raise fail(str(exc)) from None
     rows = {f"{name} rows": n for name, n in summary.tables.items()}

@@ -32,8 +32,9 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -52,20 +53,99 @@ PLANS = ("starter", "pro", "enterprise")
 PRICE_PER_SEAT = np.array([300.0, 500.0, 750.0])
 ADDONS = ("analytics", "automation")
 ADDON_PRICE_SHARE = np.array([0.20, 0.25])
-EVENT_TYPES = (
-    "login",
-    "view_dashboard",
-    "search",  # core
-    "create_report",
-    "export",  # analytics area
-    "automation_run",
-    "api_call",
-    "integration_sync",  # automation area
-    "invite_user",
-    "comment",  # collaboration
-)
-EVENT_AREA = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 3])
-EVENT_BASE_WEIGHT = np.array([3.0, 2.5, 1.5, 1.0, 0.6, 0.8, 0.6, 0.4, 0.2, 0.5])
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """A product's event types: names, the product area each belongs to, and base weights.
+
+    Areas: 0 core use, 1 and 2 the two add-on areas (their depth drives cross-sell), 3
+    collaboration (follows engagement). `quantity` adds Poisson extra quantity by event name.
+    """
+
+    names: tuple[str, ...]
+    areas: tuple[int, ...]
+    weights: tuple[float, ...]
+    quantity: tuple[tuple[str, float], ...] = ()
+
+    @classmethod
+    def named(cls, names: tuple[str, ...]) -> Vocabulary:
+        """Any list of names: areas follow the default world's pattern, weights fall by rank."""
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise ValueError("an event vocabulary needs at least two distinct names")
+        pattern = SAAS_EVENTS.areas
+        areas = tuple(pattern[i * len(pattern) // len(names)] for i in range(len(names)))
+        weights = tuple(round(3.0 * 0.8**i, 4) for i in range(len(names)))
+        return cls(tuple(names), areas, weights)
+
+
+SAAS_EVENTS = Vocabulary(
+    names=("login", "view_dashboard", "search",  # core
+           "create_report", "export",  # analytics area
+           "automation_run", "api_call", "integration_sync",  # automation area
+           "invite_user", "comment"),  # collaboration
+    areas=(0, 0, 0, 1, 1, 2, 2, 2, 3, 3),
+    weights=(3.0, 2.5, 1.5, 1.0, 0.6, 0.8, 0.6, 0.4, 0.2, 0.5),
+    quantity=(("api_call", 30.0), ("automation_run", 5.0)),
+)  # fmt: skip
+SOCIAL_EVENTS = Vocabulary.named(
+    ("open_app", "view_feed", "like", "post", "comment", "message", "share", "adview",
+     "upload_photo", "follow", "create_group", "live_stream")
+)  # fmt: skip
+VOCABULARIES = {"saas": SAAS_EVENTS, "social": SOCIAL_EVENTS}
+EVENT_TYPES = SAAS_EVENTS.names
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The kind of portfolio to simulate. The defaults give the standard B2B world (unchanged
+    byte for byte); each option changes one thing, after the same random draws."""
+
+    events: Vocabulary = SAAS_EVENTS
+    expansion: bool = True  # False: no upsell or cross-sell at all
+    billing: Literal["mixed", "monthly"] = "mixed"  # monthly: one-month terms, each a new row
+    segment: str | None = None  # every account in this one segment
+    single_user: bool = False  # one user (and one seat) per account, as in a consumer app
+    optional_tables: bool = True  # False: only accounts, subscriptions and usage_events
+
+    def __post_init__(self) -> None:
+        if self.segment is not None and self.segment not in SEGMENTS:
+            raise ValueError(f"unknown segment {self.segment!r}; use one of {', '.join(SEGMENTS)}")
+
+
+PRESETS = {
+    "b2b": Shape(),
+    "consumer": Shape(events=SOCIAL_EVENTS, expansion=False, billing="monthly", segment="smb",
+                      single_user=True, optional_tables=False),
+}  # fmt: skip
+
+
+def shape_of(
+    preset: str = "b2b",
+    *,
+    events: str | None = None,
+    expansion: bool | None = None,
+    billing: str | None = None,
+    segment: str | None = None,
+    required_only: bool | None = None,
+) -> Shape:
+    """A preset with some of its options replaced (None keeps the preset's). `events` is a
+    vocabulary name (saas, social) or event names separated by commas."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    if billing not in (None, "mixed", "monthly"):
+        raise ValueError(f"unknown billing {billing!r}; use mixed or monthly")
+    base, changes = PRESETS[preset], {}
+    if events is not None:
+        names = tuple(n.strip() for n in events.split(",") if n.strip())
+        changes["events"] = VOCABULARIES.get(events) or Vocabulary.named(names)
+    if required_only is not None:
+        changes["optional_tables"] = not required_only
+    given = {"expansion": expansion, "billing": billing, "segment": segment}
+    changes |= {key: value for key, value in given.items() if value is not None}
+    return replace(base, **changes)
+
+
 MILESTONES = (
     ("kickoff", 7),
     ("admin_setup", 14),
@@ -158,7 +238,7 @@ def _churn_logit(st: State) -> np.ndarray:
 def _hazards(st: State, renewal_month: np.ndarray) -> dict[str, np.ndarray]:
     """This month's event probabilities given the (already advanced) hidden state."""
     x = _churn_logit(st)
-    annual = st["term_months"] > 0
+    annual = st["term_months"] > 1  # monthly terms churn like monthly plans, at the term end
     shift = np.where(annual, np.where(renewal_month, RENEWAL_SHIFT, MIDTERM_SHIFT), 0.0)
     health = 0.5 * (st["e"] + st["s"])
     unhealthy = 1.5 * (health < -0.8)
@@ -174,6 +254,8 @@ def _hazards(st: State, renewal_month: np.ndarray) -> dict[str, np.ndarray]:
     )
     cross = _sigmoid(-4.9 + 1.4 * st["a"] + 0.4 * health[:, None] - unhealthy[:, None])
     cross = cross * ~st["addon_held"] * ~young[:, None]
+    # A product without expansion: the same draws, with zero hazards.
+    upsell, cross = upsell * st["expands"], cross * st["expands"][:, None]
     return {
         "involuntary": INVOLUNTARY_RATE[st["segment"]],
         "voluntary": _sigmoid(x + shift),
@@ -271,8 +353,10 @@ def _random_seconds(rng: np.random.Generator, n: int) -> np.ndarray:
 class _Simulation:
     """Runs the monthly simulation; `run` fills `rec` and returns the usage plan and truth."""
 
-    def __init__(self, n_accounts: int, months: int, start: np.datetime64, seed: int) -> None:
-        self.n, self.months = n_accounts, months
+    def __init__(
+        self, n_accounts: int, months: int, start: np.datetime64, seed: int, shape: Shape
+    ) -> None:
+        self.n, self.months, self.shape = n_accounts, months, shape
         self.month_starts = np.arange(
             start.astype("datetime64[M]"), start.astype("datetime64[M]") + months + 1
         ).astype("datetime64[D]")
@@ -286,6 +370,8 @@ class _Simulation:
     def _accounts(self) -> None:
         rng, n = self.rng, self.n
         seg = rng.choice(3, size=n, p=SEGMENT_SHARE)
+        if self.shape.segment is not None:
+            seg = np.full(n, SEGMENTS.index(self.shape.segment))
         # A third of the book is there in month 0; the rest signs up over the period (not in the
         # last three months, so that every account has some history).
         last = max(1, self.months - 3)
@@ -298,12 +384,16 @@ class _Simulation:
         mu_e = np.where(never, -2.5, rng.normal(0.0, 0.7, n))
         mu_s = np.where(never, -2.5, rng.normal(0.0, 0.7, n))
         seats = np.maximum(1, np.round(np.exp(rng.normal(SEATS_LOG_MEAN[seg], 0.6))))
+        if self.shape.single_user:
+            seats = np.ones(n)
         plan = np.where(
             seg == 0, 2, np.where(seg == 1, 1 + (rng.random(n) < 0.3), rng.random(n) < 0.3)
         ).astype(int)
         monthly_share = np.array([0.0, 0.25, 0.65])[seg]
         term = np.where(rng.random(n) < monthly_share, 0, 12)
         term = np.where((seg == 0) & (rng.random(n) < 0.2), 24, term)
+        if self.shape.billing == "monthly":
+            term = np.ones(n, term.dtype)
         has_sponsor = rng.random(n) < SPONSOR_SHARE[seg]
         self.signup, self.signup_month, self.never = signup, signup_month, never
         self.q, self.seg = q, seg
@@ -329,6 +419,7 @@ class _Simulation:
             "term_months": term,
             "term_end": _add_months(signup, np.maximum(term, 1)),
             "addon_held": np.zeros((n, 2), bool),
+            "expands": np.full(n, self.shape.expansion),
         }
         self.seats = seats
         self.core_arr = seats * self.price
@@ -449,7 +540,8 @@ class _Simulation:
         )
         start = old_end + late.astype("timedelta64[D]")
         new_end = _add_months(old_end, st["term_months"][idx])
-        uplift = 1 + rng.uniform(0, 0.04, len(idx))
+        # Price uplift once a year: monthly terms renew at the same price.
+        uplift = 1 + rng.uniform(0, 0.04, len(idx)) * (st["term_months"][idx] >= 12)
         self.core_arr[idx] *= uplift
         self.addon_arr[idx] *= uplift[:, None]
         self._subscription_rows(
@@ -555,8 +647,10 @@ class _Simulation:
         n_active = np.where(self.never[live], 0, rng.binomial(seats.astype(np.int64), u))
         season = {7: 0.75, 11: 0.7}.get(int(start.astype("datetime64[M]").astype(int) % 12), 1.0)
         burst = np.where(rng.random(len(live)) < 0.02, 4.0, 1.0)
-        logw = np.log(EVENT_BASE_WEIGHT) + np.select(
-            [EVENT_AREA == 1, EVENT_AREA == 2, EVENT_AREA == 3],
+        vocab = self.shape.events
+        area = np.asarray(vocab.areas)
+        logw = np.log(np.asarray(vocab.weights)) + np.select(
+            [area == 1, area == 2, area == 3],
             [st["a"][live, 0:1], st["a"][live, 1:2], 0.5 * e[:, None]],
             0.0,
         )
@@ -570,7 +664,7 @@ class _Simulation:
                 "seats": seats.astype(np.int64),
                 "p_day": _sigmoid(-1.7 + 1.0 * e) * season,
                 "lam": 0.8 * np.exp(0.3 * e) * burst,
-                **{f"w{j}": np.exp(logw[:, j]) for j in range(len(EVENT_TYPES))},
+                **{f"w{j}": np.exp(logw[:, j]) for j in range(len(vocab.names))},
             }
         )
 
@@ -853,7 +947,9 @@ EVENT_SCHEMA = pa.schema(
 )
 
 
-def _events_for(plan: pd.DataFrame, account_ids: np.ndarray, rng: np.random.Generator) -> pa.Table:
+def _events_for(
+    plan: pd.DataFrame, account_ids: np.ndarray, rng: np.random.Generator, vocab: Vocabulary
+) -> pa.Table:
     """Expand account-months → active users → active days → events, all with np.repeat."""
     n_active = plan["n_active"].to_numpy()
     um = np.repeat(np.arange(len(plan)), n_active)  # user-month → plan row
@@ -868,18 +964,19 @@ def _events_for(plan: pd.DataFrame, account_ids: np.ndarray, rng: np.random.Gene
     n_events = 1 + rng.poisson(plan["lam"].to_numpy()[um][ud])
     ev = np.repeat(np.arange(len(ud)), n_events)  # event → user-day
     row = um[ud][ev]
-    weights = plan[[f"w{j}" for j in range(len(EVENT_TYPES))]].to_numpy(np.float32)
+    weights = plan[[f"w{j}" for j in range(len(vocab.names))]].to_numpy(np.float32)
     cum = np.cumsum(weights, axis=1)
     cum /= cum[:, -1:]
     types = (rng.random(len(ev), dtype=np.float32)[:, None] > cum[row]).sum(axis=1)
-    types = np.minimum(types, len(EVENT_TYPES) - 1)
+    types = np.minimum(types, len(vocab.names) - 1)
     month_start = plan["month_start"].to_numpy().astype("datetime64[D]")[row]
     ts = (month_start + day[ev].astype("timedelta64[D]")).astype("datetime64[us]") + (
         _random_seconds(rng, len(ev)) * 1_000_000
     ).astype("timedelta64[us]")
     quantity = np.ones(len(ev))
-    quantity[types == EVENT_TYPES.index("api_call")] += rng.poisson(30, (types == 6).sum())
-    quantity[types == EVENT_TYPES.index("automation_run")] += rng.poisson(5, (types == 5).sum())
+    for name, lam in vocab.quantity:
+        hit = types == vocab.names.index(name)
+        quantity[hit] += rng.poisson(lam, hit.sum())
     account = plan["account"].to_numpy()[row]
     order = np.lexsort((ts, account))
     return pa.table(
@@ -887,7 +984,7 @@ def _events_for(plan: pd.DataFrame, account_ids: np.ndarray, rng: np.random.Gene
             "account_id": pa.array(account_ids[account[order]], pa.string()),
             "user_id": (account[order] + 1) * 100_000 + user_idx[ud][ev][order],
             "ts": ts[order],
-            "event_type": pa.array(np.array(EVENT_TYPES, dtype=object)[types[order]], pa.string()),
+            "event_type": pa.array(np.array(vocab.names, dtype=object)[types[order]], pa.string()),
             "quantity": quantity[order],
         },
         schema=EVENT_SCHEMA,
@@ -901,6 +998,7 @@ def _write_events(
     seed: int,
     chunk_accounts: int,
     progress: Callable[[int], None] | None,
+    vocab: Vocabulary,
 ) -> int:
     plan = plan.sort_values(["account", "month_start"], kind="stable")
     n = len(account_ids)
@@ -911,7 +1009,7 @@ def _write_events(
     with pq.ParquetWriter(path, EVENT_SCHEMA, compression="zstd") as writer:
         for i, (a, b) in enumerate(itertools.pairwise(bounds)):
             rng = np.random.default_rng([seed, 2, i])
-            table = _events_for(plan.iloc[a:b], account_ids, rng)
+            table = _events_for(plan.iloc[a:b], account_ids, rng, vocab)
             writer.write_table(table, row_group_size=1_000_000)
             total += table.num_rows
             if progress:
@@ -928,24 +1026,28 @@ def generate_world(
     truth_paths: int = 100,
     chunk_accounts: int = 500,
     progress: Callable[[str, int, int], None] | None = None,
+    shape: Shape = PRESETS["b2b"],
 ) -> WorldSummary:
     """Simulate a portfolio and write every contract table to `out/<table>.parquet`.
 
     Also writes `out/_truth/truth.parquet` (one row per account active on each month's first day,
     with the simulator's own 90-day label probabilities). `progress(stage, done, total)` is called
     as work advances. Deterministic for a seed: the same arguments give byte-identical files.
+    `shape` chooses the kind of portfolio (see `Shape` and `PRESETS`).
     """
     if n_accounts < 1 or months < 4:
         raise ValueError("a world needs at least 1 account and 4 months")
     out = Path(out)
     start_day = np.datetime64(start, "D")
-    sim = _Simulation(n_accounts, months, start_day, seed)
+    sim = _Simulation(n_accounts, months, start_day, seed, shape)
     if progress:
         progress("simulating accounts", 0, 1)
     plan, truth = sim.run(truth_paths)
     if progress:
         progress("simulating accounts", 1, 1)
     tables = sim.tables()
+    if not shape.optional_tables:
+        tables = {name: df for name, df in tables.items() if TABLES[name].required}
     with atomic_dir(out) as tmp:
         for name, df in tables.items():
             write_parquet(to_arrow(name, df), tmp / f"{name}.parquet")
@@ -960,7 +1062,13 @@ def generate_world(
                 progress("writing usage events", done, n_accounts)
 
         n_events = _write_events(
-            plan, sim.account_ids, tmp / "usage_events.parquet", seed, chunk_accounts, step
+            plan,
+            sim.account_ids,
+            tmp / "usage_events.parquet",
+            seed,
+            chunk_accounts,
+            step,
+            shape.events,
         )
     counts = {name: len(df) for name, df in tables.items()} | {"usage_events": n_events}
     return WorldSummary(out, n_accounts, months, n_events, counts)
