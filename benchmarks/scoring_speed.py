@@ -7,7 +7,8 @@ new 2,000 × 36 world) and a feature table of `--accounts` rows, resampled from 
 in that world at 2026-01-01 with every numeric value jittered (× e^N(0, 0.1), counts rounded,
 clipped to the observed range) so that values are as varied as a real book's.
 
-(a) floor: `booster.predict(X, pred_contrib=True)` for both models, X already prepared;
+(a) floor: each model's exact contributions (`estimator.contributions(X)`: LightGBM's TreeSHAP
+    `pred_contrib`, or a logistic regression's coefficients), X already prepared;
 (b) the full scoring step: probabilities, calibration, reasons and their sentences, scorecard,
     health, tiers, actions, then scores.parquet + contributions.parquet + crm_export.csv.
 Each stage runs in its own process so that its peak RSS is its own. Target (issue 5): b/a ≤ 1.5.
@@ -26,7 +27,7 @@ import pandas as pd
 from _measure import run_stage
 
 from churnml.config import Config, RegistryConfig
-from churnml.scoring.score import TARGETS, resolve_models
+from churnml.models.registry import resolve_models
 
 AS_OF = dt.date(2026, 1, 1)
 
@@ -34,22 +35,22 @@ AS_OF = dt.date(2026, 1, 1)
 def _models(work: Path, world: Path) -> Path:
     """Train on the world and export the champions; returns the export folder."""
     from churnml.models.pipeline import train
-    from churnml.scoring.score import export_champions
+    from churnml.models.registry import export_models
 
     cfg = Config(registry=RegistryConfig(tracking_uri=f"sqlite:///{work / 'mlruns.db'}"))
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"backtests": 0})})
     train(cfg, data_dir=world)
-    export_champions(cfg, work / "models")
+    export_models(cfg, work / "models")
     return work / "models"
 
 
 def _features(world: Path, accounts: int, seed: int = 0) -> pd.DataFrame:
     """`accounts` rows resampled from the world's active accounts, numeric values jittered."""
     from churnml.data.sources import connect, load_tables
-    from churnml.scoring.score import feature_table
+    from churnml.scoring.score import scoring_table
 
     cfg = Config()
-    real = feature_table(load_tables(world, cfg.data, connect()), AS_OF, cfg).execute()
+    real = scoring_table(load_tables(world, cfg.data, connect()), AS_OF, cfg).execute()
     rng = np.random.default_rng(seed)
     frame = real.sample(accounts, replace=True, random_state=seed).reset_index(drop=True)
     for name in frame.select_dtypes("number").columns:
@@ -63,20 +64,21 @@ def _features(world: Path, accounts: int, seed: int = 0) -> pd.DataFrame:
 
 def _floor(features: Path, model_dir: Path) -> float:
     frame = pd.read_parquet(features)
-    models = resolve_models(Config(), {}, model_dir)
-    prepared = {t: models[t].model.frame(frame) for t in TARGETS}
+    models, _ = resolve_models(Config(), {}, model_dir)
+    prepared = {t: m.model.frame(frame) for t, m in models.items()}
     began = time.perf_counter()
-    for target in TARGETS:
-        models[target].model.booster.predict(prepared[target], pred_contrib=True)
+    for target, loaded in models.items():
+        loaded.model.estimator.contributions(prepared[target])
     return time.perf_counter() - began
 
 
 def _full(features: Path, model_dir: Path, out: Path) -> float:
     from churnml.scoring.crm import load_field_map
-    from churnml.scoring.score import score_frame, write_outputs
+    from churnml.scoring.outputs import write_outputs
+    from churnml.scoring.score import score_frame
 
     cfg = Config()
-    models = resolve_models(cfg, {}, model_dir)
+    models, _ = resolve_models(cfg, {}, model_dir)
     frame = pd.read_parquet(features)
     fields = load_field_map("salesforce")
     began = time.perf_counter()
@@ -100,7 +102,7 @@ def main() -> None:
     floor_s, floor_gb = run_stage(_floor, work / "features.parquet", model_dir)
     full_s, full_gb = run_stage(_full, work / "features.parquet", model_dir, work / "scores")
     print(f"accounts scored: {args.accounts:,}; models: {model_dir}")
-    print(f"(a) floor, pred_contrib for both models: {floor_s:6.1f} s  peak RSS {floor_gb:.2f} GB")
+    print(f"(a) floor, contributions of the models:   {floor_s:6.1f} s  peak RSS {floor_gb:.2f} GB")
     print(f"(b) full scoring step with outputs:      {full_s:6.1f} s  peak RSS {full_gb:.2f} GB")
     print(f"ratio b/a = {full_s / floor_s:.2f} (target ≤ 1.5)")
 

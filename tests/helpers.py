@@ -60,3 +60,15 @@ def events(
             "event_type": event_type,
         }
     )
+
+
+def promote_every_target(tracking_uri: str) -> None:
+    """Make the latest version of every registered model champion, as a user would by hand for
+    a model the gate kept back (on small test worlds, expansion often shows no skill)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    for model in client.search_registered_models():
+        latest = max(client.search_model_versions(f"name = '{model.name}'"),
+                     key=lambda v: int(v.version))  # fmt: skip
+        client.set_registered_model_alias(model.name, "champion", latest.version)

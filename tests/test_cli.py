@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from churnml.cli import app
@@ -39,3 +41,34 @@ def test_generate_takes_a_preset_and_its_options(tmp_path: Path) -> None:
     ]  # fmt: skip
     refused = CliRunner().invoke(app, [*args, "--billing", "weekly"])
     assert refused.exit_code == 1 and "unknown billing 'weekly'" in refused.output
+
+
+def test_a_young_product_without_expansion_trains_scores_and_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """12 months of history, nobody ever expands: the default config trains churn alone, and
+    scoring and the report leave expansion empty (not zero) and never suggest an expansion."""
+    monkeypatch.chdir(tmp_path)  # the default registry is ./mlruns.db
+    cli = CliRunner()
+    world = ["--data", "world"]
+    steps = [
+        ["generate", "--out", "world", "--accounts", "300", "--months", "12", "--seed", "3",
+         "--no-expansion"],
+        ["train", *world],
+        ["score", *world, "--as-of", "2024-01-01", "--out", "scores"],
+        ["report", "--scores", "scores", "--out", "report", *world],
+    ]  # fmt: skip
+    for step in steps:
+        result = cli.invoke(app, step)
+        assert result.exit_code == 0, f"{step[0]}: {result.output}"
+        if step[0] == "train":
+            assert "expansion not trained" in result.output and "single class" in result.output
+    scores = pd.read_parquet("scores/scores.parquet")
+    assert len(scores) > 200 and scores.churn_probability.notna().all()
+    assert scores.expansion_probability.isna().all() and scores.expected_expansion_arr.isna().all()
+    assert scores.expansion_model_skill.isna().all()
+    assert not scores.next_best_action.isin(["expand", "fix_then_expand"]).any()
+    crm = pd.read_csv("scores/crm_export.csv", keep_default_na=False, dtype=str)
+    assert (crm.Expansion_Propensity__c == "").all() and (crm.Churn_Risk__c != "").all()
+    index = Path("report/index.html").read_text()
+    assert "no model was trained for this portfolio" in index

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from churnml.cli import app
 from churnml.config import Config, FeatureConfig
+from churnml.data.history import as_known_on
 from churnml.data.sources import connect, load_tables
 from churnml.features import build
 from churnml.features.build import available, compute_features
@@ -212,40 +213,6 @@ def _with_boundary_rows(world: Path, out: Path) -> Path:
     return out
 
 
-def _as_known_at(world: Path, out: Path) -> Path:
-    """The world as a data provider would have had it on T."""
-    shutil.copytree(world, out)
-    at_t = pd.Timestamp(T)
-
-    def edit(table: str, change) -> None:
-        path = out / f"{table}.parquet"
-        change(pd.read_parquet(path)).to_parquet(path, index=False)
-
-    for table, col in [
-        ("usage_events", "ts"),
-        ("support_tickets", "created_at"),
-        ("nps_responses", "submitted_at"),
-        ("cs_touchpoints", "ts"),
-        ("contacts", "start_date"),
-    ]:
-        edit(table, lambda df, col=col: df[pd.to_datetime(df[col]) < at_t])
-    edit("onboarding_milestones", lambda df: df[~(pd.to_datetime(df.completed_at) >= at_t)])
-    edit(
-        "contacts",
-        lambda df: df.assign(end_date=df.end_date.where(pd.to_datetime(df.end_date) < at_t)),
-    )
-
-    def subscriptions(df: pd.DataFrame) -> pd.DataFrame:
-        df = df[pd.to_datetime(df.start_date) < at_t].copy()
-        ended = pd.to_datetime(df.canceled_at.fillna(df.end_date)) < at_t
-        df["canceled_at"] = df.canceled_at.where(pd.to_datetime(df.canceled_at) < at_t)
-        df["cancel_reason"] = df.cancel_reason.where(ended)
-        return df
-
-    edit("subscriptions", subscriptions)
-    return out
-
-
 def _features_at_t(world: Path, snaps: pd.DataFrame) -> pd.DataFrame:
     cfg = Config()
     t = load_tables(world, cfg.data, connect())
@@ -259,7 +226,7 @@ def cut_worlds(
 ) -> tuple[Path, Path, pd.DataFrame]:
     base = tmp_path_factory.mktemp("leak")
     full = _with_boundary_rows(small_world, base / "full")
-    known = _as_known_at(full, base / "known")
+    known = as_known_on(full, T, base / "known")
     cfg = Config()
     snaps = (
         snapshots(load_tables(full, cfg.data, connect())["subscriptions"], [T])

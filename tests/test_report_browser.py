@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.helpers import promote_every_target
 
 from churnml.config import Config, RegistryConfig
 from churnml.models.pipeline import train
@@ -35,6 +36,7 @@ def scored(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "registry": RegistryConfig(tracking_uri=f"sqlite:///{base / 'mlruns.db'}"),
     })  # fmt: skip
     train(cfg, data_dir=small_world)
+    promote_every_target(cfg.registry.tracking_uri)
     score(cfg, small_world, dt.date(2024, 9, 1), base / "scores")
     return base / "scores"
 

@@ -10,14 +10,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.helpers import promote_every_target
 from typer.testing import CliRunner
 
 from churnml.cli import app
 from churnml.config import Config, RegistryConfig
 from churnml.models.pipeline import train
-from churnml.scoring import score as scoring
+from churnml.models.registry import export_models, resolve_models
+from churnml.scoring import outputs
+from churnml.scoring.actions import next_best_action
 from churnml.scoring.crm import neutralise
-from churnml.scoring.score import export_champions, next_best_action, score
+from churnml.scoring.score import score
 
 AS_OF = dt.date(2024, 9, 1)
 NASTY = {0: '=HYPERLINK("http://x","y")', 1: "@SUM(1)", 2: "株式会社さくら, 東京", 3: "-2+3"}
@@ -39,6 +42,7 @@ def setup(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
         }
     )
     train(cfg, data_dir=world)
+    promote_every_target(cfg.registry.tracking_uri)
     return cfg, world
 
 
@@ -184,7 +188,7 @@ def test_an_interrupted_run_leaves_the_previous_output(
     def crash(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(scoring, "write_csv", crash)
+    monkeypatch.setattr(outputs, "write_csv", crash)
     with pytest.raises(KeyboardInterrupt):
         score(cfg, world, AS_OF, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -194,7 +198,7 @@ def test_exported_models_score_without_a_tracking_store(
     setup: tuple[Config, Path], scored: Path, tmp_path: Path
 ) -> None:
     cfg, world = setup
-    export_champions(cfg, tmp_path / "models")
+    export_models(cfg, tmp_path / "models")
     offline = cfg.model_copy(
         update={"registry": RegistryConfig(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}")}
     )
@@ -264,7 +268,7 @@ def test_scoring_on_spark_gives_the_same_outputs(
 
 def test_a_model_never_scores_a_table_without_its_features(setup: tuple[Config, Path]) -> None:
     cfg, _ = setup
-    model = scoring.resolve_models(cfg, {}, None)["churn"].model
+    model = resolve_models(cfg, {}, None)[0]["churn"].model
     rows = pd.DataFrame({name: [1.0] for name in model.features}).drop(columns="nps_last")
     with pytest.raises(ValueError, match=r"lacks 1 column.*nps_last"):
         model.predict(rows)
@@ -306,7 +310,7 @@ def test_score_refuses_when_a_model_is_missing(
     config.write_text(f"registry: {{tracking_uri: 'sqlite:///{tmp_path / 'empty.db'}'}}\n")
     args = ["--data", str(world), "--as-of", str(AS_OF), "--out", str(tmp_path / "out")]
     message = _refusal([*args, "--config", str(config)])
-    assert "no churn model at models:/churnml-churn@champion" in message
+    assert "no churn model registered as churnml-churn" in message
     assert "churnml train" in message
     message = _refusal([*args, "--model-dir", str(tmp_path / "nowhere")])
     assert f"no churn model at {tmp_path / 'nowhere' / 'churn'}" in message

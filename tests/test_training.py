@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -17,10 +18,10 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from churnml.cli import app
-from churnml.config import Config, RegistryConfig
+from churnml.config import Config, ModelConfig, RegistryConfig
 from churnml.features.catalogue import catalogue
 from churnml.models.artifact import TrainedModel
-from churnml.models.pipeline import feature_table, train
+from churnml.models.pipeline import train, training_table
 from churnml.models.train import make_dataset, time_split, train_target
 
 FAST = {"backtests": 1, "max_rounds": 200, "min_data_in_leaf": 50}
@@ -36,7 +37,7 @@ def _config(tmp: Path, uri: str | None = None, **model: object) -> Config:
 
 @pytest.fixture(scope="module")
 def features(small_world: Path) -> pd.DataFrame:
-    return feature_table(small_world, Config(), check=False)
+    return training_table(small_world, Config(), check=False)
 
 
 def _churn(features: pd.DataFrame, cfg: Config):
@@ -50,27 +51,52 @@ def _churn(features: pd.DataFrame, cfg: Config):
     return train_target("churn", ds, cfg, 90, cat)
 
 
+def _saved(model: TrainedModel, folder: Path) -> dict[str, object]:
+    """A saved model's files, without the time it was trained."""
+    model.save(folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta.pop("trained_at")
+    trees = folder / "booster.txt"
+    return {"meta": meta, "trees": trees.read_text() if trees.exists() else None}
+
+
 def test_time_split_leaves_one_horizon_between_parts() -> None:
     as_of = pd.Series(pd.date_range("2023-01-01", periods=20, freq="MS"))
-    split = time_split(as_of, 90, test_dates=3, valid_dates=3)
-    train, valid, test = (as_of[m] for m in (split.train, split.valid, split.test))
-    assert train.max() + pd.Timedelta(days=90) <= valid.min()
-    assert valid.max() + pd.Timedelta(days=90) <= test.min()
+    split = time_split(as_of, 90, ModelConfig())
+    train, test = as_of[split.train], as_of[split.test]
+    assert train.max() + pd.Timedelta(days=90) <= test.min()
     assert list(test) == list(as_of[-3:])
+    assert len(split.folds) == 3
+    for fold in split.folds:
+        fit, valid = as_of[fold.fit], as_of[fold.valid]
+        assert fit.max() + pd.Timedelta(days=90) <= valid.min() and valid.max() <= train.max()
 
 
-def test_too_little_history_is_a_clear_error() -> None:
+def test_parts_shrink_to_a_short_history() -> None:
+    """8 labelled month starts (12 months of data, 90-day churn labels): one test date, one
+    validation date, and two dates to fit the fold on, each part a horizon apart."""
+    as_of = pd.Series(pd.date_range("2023-02-01", periods=8, freq="MS"))
+    split = time_split(as_of, 90, ModelConfig())
+    assert list(as_of[split.test]) == [pd.Timestamp("2023-09-01")]
+    [fold] = split.folds
+    assert list(as_of[fold.valid]) == [pd.Timestamp("2023-06-01")]
+    assert list(as_of[fold.fit]) == [pd.Timestamp("2023-02-01"), pd.Timestamp("2023-03-01")]
+
+
+def test_too_little_history_is_a_clear_error_naming_the_keys() -> None:
     from churnml.models.train import TrainingError
 
-    with pytest.raises(TrainingError, match="cannot hold train, validation and test"):
-        time_split(pd.Series(pd.date_range("2023-01-01", periods=6, freq="MS")), 90, 3, 3)
+    short = pd.Series(pd.date_range("2023-01-01", periods=6, freq="MS"))
+    with pytest.raises(TrainingError, match="cannot hold a test date") as info:
+        time_split(short, 90, ModelConfig())
+    assert "labels.snapshot_every" in str(info.value) and "labels.horizon_days" in str(info.value)
 
 
 def test_same_seed_and_data_give_identical_models(features: pd.DataFrame, tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     a, b = _churn(features, cfg), _churn(features, cfg)
-    assert a.model.booster.model_to_string() == b.model.booster.model_to_string()
-    np.testing.assert_array_equal(a.test.p_lightgbm, b.test.p_lightgbm)
+    assert _saved(a.model, tmp_path / "a") == _saved(b.model, tmp_path / "b")
+    np.testing.assert_array_equal(a.test.p_churnml, b.test.p_churnml)
     assert a.metrics == b.metrics
 
 
@@ -78,13 +104,17 @@ def test_model_round_trips_through_text_and_json(features: pd.DataFrame, tmp_pat
     result = _churn(features, _config(tmp_path))
     loaded = TrainedModel.load(result.model.save(tmp_path / "m"))
     assert not list((tmp_path / "m").glob("*.pkl"))
-    np.testing.assert_allclose(loaded.predict(result.test_rows), result.test.p_lightgbm)
+    rows = result.test_rows
+    np.testing.assert_allclose(loaded.predict(rows), result.model.predict(rows))
 
 
 def test_train_tracks_registers_and_promotes(small_world: Path, tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     first = train(cfg, data_dir=small_world)
-    assert [p.alias for p in first.promotions] == ["champion", "champion"]
+    skill = {r.name: r.skill.no_skill for r in first.results}
+    assert not skill["churn"]
+    expected = ["challenger" if skill[t] else "champion" for t in ("churn", "expansion")]
+    assert [p.alias for p in first.promotions] == expected  # no skill: never champion on its own
     client = MlflowClient(tracking_uri=cfg.registry.tracking_uri)
     run = client.get_run(first.run_id)
     assert run.data.params["data_fingerprint"]
@@ -94,7 +124,8 @@ def test_train_tracks_registers_and_promotes(small_world: Path, tmp_path: Path) 
     assert {c.info.run_name for c in children} == {"churn", "expansion"}
     churn = next(c for c in children if c.info.run_name == "churn")
     assert {
-        "lightgbm.all.roc_auc",
+        "churnml.all.roc_auc",
+        "churnml.all.roc_auc_low",
         "logistic_regression.all.roc_auc",
         "health_score.all.roc_auc",
         "oracle.all.roc_auc",
@@ -105,48 +136,91 @@ def test_train_tracks_registers_and_promotes(small_world: Path, tmp_path: Path) 
     }
     assert {
         "model_card.md",
+        "candidates.csv",
         "importance_by_segment.csv",
         "plots/churn_roc.png",
         "plots/churn_shap_summary.png",
     } <= artifacts
+    [production] = client.search_runs(
+        run.info.experiment_id, f"tags.mlflow.parentRunId = '{churn.info.run_id}'"
+    )
+    assert production.info.run_name == "churn-production"  # both fits are kept
     mlflow.set_tracking_uri(cfg.registry.tracking_uri)
+    logged = mlflow.search_logged_models(
+        [run.info.experiment_id], output_format="list",
+        filter_string=f"source_run_id = '{churn.info.run_id}'",
+    )  # fmt: skip
+    assert [m.name for m in logged] == ["evaluation_model"]
     model = mlflow.pyfunc.load_model("models:/churnml-churn@champion")
     p = model.predict(first.results[0].test_rows)
-    np.testing.assert_allclose(p, first.results[0].test.p_lightgbm, rtol=1e-9)
+    np.testing.assert_allclose(p, first.results[0].model.predict(first.results[0].test_rows))
 
     again = train(cfg, data_dir=small_world)  # same data and seed: an equal model is not worse
-    assert [p.alias for p in again.promotions] == ["champion", "champion"]
-    assert [p.version for p in again.promotions] == ["2", "2"]
+    assert again.promotions[0].alias == "champion" and again.promotions[0].version == "2"
+    assert "by the evaluation fits' test metrics" in again.promotions[0].reason
+
+
+def test_the_registered_model_is_trained_on_the_latest_labelled_rows(
+    features: pd.DataFrame, small_world: Path, tmp_path: Path
+) -> None:
+    cfg = _config(tmp_path, backtests=0)
+    report = train(cfg, data_dir=small_world)
+    mlflow.set_tracking_uri(cfg.registry.tracking_uri)
+    name = report.promotions[0].name
+    registered = mlflow.pyfunc.load_model(f"models:/{name}/1").unwrap_python_model().model
+    labelled = features.dropna(subset=["churn_90d"])
+    labelled = labelled[labelled.involuntary_churn_90d != 1]
+    latest = labelled.as_of.max()
+    assert registered.meta["trained_through"] == str(latest.date())
+    assert registered.meta["training_rows"] == len(labelled)
+    result = report.results[0]
+    assert result.test.as_of.max() == latest  # the evaluation fit never saw those rows
+    assert result.evaluation.meta["fit"] == "evaluation"
 
 
 def test_gate_keeps_a_worse_model_as_challenger(small_world: Path, tmp_path: Path) -> None:
     cfg = _config(tmp_path)
-    frame = feature_table(small_world, cfg, check=False)
-    good, bad = tmp_path / "good.parquet", tmp_path / "bad.parquet"
+    frame = training_table(small_world, cfg, check=False)
+    good, weak = tmp_path / "good.parquet", tmp_path / "weak.parquet"
     frame.to_parquet(good)
     assert train(cfg, features_path=good, target="churn_90d").promotions[0].alias == "champion"
-    # Shuffle the labels the model learns from; keep the test rows (latest dates) true.
-    dates = sorted(frame.dropna(subset=["churn_90d"]).as_of.unique())
-    learn = frame.as_of < dates[-3]
-    shuffled = frame.loc[learn, "churn_90d"].sample(frac=1.0, random_state=3).to_numpy()
-    frame.loc[learn, "churn_90d"] = shuffled
-    frame.to_parquet(bad)
-    promotion = train(cfg, features_path=bad, target="churn_90d").promotions[0]
+    # Only contract facts: some skill, but less than the champion on the same test dates.
+    contract = ["tenure_days", "segment", "days_to_renewal", "term_months", "arr", "employees"]
+    frame[["account_id", "as_of", "churn_90d", *contract]].to_parquet(weak)
+    report = train(cfg, features_path=weak, target="churn_90d")
+    assert not report.results[0].skill.no_skill
+    promotion = report.promotions[0]
     assert promotion.alias == "challenger"
     assert "does not beat the champion" in promotion.reason
     client = MlflowClient(tracking_uri=cfg.registry.tracking_uri)
     assert str(client.get_model_version_by_alias("churnml-churn_90d", "champion").version) == "1"
 
 
+def test_a_model_without_skill_is_never_champion(small_world: Path, tmp_path: Path) -> None:
+    """Labels shuffled within each date: nothing to learn, and the first version is not
+    promoted although there is no champion to beat."""
+    cfg = _config(tmp_path, backtests=0)
+    frame = training_table(small_world, cfg, check=False).dropna(subset=["churn_90d"])
+    frame["churn_90d"] = frame.groupby("as_of").churn_90d.transform(
+        lambda y: y.sample(frac=1.0, random_state=3).to_numpy()
+    )
+    path = tmp_path / "shuffled.parquet"
+    frame.to_parquet(path)
+    report = train(cfg, features_path=path, target="churn_90d")
+    assert report.results[0].skill.no_skill
+    assert report.promotions[0].alias == "challenger"
+    assert report.promotions[0].reason.startswith("no skill")
+
+
 def test_single_as_of_falls_back_to_a_stratified_split(
     features: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    one = features[features.as_of == features.as_of.min() + pd.DateOffset(months=6)].dropna(
-        subset=["expansion_90d"]
+    one = features[features.as_of == features.as_of.min() + pd.DateOffset(months=12)].dropna(
+        subset=["churn_90d"]
     )
     path = tmp_path / "one.parquet"
     one.to_parquet(path)
-    report = train(_config(tmp_path), features_path=path, target="expansion_90d")
+    report = train(_config(tmp_path, min_positives=5), features_path=path, target="churn_90d")
     assert report.results[0].split.kind == "stratified"
     assert "STRATIFIED RANDOM split" in caplog.text
 
@@ -160,7 +234,8 @@ def test_cli_train_prints_a_summary(
     config.write_text("model: {backtests: 0, max_rounds: 100}\n")
     result = CliRunner().invoke(app, ["train", "--data", str(small_world), "--config", str(config)])
     assert result.exit_code == 0, result.output
-    assert "lightgbm" in result.output and "champion" in result.output
+    assert "churnml" in result.output and "champion" in result.output
+    assert "split: train" in result.output  # the split it used
     assert (tmp_path / "mlruns.db").exists()  # the default store, in the working directory
 
 

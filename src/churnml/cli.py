@@ -245,6 +245,16 @@ def train(
             )
     except (DataValidationError, MissingTableError, TrainingError) as exc:
         raise fail(str(exc)) from None
+    for name, why in report.skipped.items():
+        console.print(f"[yellow]{name} not trained:[/] {escape(why)}", highlight=False)
+    for r in report.results:
+        console.print(f"[bold]{r.name}[/] split: {escape(r.split.describe())}", highlight=False)
+        console.print(f"  chose {escape(r.choice.recipe.label)}"
+                      + (f", {r.choice.rounds} rounds" if r.choice.rounds else "")
+                      + f"; production fit on {r.model.meta['training_rows']:,} rows through "
+                      f"{r.model.meta['trained_through']}", highlight=False)  # fmt: skip
+        if r.skill.no_skill:
+            console.print(f"  [bold yellow]no skill:[/] {escape(r.skill.reason)}", highlight=False)
     console.print(training_table(report))
     for p in report.promotions:
         console.print(f"{p.name} v{p.version} → [bold]{p.alias}[/]: {escape(p.reason)}")
@@ -308,7 +318,17 @@ def score(
     )
     for name in ("scores.parquet", "contributions.parquet", "crm_export.csv"):
         console.print(f"  {escape(str(result.out.resolve() / name))}", highlight=False)
-    console.print(top_table(result.top_at_risk))
+    for target, why in result.missing.items():
+        console.print(f"[yellow]{target} columns left empty:[/] {escape(why)}", highlight=False)
+    for target in result.no_skill:
+        console.print(
+            f"[bold yellow]the {target} model shows no skill[/] (scores.parquet "
+            f"{target}_model_skill = no_skill): its ranking is not clearly better than chance or "
+            "the health score, so no reasons are given",
+            highlight=False,
+        )
+    if not result.top_at_risk.empty:
+        console.print(top_table(result.top_at_risk))
 
 
 def top_table(top: pd.DataFrame) -> Table:
@@ -319,7 +339,8 @@ def top_table(top: pd.DataFrame) -> Table:
         table.add_column(column, no_wrap=True, justify="right" if column != "action" else "left")
     table.add_column("top reason", ratio=3)
     for r in top.itertuples():
-        reason = str(r.churn_reasons_text).split("; ")[0]
+        reasons = r.churn_reasons if r.churn_reasons is not None else []
+        reason = reasons[0]["sentence"] if len(reasons) else ""
         name = r.account_name if isinstance(r.account_name, str) else ""
         table.add_row(
             Text(f"{name} ({r.account_id}, {r.segment})"), f"${r.arr_at_risk:,.0f}",
@@ -335,14 +356,15 @@ def export(
     ),
     config: ConfigOption = None,
 ) -> None:
-    """Export the champion models as MLflow model folders (for score --model-dir)."""
-    from churnml.scoring.score import export_champions
+    """Export the models scoring would use (champions) as MLflow model folders (for score
+    --model-dir)."""
+    from churnml.models.registry import export_models
 
     cfg = _config(config)
     try:
-        paths = export_champions(cfg, out)
+        paths = export_models(cfg, out)
     except Exception as exc:  # MLflow raises many kinds; the message says which
-        raise fail(f"cannot export the champions: {exc}") from None
+        raise fail(f"cannot export the models: {exc}") from None
     console.print(summary_table("Exported", {t: str(p) for t, p in paths.items()}))
 
 
@@ -369,14 +391,15 @@ def report(
 
 
 def training_table(report: TrainReport) -> Table:
-    table = Table(title="Test metrics (latest time split)", title_justify="left")
+    table = Table(title="Test metrics (evaluation fit, latest time split)", title_justify="left")
     for column in ("target", "model", "ROC-AUC", "PR-AUC", "log loss", "ECE", "ARR top 10%"):
         table.add_column(column)
     for result in report.results:
         for model, by_seg in result.metrics.items():
             m = by_seg["all"]
             keys = ("roc_auc", "pr_auc", "log_loss", "ece", "arr_captured_top10")
-            table.add_row(result.name, model, *(f"{m[k]:.3f}" for k in keys))
+            label = f"churnml ({result.evaluation.family})" if model == "churnml" else model
+            table.add_row(result.name, label, *(f"{m[k]:.3f}" for k in keys))
     return table
 
 

@@ -7,6 +7,7 @@ which read a directory written by `churnml generate` as it is.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -56,7 +57,8 @@ class DataConfig(_Strict):
 
 
 class LabelConfig(_Strict):
-    """Label definitions (see DESIGN.md): horizon, grace and what counts as involuntary churn."""
+    """Label definitions (horizon, grace, what counts as involuntary churn) and the observation
+    dates: every month's first day, or more often for short histories and monthly plans."""
 
     horizon_days: int = Field(90, gt=0)
     grace_days: int = Field(30, ge=0)
@@ -68,6 +70,9 @@ class LabelConfig(_Strict):
         "budget_cut",
     )
     exclude_involuntary: bool = True
+    snapshot_every: Literal["month", "half_month", "week"] = Field(
+        "month", description="how often accounts are observed for training"
+    )
 
 
 class FeatureConfig(_Strict):
@@ -91,20 +96,34 @@ class FeatureConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """LightGBM settings and the time split (train → gap → validation → gap → test)."""
+    """How models are chosen, fitted and judged.
+
+    Time split: the latest labelled dates are the test part; before them, one horizon apart,
+    the training span, inside which time-ordered validation folds (each fold fits on dates one
+    horizon before its validation block) choose the model. Parts shrink to fit a short history.
+    """
 
     seed: int = 42
-    learning_rate: float = Field(0.03, gt=0)
-    num_leaves: int = Field(15, ge=2)
-    min_data_in_leaf: int = Field(300, ge=1)
+    families: tuple[Literal["lightgbm", "logistic_regression"], ...] = (
+        "lightgbm",
+        "logistic_regression",
+    )
+    search: bool = Field(True, description="judge a few settings per family on validation")
+    learning_rate: float = Field(0.05, gt=0)
+    num_leaves: int | None = Field(None, ge=2, description="fixed instead of searched")
+    min_data_in_leaf: int | None = Field(None, ge=1, description="default: scaled to the book")
     feature_fraction: float = Field(0.8, gt=0, le=1)
     bagging_fraction: float = Field(0.8, gt=0, le=1)
     lambda_l2: float = Field(1.0, ge=0)
     max_rounds: int = Field(2000, ge=1)
-    early_stopping_rounds: int = Field(100, ge=1)
-    test_dates: int = Field(3, ge=1, description="latest labelled as_of dates held out for test")
-    valid_dates: int = Field(3, ge=1, description="as_of dates used to stop early and calibrate")
+    early_stopping_rounds: int = Field(50, ge=1)
+    test_dates: int = Field(3, ge=1, description="latest labelled dates held out (at most)")
+    valid_dates: int = Field(3, ge=1, description="dates per validation block (at most)")
+    folds: int = Field(3, ge=1, description="time-ordered validation folds (at most)")
+    min_train_dates: int = Field(2, ge=1, description="dates a fold must fit on, at least")
     backtests: int = Field(3, ge=0, description="extra train → test repeats at earlier cut-offs")
+    min_positives: int = Field(20, ge=1, description="fewer labelled positives: target skipped")
+    bootstrap: int = Field(500, ge=50, description="resamples for the test AUC interval")
 
 
 class HealthScoreConfig(_Strict):

@@ -37,16 +37,21 @@ def label_columns(cfg: LabelConfig) -> dict[str, str]:
 
 def month_starts(first: dt.date, last: dt.date) -> list[dt.date]:
     """First days of the months in (first, last]: the default observation dates."""
-    year, month = first.year, first.month
-    out = []
-    while True:
-        month += 1
-        if month > 12:
-            year, month = year + 1, 1
-        day = dt.date(year, month, 1)
-        if day > last:
-            return out
-        out.append(day)
+    return observation_dates(first, last, "month")
+
+
+def observation_dates(first: dt.date, last: dt.date, every: str = "month") -> list[dt.date]:
+    """Observation dates in (first, last]: every month's first day, also its 16th
+    (`half_month`), or every Monday (`week`)."""
+    if every == "week":
+        monday = first + dt.timedelta(days=7 - first.weekday())
+        return [monday + dt.timedelta(weeks=k) for k in range((last - monday).days // 7 + 1)]
+    days = (1, 16) if every == "half_month" else (1,)
+    out, year, month = [], first.year, first.month
+    while dt.date(year, month, 1) <= last:
+        out += [dt.date(year, month, d) for d in days if first < dt.date(year, month, d) <= last]
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
 
 
 def data_end(tables: dict[str, ir.Table]) -> dt.date:
@@ -55,11 +60,11 @@ def data_end(tables: dict[str, ir.Table]) -> dt.date:
     return (last.date() if hasattr(last, "date") else last) + dt.timedelta(days=1)
 
 
-def default_as_of(tables: dict[str, ir.Table]) -> list[dt.date]:
-    """Every month's first day from just after the first subscription to the end of the data."""
+def default_as_of(tables: dict[str, ir.Table], every: str = "month") -> list[dt.date]:
+    """Observation dates from just after the first subscription to the end of the data."""
     first = tables["subscriptions"].start_date.min().execute()
     first = first.date() if hasattr(first, "date") else first
-    return month_starts(first, data_end(tables))
+    return observation_dates(first, data_end(tables), every)
 
 
 def _rows(subs: ir.Table) -> ir.Table:

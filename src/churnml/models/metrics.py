@@ -63,3 +63,45 @@ def evaluate_by_segment(
         mask = seg == name
         out[name] = evaluate(np.asarray(y)[mask], np.asarray(p)[mask], np.asarray(arr)[mask])
     return out
+
+
+def weighted_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC-AUC of `p` against 0/1 `y` under each row of `weights` (resamples × rows) at once;
+    ties count half, as in `roc_auc_score` with `sample_weight`."""
+    _, level = np.unique(np.asarray(p, dtype=float), return_inverse=True)  # tie groups, by score
+    pos = np.zeros((len(weights), level.max() + 1))
+    neg = np.zeros_like(pos)
+    for sums, rows in ((pos, y == 1), (neg, y == 0)):
+        np.add.at(sums.T, level[rows], weights[:, rows].T)
+    below = np.cumsum(neg, axis=1) - neg  # negatives scored strictly lower
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+
+
+def auc_interval(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray, resamples: int = 500, seed: int = 0
+) -> tuple[float, float]:
+    """95% bootstrap interval of ROC-AUC, resampling whole groups (accounts: an account's rows
+    at several dates are not independent)."""
+    y = np.asarray(y, dtype=float)
+    if len(np.unique(y)) < 2:
+        return float("nan"), float("nan")
+    _, group = np.unique(groups, return_inverse=True)
+    n_groups = group.max() + 1
+    picks = np.random.default_rng(seed).integers(0, n_groups, (resamples, n_groups))
+    counts = np.stack([np.bincount(row, minlength=n_groups) for row in picks])
+    auc = weighted_auc(y, p, counts[:, group].astype(float))
+    auc = auc[np.isfinite(auc)]
+    return float(np.quantile(auc, 0.025)), float(np.quantile(auc, 0.975))
+
+
+def auc_with_variance(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """ROC-AUC and its variance (Hanley & McNeil, 1982); NaN for a single class."""
+    y = np.asarray(y, dtype=float)
+    n1, n0 = int(y.sum()), int(len(y) - y.sum())
+    if not n1 or not n0:
+        return float("nan"), float("nan")
+    a = float(roc_auc_score(y, p))
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    variance = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0)
+    return a, variance

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +20,16 @@ from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import default_as_of, label_columns
 from churnml.features.truth import load_truth
 from churnml.models.registry import Promotion, log_training
-from churnml.models.train import KEYS, TargetResult, TrainingError, make_dataset, train_target
+from churnml.models.train import (
+    KEYS,
+    TargetResult,
+    TrainingError,
+    make_dataset,
+    train_target,
+    trainable,
+)
 
+log = logging.getLogger(__name__)
 TRUTH_COLUMNS = {"churn": "p_churn_90d", "expansion": "p_expansion_90d"}
 
 
@@ -29,6 +38,7 @@ class TrainReport:
     run_id: str
     results: list[TargetResult]
     promotions: list[Promotion]
+    skipped: dict[str, str]  # target → why it was not trained
     rows: int
     seconds: float
 
@@ -39,14 +49,15 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def feature_table(data_dir: Path | str, cfg: Config, check: bool = True) -> pd.DataFrame:
-    """Features and labels at every month start of the data, as a DataFrame."""
+def training_table(data_dir: Path | str, cfg: Config, check: bool = True) -> pd.DataFrame:
+    """Features and labels at every observation date of the data, as a DataFrame."""
     if check:
         report = validate(data_dir, cfg.data)
         if not report.ok:
             raise DataValidationError(report)
     tables = load_tables(data_dir, cfg.data, connect())
-    frame = build_features(tables, default_as_of(tables), cfg).execute()
+    dates = default_as_of(tables, cfg.labels.snapshot_every)
+    frame = build_features(tables, dates, cfg).execute()
     frame["as_of"] = pd.to_datetime(frame["as_of"])
     return frame
 
@@ -83,7 +94,7 @@ def train(
         if data_dir is None:
             raise TrainingError("train needs --data DIR or --features FILE")
         progress("building features")
-        frame = feature_table(data_dir, cfg)
+        frame = training_table(data_dir, cfg)
         features = [f for f in cat if f in frame.columns]
         involuntary = frame[names["involuntary"]] == 1 if labels.exclude_involuntary else None
         jobs = {
@@ -93,15 +104,27 @@ def train(
     truth = load_truth(data_dir) if data_dir is not None else None
     if truth is not None:
         frame = frame.merge(truth, on=KEYS, how="left")
-    results = []
+    results, skipped = [], {}
     for name, (column, drop, reach) in jobs.items():
         progress(f"training {name}")
         rows = frame if train_until is None else frame[_known_by(frame, train_until, reach)]
-        ds = make_dataset(rows, column, features, None if drop is None else drop.loc[rows.index])
+        try:
+            dropped = None if drop is None else drop.loc[rows.index]
+            ds = make_dataset(rows, column, features, dropped)
+        except TrainingError as exc:
+            skipped[name] = str(exc)
+            continue
+        why = trainable(ds, cfg.model.min_positives)
+        if why:
+            skipped[name] = why
+            log.warning("%s is not trained: %s", name, why)
+            continue
         oracle = (
             ds.frame[TRUTH_COLUMNS[name]] if truth is not None and name in TRUTH_COLUMNS else None
         )
         results.append(train_target(name, ds, cfg, labels.horizon_days, cat, oracle))
+    if not results:
+        raise TrainingError("no target can be trained: " + "; ".join(skipped.values()))
     progress("logging to MLflow")
     params = {
         "data": str(data_dir or features_path),
@@ -111,8 +134,11 @@ def train(
         "train_until": str(train_until or ""),
         **{f"{r.name}_label_rate": round(float(r.test.y.mean()), 5) for r in results},
     }
+    params |= {f"{name}_skipped": why[:250] for name, why in skipped.items()}
     run_id, promotions = log_training(results, cfg, _used(cat, features), params)
-    return TrainReport(run_id, results, promotions, len(frame), time.perf_counter() - began)
+    return TrainReport(
+        run_id, results, promotions, skipped, len(frame), time.perf_counter() - began
+    )
 
 
 def _used(cat: dict[str, Feature], features: list[str]) -> dict[str, Feature]:

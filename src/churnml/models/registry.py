@@ -1,7 +1,9 @@
 """MLflow: log a training run, register its models, and promote only a better one.
 
-One parent run per `train`, one child run per target. A new model version becomes `champion` only
-if, on the same test rows, its ROC-AUC is at most `max_auc_drop` below the current champion's and
+One parent run per `train`; inside it one run per target, holding the evaluation fit (metrics,
+plots, backtests, candidates); inside that, one run for the production fit, whose model is
+registered. A new version becomes `champion` only if it shows skill and, judged fairly against
+the current champion (see `_gate`), its ROC-AUC is at most `max_auc_drop` below the champion's and
 its log loss is not worse; otherwise it is `challenger`, and the reason is recorded.
 """
 
@@ -24,9 +26,12 @@ from sklearn.metrics import log_loss, roc_auc_score
 import churnml
 from churnml.config import Config, RegistryConfig
 from churnml.features.catalogue import Feature
+from churnml.io import atomic_dir
 from churnml.models import pyfunc_model
+from churnml.models.artifact import TrainedModel
 from churnml.models.report import model_card, plots, shap_summary
 from churnml.models.train import TargetResult
+from churnml.vocabulary import TARGETS
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 PIP_REQUIREMENTS = [f"churnml=={churnml.__version__}", "lightgbm==4.7.0", "mlflow==3.17.2"]
@@ -60,16 +65,40 @@ def _flat(metrics: dict[str, dict[str, dict[str, float]]]) -> dict[str, float]:
     }
 
 
-def _log_target(result: TargetResult, cfg: Config, catalogue: dict[str, Feature],
-                folder: Path) -> mlflow.models.model.ModelInfo:  # fmt: skip
-    """Metrics, plots, tables and the model of one target, in the active (child) run."""
+def _log_model(model: TrainedModel, rows: pd.DataFrame, folder: Path, name: str,
+               registered: str | None = None) -> mlflow.models.model.ModelInfo:  # fmt: skip
+    """Log a model as an MLflow pyfunc ("model from code": no pickle), optionally registered."""
+    model_dir = model.save(folder / name)
+    example = rows[model.features].head(5)
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=str(Path(pyfunc_model.__file__)),
+        artifacts={"model": str(model_dir)},
+        signature=infer_signature(example, model.predict(example)),
+        input_example=example,
+        pip_requirements=PIP_REQUIREMENTS,
+        registered_model_name=registered,
+    )
+
+
+def _log_evaluation(result: TargetResult, cfg: Config, catalogue: dict[str, Feature],
+                    folder: Path) -> None:  # fmt: skip
+    """The evaluation fit, in the active (target) run: split, candidates, metrics on the test
+    part, skill, backtests, plots, tables and the model itself (not registered)."""
+    choice, skill = result.choice, result.skill
     mlflow.log_params({"target": result.model.meta["target"], "split": result.split.kind,
-                       **{f"{k}_dates": v for k, v in result.split.dates.items()},
-                       "calibration": result.model.calibration.method,
-                       "best_iteration": result.model.meta["best_iteration"],
-                       "test_rows": len(result.test),
+                       **{f"{k.replace(' ', '_')}_dates": v for k, v in result.split.dates.items()},
+                       "family": result.evaluation.family,
+                       **{f"param_{k}": v for k, v in choice.recipe.params.items()},
+                       "rounds": choice.rounds, "calibration": result.evaluation.calibration.method,
+                       "test_rows": len(result.test), "no_skill": skill.no_skill,
                        "test_positive_rate": round(float(result.test.y.mean()), 5)})  # fmt: skip
     mlflow.log_metrics(_flat(result.metrics))
+    mlflow.log_metrics(
+        {"churnml.all.roc_auc_low": skill.low, "churnml.all.roc_auc_high": skill.high}
+    )
+    if skill.no_skill:
+        mlflow.set_tag("no_skill", skill.reason)
     for i, row in enumerate(result.backtests):
         mlflow.log_metrics({f"backtest.{k}": v for k, v in row.items() if k != "cutoff"}, step=i)
     if result.backtests:
@@ -78,40 +107,65 @@ def _log_target(result: TargetResult, cfg: Config, catalogue: dict[str, Feature]
                             "backtest.roc_auc_std": float(np.std(aucs))})  # fmt: skip
     for path in [*plots(result, folder), shap_summary(result, folder)]:
         mlflow.log_artifact(str(path), "plots")
-    result.importance.to_csv(folder / "importance_by_segment.csv")
-    pd.DataFrame(result.backtests).to_csv(folder / "backtests.csv", index=False)
+    tables = {
+        "importance_by_segment.csv": result.importance,
+        "backtests.csv": pd.DataFrame(result.backtests),
+        "candidates.csv": pd.Series(choice.scores, name="validation_roc_auc").rename_axis("recipe"),
+    }
+    for name, table in tables.items():
+        table.to_csv(folder / name, index=name != "backtests.csv")
     (folder / "model_card.md").write_text(model_card(result, cfg.labels.horizon_days, catalogue))
-    for name in ("importance_by_segment.csv", "backtests.csv", "model_card.md"):
+    for name in [*tables, "model_card.md"]:
         mlflow.log_artifact(str(folder / name))
-    model_dir = result.model.save(folder / "model")
-    example = result.test_rows[result.model.features].head(5)
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(Path(pyfunc_model.__file__)),
-        artifacts={"model": str(model_dir)},
-        signature=infer_signature(example, result.model.predict(example)),
-        input_example=example,
-        pip_requirements=PIP_REQUIREMENTS,
-        registered_model_name=model_name(cfg.registry, result.name),
+    _log_model(result.evaluation, result.test_rows, folder, "evaluation_model")
+
+
+def _log_production(
+    result: TargetResult, cfg: Config, folder: Path
+) -> mlflow.models.model.ModelInfo:
+    """The production fit (every labelled row), in the active (production) run; registered."""
+    meta = result.model.meta
+    mlflow.log_params({"target": meta["target"], "family": result.model.family,
+                       "rounds": meta["rounds"], "training_rows": meta["training_rows"],
+                       "trained_through": meta["trained_through"],
+                       "calibration": result.model.calibration.method})  # fmt: skip
+    return _log_model(
+        result.model, result.test_rows, folder, "model", model_name(cfg.registry, result.name)
     )
 
 
 def _gate(result: TargetResult, name: str, cfg: RegistryConfig,
           client: MlflowClient) -> tuple[str, str]:  # fmt: skip
-    """Alias and reason for a new version, judged against the champion on the same test rows."""
+    """Alias and reason for a new version. A model with no skill is never promoted on its own.
+    Otherwise it is judged against the champion on test rows the champion has not trained on,
+    or, when there are none (no new labelled data), by the two evaluation fits' test metrics."""
+    if result.skill.no_skill:
+        return "challenger", f"no skill, not promoted on its own: {result.skill.reason}"
     try:
         champion = client.get_model_version_by_alias(name, "champion")
     except MlflowException:
         return "champion", "first registered version"
-    y = result.test.y.to_numpy()
-    new_p = np.clip(result.test["p_lightgbm"].to_numpy(), 1e-6, 1 - 1e-6)
-    old = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    old_p = np.clip(np.asarray(old.predict(result.test_rows), dtype=float), 1e-6, 1 - 1e-6)
-    new_auc, old_auc = roc_auc_score(y, new_p), roc_auc_score(y, old_p)
-    new_ll, old_ll = log_loss(y, new_p, labels=[0, 1]), log_loss(y, old_p, labels=[0, 1])
+    old = mlflow.pyfunc.load_model(f"models:/{name}@champion").unwrap_python_model().model
+    test = result.test
+    through = old.meta.get("trained_through")
+    fresh = (test.as_of > pd.Timestamp(through)).to_numpy() if through else np.ones(len(test), bool)
+    new_auc, new_ll = (result.metrics["churnml"]["all"][k] for k in ("roc_auc", "log_loss"))
+    recorded = old.meta.get("evaluation")
+    if test.y[fresh].nunique() == 2 or not recorded:
+        rows = result.test_rows[fresh]
+        y = test.y[fresh].to_numpy()
+        new_p = np.clip(test["p_churnml"][fresh].to_numpy(), 1e-6, 1 - 1e-6)
+        old_p = np.clip(old.predict(rows), 1e-6, 1 - 1e-6)
+        new_auc, old_auc = roc_auc_score(y, new_p), roc_auc_score(y, old_p)
+        new_ll, old_ll = log_loss(y, new_p, labels=[0, 1]), log_loss(y, old_p, labels=[0, 1])
+        basis = f"on {fresh.sum():,} test rows newer than its training data"
+    else:
+        old_auc, old_ll = recorded["roc_auc"], recorded["log_loss"]
+        same = recorded.get("test_dates") == result.model.meta["evaluation"]["test_dates"]
+        basis = "by the evaluation fits' test metrics" + ("" if same else " (other test dates)")
     facts = (f"ROC-AUC {new_auc:.4f} vs champion v{champion.version} {old_auc:.4f}, "
-             f"log loss {new_ll:.4f} vs {old_ll:.4f}")  # fmt: skip
-    if new_auc >= old_auc - cfg.max_auc_drop and new_ll <= old_ll:
+             f"log loss {new_ll:.4f} vs {old_ll:.4f}, {basis}")  # fmt: skip
+    if new_auc >= old_auc - cfg.max_auc_drop and new_ll <= old_ll + 1e-9:
         return "champion", f"beats the champion: {facts}"
     return "challenger", f"does not beat the champion: {facts}"
 
@@ -122,7 +176,8 @@ def log_training(
     catalogue: dict[str, Feature],
     params: dict[str, object],
 ) -> tuple[str, list[Promotion]]:
-    """Log a parent run with a child per target, register each model and apply the gate."""
+    """Log a parent run with a child per target (the evaluation fit) and, inside it, a child for
+    the production fit; register each production model and apply the gate."""
     mlflow.set_tracking_uri(tracking_uri(cfg.registry))
     mlflow.set_experiment(cfg.registry.experiment)
     client = MlflowClient()
@@ -134,15 +189,17 @@ def log_training(
         for result in results:
             folder = Path(tmp) / result.name
             folder.mkdir()
-            with mlflow.start_run(run_name=result.name, nested=True) as child:
-                info = _log_target(result, cfg, catalogue, folder)
-                name = model_name(cfg.registry, result.name)
-                version = str(info.registered_model_version)
-                alias, reason = _gate(result, name, cfg.registry, client)
-                client.set_registered_model_alias(name, alias, version)
-                client.set_model_version_tag(name, version, "promotion", reason)
-                mlflow.set_tag("promotion", f"{alias}: {reason}")
-                promotions.append(Promotion(name, version, alias, reason, child.info.run_id))
+            with mlflow.start_run(run_name=result.name, nested=True):
+                _log_evaluation(result, cfg, catalogue, folder)
+                with mlflow.start_run(run_name=f"{result.name}-production", nested=True) as run:
+                    info = _log_production(result, cfg, folder)
+                    name = model_name(cfg.registry, result.name)
+                    version = str(info.registered_model_version)
+                    alias, reason = _gate(result, name, cfg.registry, client)
+                    client.set_registered_model_alias(name, alias, version)
+                    client.set_model_version_tag(name, version, "promotion", reason)
+                    mlflow.set_tag("promotion", f"{alias}: {reason}")
+                    promotions.append(Promotion(name, version, alias, reason, run.info.run_id))
     return parent.info.run_id, promotions
 
 
@@ -181,3 +238,92 @@ def latest_training(cfg: RegistryConfig) -> tuple[str, pd.DataFrame]:
     ]
     table = pd.DataFrame(rows, columns=["target", "model", "segment", "metric", "value"])
     return parent.info.run_id, table
+
+
+# -- finding models to score with ------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoadedModel:
+    model: TrainedModel
+    source: str  # what was loaded: a models:/ URI or a folder
+
+    @property
+    def no_skill(self) -> bool:
+        return bool(self.model.meta.get("skill", {}).get("no_skill"))
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No model where scoring was told (or defaulted) to look."""
+
+
+def load_model(uri: str, target: str) -> LoadedModel:
+    """A churnml model from a `models:/` URI, a run URI or an exported MLflow model folder."""
+    try:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+    except (MlflowException, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelNotFoundError(
+            f"no {target} model at {uri} ({reason}); train one with `churnml train`, or pass "
+            f"--{target}-model URI or --model-dir (a folder from `churnml export`)"
+        ) from None
+    return LoadedModel(pyfunc.unwrap_python_model().model, uri)
+
+
+def resolve_models(
+    cfg: Config, uris: dict[str, str | None], model_dir: Path | None
+) -> tuple[dict[str, LoadedModel], dict[str, str]]:
+    """The models to score with, and why any target has none: a given URI (which must load), else
+    an exported folder (`<dir>/<target>`), else the registry's model (`scoring_uri`). A target
+    with nothing there is left out (a product without expansion). One at least is needed."""
+    mlflow.set_tracking_uri(tracking_uri(cfg.registry))
+    found, missing = {}, {}
+    for target in TARGETS:
+        if uris.get(target):
+            found[target] = load_model(str(uris[target]), target)
+        elif model_dir is not None:
+            try:
+                found[target] = load_model(str(Path(model_dir) / target), target)
+            except ModelNotFoundError as exc:
+                missing[target] = str(exc)
+        elif uri := scoring_uri(cfg.registry, target):
+            found[target] = load_model(uri, target)
+        else:
+            name = model_name(cfg.registry, target)
+            missing[target] = f"no {target} model registered as {name} (not trained or trainable)"
+    if not found:
+        raise ModelNotFoundError(
+            "no model to score with: " + "; ".join(missing.values())
+            + "; train with `churnml train`, or pass --churn-model URI or --model-dir"
+        )  # fmt: skip
+    return found, missing
+
+
+def scoring_uri(cfg: RegistryConfig, target: str) -> str | None:
+    """The registry's model for a target: its champion, else (every version lacks skill, so none
+    was promoted) its newest version, which scoring flags as having no skill; None if none."""
+    name = model_name(cfg, target)
+    client = MlflowClient(tracking_uri=tracking_uri(cfg))
+    try:
+        client.get_model_version_by_alias(name, "champion")
+        return f"models:/{name}@champion"
+    except MlflowException:
+        pass
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    newest = max(versions, key=lambda v: int(v.version), default=None)
+    return None if newest is None else f"models:/{name}/{newest.version}"
+
+
+def export_models(cfg: Config, out: Path | str) -> dict[str, Path]:
+    """Copy the models that scoring would use (`scoring_uri`) out of the registry as MLflow model
+    folders (`<out>/<target>`); a target without any is left out, and one at least is needed."""
+    paths = {}
+    with atomic_dir(out) as tmp:
+        for target in TARGETS:
+            if uri := scoring_uri(cfg.registry, target):
+                mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp / target))
+                paths[target] = Path(out) / target
+        if not paths:
+            raise ModelNotFoundError(f"no registered model in {tracking_uri(cfg.registry)}")
+    return paths

@@ -89,7 +89,7 @@ _CARD = Template((Path(__file__).parent / "model_card.md.j2").read_text(encoding
 
 
 def model_card(result: TargetResult, horizon: int, catalogue: dict[str, Feature]) -> str:
-    segments = [s for s in result.metrics["lightgbm"] if s != "all"]
+    segments = [s for s in result.metrics["churnml"] if s != "all"]
     top = result.importance["all"].head(10).to_dict()
     return _CARD.render(r=result, horizon=horizon, metrics=SHOWN_METRICS, segments=segments,
                         top=top, catalogue=catalogue)  # fmt: skip

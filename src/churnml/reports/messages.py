@@ -44,6 +44,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ranked_note": "Ranked by ARR at risk",
         "expansion_candidates": "Expansion candidates",
         "none": "None",
+        "notice_no_model": "{target}: no model was trained for this portfolio (for instance, no "
+        "account ever expanded), so its figures are left empty.",
+        "notice_no_skill": "{target}: the model shows no skill on recent data (its ranking is not "
+        "clearly better than chance or the rule-based health score). Treat its figures as a rough "
+        "guide; its signals are not shown as reasons.",
         "scorecard": "Scorecard",
         "waterfall": "How the churn risk adds up",
         "waterfall_note": "From the average account ({base}) to this account ({value})",
@@ -112,6 +117,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ranked_note": "リスクのあるARRの大きい順",
         "expansion_candidates": "拡大の候補",
         "none": "なし",
+        "notice_no_model": "{target}：このポートフォリオではモデルを学習できなかったため"
+        "（例：拡大した顧客がいない）、該当欄は空欄です。",
+        "notice_no_skill": "{target}：直近のデータでモデルに予測力が認められません（偶然や"
+        "ルールベースのヘルススコアを明確に上回りません）。数値は目安として扱ってください。"
+        "要因は理由として表示しません。",
         "scorecard": "スコアカード",
         "waterfall": "解約リスクの内訳",
         "waterfall_note": "平均的なアカウント（{base}）からこのアカウント（{value}）まで",

@@ -27,10 +27,10 @@ from churnml.io import atomic_dir, write_text
 from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
 from churnml.scoring.explain import FAMILIES
 from churnml.scoring.reasons import format_value, sentence
+from churnml.vocabulary import TARGETS, TIERS
 
 matplotlib.use("Agg")
 
-TIERS = ("high", "medium", "low")
 
 
 def safe_name(value: object) -> str:
@@ -126,12 +126,18 @@ class _Site:
             owner=owner.astype(str),
             name=scores.get("account_name", scores.account_id).fillna(scores.account_id),
         )
+        self.shown = {t for t in TARGETS if _skill(scores, t) == "ok"}  # reasons are presented
+        self.notices = [
+            self.m[f"notice_{'no_model' if _skill(scores, t) is None else 'no_skill'}"].format(
+                target=self.m[f"{t}_drivers"])
+            for t in TARGETS if t not in self.shown
+        ]  # fmt: skip
         self.env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                                autoescape=select_autoescape(["html", "j2"]))  # fmt: skip
 
     def render(self, template: str, **context: object) -> str:
         return self.env.get_template(template).render(
-            m=self.m, lang=self.lang, as_of=self.as_of, **context
+            m=self.m, lang=self.lang, as_of=self.as_of, notices=self.notices, **context
         )
 
     def _scorecard(self, row: pd.Series) -> list[tuple[str, str]]:
@@ -149,11 +155,12 @@ class _Site:
             "churn_probability": percent(row.churn_probability, self.lang),
             "churn_tier": row.churn_tier, "expansion_tier": row.expansion_tier,
             "expansion_probability": percent(row.expansion_probability, self.lang),
-            "arr_at_risk": money_(row.arr_at_risk), "health_score": f"{row.health_score:.0f}",
+            "arr_at_risk": money_(row.arr_at_risk),
+            "health_score": "–" if pd.isna(row.health_score) else f"{row.health_score:.0f}",
             "expected_expansion_arr": money_(row.expected_expansion_arr),
             "next_best_action": row.next_best_action, "scorecard": self._scorecard(row),
-            "reasons": [self._sentence(r) for r in row.churn_reasons],
-            "signals": [self._sentence(r) for r in row.expansion_signals],
+            "reasons": [self._sentence(r) for r in _listed(row.churn_reasons)],
+            "signals": [self._sentence(r) for r in _listed(row.expansion_signals)],
             "base_rate": percent(row.churn_base_rate, self.lang),
         }  # fmt: skip
 
@@ -162,14 +169,15 @@ class _Site:
         s, lang = self.s, self.lang
         arr = s.arr.sum()
         grr = 1 - s.arr_at_risk.sum() / arr if arr else float("nan")
-        nrr = grr + s.expected_expansion_arr.sum() / arr if arr else float("nan")
+        expanding = s.expected_expansion_arr.notna().any()
+        nrr = grr + s.expected_expansion_arr.sum() / arr if arr and expanding else float("nan")
         totals = {"accounts": number(len(s), lang), "arr": money(arr, lang),
                   "arr_at_risk": money(s.arr_at_risk.sum(), lang),
-                  "expected_expansion_arr": money(s.expected_expansion_arr.sum(), lang),
+                  "expected_expansion_arr": money(s.expected_expansion_arr.sum(min_count=1), lang),
                   "grr": percent(grr, lang), "nrr": percent(nrr, lang)}  # fmt: skip
         grouped = s.groupby(["segment", "churn_tier"]).agg(
             accounts=("account_id", "size"), arr=("arr", "sum"), arr_at_risk=("arr_at_risk", "sum"),
-            expected_expansion_arr=("expected_expansion_arr", "sum"),
+            expected_expansion_arr=("expected_expansion_arr", lambda v: v.sum(min_count=1)),
         ).reset_index()  # fmt: skip
         grouped["tier_order"] = grouped.churn_tier.map({t: i for i, t in enumerate(TIERS)})
         by_segment = [
@@ -201,10 +209,8 @@ class _Site:
         out = []
         for seg in sorted(segment.dropna().unique()):
             parts = []
-            for target, title in (
-                ("churn", self.m["churn_drivers"]),
-                ("expansion", self.m["expansion_drivers"]),
-            ):
+            for target in sorted(self.shown, key=TARGETS.index):
+                title = self.m[f"{target}_drivers"]
                 rows = self.c[(segment == seg) & (self.c.target == target)]
                 mean = rows.drop(columns=["account_id", "target"]).abs().mean().mul(100).dropna()
                 fam = mean.groupby(lambda f: family.get(f, "other")).sum()
@@ -251,12 +257,13 @@ class _Site:
 
     def account(self, row: pd.Series) -> str:
         a = self._row(row)
-        series = self.churn.loc[row.account_id].dropna()
+        shown = "churn" in self.shown and row.account_id in self.churn.index
+        series = self.churn.loc[row.account_id].dropna() if shown else None
         a["reason_rows"] = [
             {"sentence": self._sentence(r), "points": f"{r['contribution'] * 100:+.2f}",
              "value": self._shown(r["feature"], r["value"]),
              "median": self._shown(r["feature"], r["segment_median"])}
-            for r in row.churn_reasons
+            for r in _listed(row.churn_reasons)
         ]  # fmt: skip
         mine = self.adoption.get(row.account_id)
         adoption = None if mine is None else _adoption_chart(mine.sort_values("month"), self.m)
@@ -265,9 +272,23 @@ class _Site:
             title=str(row["name"]),
             a=a,
             owner_file=safe_name(row.owner),
-            waterfall=waterfall(series, row.churn_base_rate, self.cat, self.lang, self.m["other"]),
+            waterfall=None if series is None else waterfall(
+                series, row.churn_base_rate, self.cat, self.lang, self.m["other"]),
             adoption=adoption,
         )
+
+
+def _skill(scores: pd.DataFrame, target: str) -> str | None:
+    """'ok', 'no_skill' or None (no model) for a target, as scoring recorded it."""
+    column = scores.get(f"{target}_model_skill")
+    if column is None:
+        return "ok"
+    return None if pd.isna(column.iloc[0]) else str(column.iloc[0])
+
+
+def _listed(reasons: object) -> list:
+    """A reasons cell as a list (an empty target's cell is None)."""
+    return [] if reasons is None else list(reasons)
 
 
 def build_report(

@@ -129,6 +129,11 @@ def top_reasons(
     return pa.ListArray.from_arrays(pa.array(offsets), records)
 
 
+def no_reasons(rows: int) -> pa.ListArray:
+    """`rows` empty lists of reasons (a model without skill gives none)."""
+    return pa.ListArray.from_arrays(pa.array(np.zeros(rows + 1, np.int32)), pa.array([], REASON))
+
+
 def _unknown(name: str) -> Feature:
     """A feature outside the catalogue (a custom feature table): named by its column."""
     return Feature(name, "contract", "custom", "", "neutral", name, name, lambda t: t)

@@ -8,37 +8,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ibis.expr.types as ir
-import mlflow
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-from mlflow.exceptions import MlflowException
 
 from churnml.config import Config, ScoringConfig
 from churnml.data.sources import Engine, connect, load_tables
 from churnml.data.validate import DataValidationError, validate
-from churnml.features.build import KEYS, SOURCE_TABLES, compute_features
+from churnml.features.build import SOURCE_TABLES, compute_features
 from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import snapshots
-from churnml.io import atomic_dir, write_parquet
-from churnml.models.artifact import TrainedModel
-from churnml.models.registry import model_name, tracking_uri
-from churnml.scoring.crm import FieldMap, changed_rows, crm_frame, load_field_map, write_csv
+from churnml.models.registry import LoadedModel, resolve_models
+from churnml.scoring.actions import next_best_action, tier
+from churnml.scoring.crm import load_field_map
 from churnml.scoring.explain import FAMILIES, explain, family_scores, health_score
-from churnml.scoring.reasons import REASON, Lang, segment_medians, top_reasons
+from churnml.scoring.outputs import (
+    ACCOUNT_COLUMNS,
+    REASONS,
+    SCORES,
+    Chunk,
+    as_columns,
+    write_outputs,
+)
+from churnml.scoring.reasons import Lang, no_reasons, segment_medians, top_reasons
+from churnml.vocabulary import KEYS, TARGETS
 
-TARGETS = ("churn", "expansion")
-ACCOUNT_COLUMNS = ("segment", "csm_owner", "account_name")
-Chunk = tuple[pd.DataFrame, dict[str, pd.DataFrame]]  # scores, contributions per target
 TOP_COLUMNS = ("account_id", "account_name", "segment", "arr", "churn_probability",
-               "arr_at_risk", "next_best_action", "churn_reasons_text")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    model: TrainedModel
-    source: str  # what was loaded: a models:/ URI or a folder
+               "arr_at_risk", "next_best_action", "churn_reasons")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,106 +41,14 @@ class ScoreResult:
     out: Path
     rows: int
     crm_rows: int
-    models: dict[str, str]
+    models: dict[str, str]  # target → the model scored with
+    missing: dict[str, str]  # target → why it has no model (its columns are empty)
+    no_skill: list[str]  # targets whose model shows no skill (no reasons shown)
     top_at_risk: pd.DataFrame  # the accounts with the most ARR at risk, largest first
-
-
-class ModelNotFoundError(FileNotFoundError):
-    """No model where scoring was told (or defaulted) to look."""
 
 
 class MissingFeaturesError(ValueError):
     """The feature table lacks columns a model was trained on."""
-
-
-def load_model(uri: str, target: str) -> LoadedModel:
-    """A churnml model from a `models:/` URI, a run URI or an exported MLflow model folder."""
-    try:
-        pyfunc = mlflow.pyfunc.load_model(uri)
-    except (MlflowException, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelNotFoundError(
-            f"no {target} model at {uri} ({reason}); train one with `churnml train`, or pass "
-            f"--{target}-model URI or --model-dir (a folder from `churnml export`)"
-        ) from None
-    return LoadedModel(pyfunc.unwrap_python_model().model, uri)
-
-
-def resolve_models(
-    cfg: Config, uris: dict[str, str | None], model_dir: Path | None
-) -> dict[str, LoadedModel]:
-    """Given URIs first, then an exported folder (`<dir>/<target>`), else the registry champion."""
-    mlflow.set_tracking_uri(tracking_uri(cfg.registry))
-    out = {}
-    for target in TARGETS:
-        if uris.get(target):
-            uri = uris[target]
-        elif model_dir is not None:
-            uri = str(Path(model_dir) / target)
-        else:
-            uri = f"models:/{model_name(cfg.registry, target)}@champion"
-        out[target] = load_model(uri, target)
-    return out
-
-
-def _tier(p: np.ndarray, high: float, medium: float) -> np.ndarray:
-    return np.where(p >= high, "high", np.where(p >= medium, "medium", "low"))
-
-
-def next_best_action(
-    churn_tier: np.ndarray, expansion_tier: np.ndarray, adoption: np.ndarray, cfg: ScoringConfig
-) -> np.ndarray:
-    """save (high risk) · fix_then_expand (high risk, high propensity: no upsell pitch yet) ·
-    expand (low risk, high propensity, healthy adoption) · nurture (the rest)."""
-    risky, keen = churn_tier == "high", expansion_tier == "high"
-    expand = keen & (churn_tier == "low") & (adoption >= cfg.healthy_adoption)
-    return np.select(
-        [risky & keen, risky, expand], ["fix_then_expand", "save", "expand"], "nurture"
-    )
-
-
-def _as_columns(reasons: pa.ListArray) -> tuple[pd.Series, pd.Series]:
-    """Structured reasons (an Arrow list column) and their sentences joined by '; '."""
-    sentences = pa.ListArray.from_arrays(reasons.offsets, reasons.values.field("sentence"))
-    text = pc.binary_join(sentences, "; ").to_numpy(zero_copy_only=False)
-    return pd.Series(pd.arrays.ArrowExtensionArray(reasons)), pd.Series(text, dtype=object)
-
-
-def _reasons_fields(target: str) -> list[tuple[str, pa.DataType]]:
-    column = "churn_reasons" if target == "churn" else "expansion_signals"
-    return [
-        (f"{target}_probability", pa.float64()),
-        (f"{target}_base_rate", pa.float64()),
-        (column, pa.list_(REASON)),
-        (f"{column}_text", pa.string()),
-    ]
-
-
-# scores.parquet, one row per account: SCORES from each chunk, SCORED once stamped.
-SCORES = pa.schema(
-    [
-        ("account_id", pa.string()),
-        ("as_of", pa.date32()),
-        *[(c, pa.string()) for c in ACCOUNT_COLUMNS],
-        ("arr", pa.float64()),
-        *_reasons_fields("churn"),
-        *[(f"score_{f}", pa.float64()) for f in FAMILIES],
-        ("health_score", pa.float64()),
-        *_reasons_fields("expansion"),
-        *[(c, pa.string()) for c in ("churn_tier", "expansion_tier")],
-        ("arr_at_risk", pa.float64()),
-        ("expected_expansion_arr", pa.float64()),
-        ("next_best_action", pa.string()),
-    ]
-)
-SCORED = pa.schema(
-    [
-        *SCORES,
-        ("churn_model", pa.string()),
-        ("expansion_model", pa.string()),
-        ("scored_at", pa.timestamp("s")),
-    ]
-)
 
 
 def score_frame(
@@ -169,20 +72,24 @@ def _gather(
     parts: list[Chunk], models: dict[str, LoadedModel]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scored chunks as one table in account order, stamped with the models and the time; the
-    contributions of each target in the same order, one target after the other."""
+    contributions of each scored target in the same order, one target after the other."""
     if not parts:
         raise ValueError("no account to score")
     scores = pd.concat([s for s, _ in parts], ignore_index=True)
     ids = scores.account_id.to_numpy(dtype=str)
     order = None if (ids[1:] >= ids[:-1]).all() else np.argsort(ids, kind="stable")
     blocks = []
-    for target in TARGETS:
+    for target in models:
         block = pd.concat([c[target] for _, c in parts], ignore_index=True)
         block = block if order is None else block.iloc[order]
         blocks.append(block.assign(target=target)[["account_id", "target", *block.columns[1:]]])
     scores = scores if order is None else scores.iloc[order].reset_index(drop=True)
-    scores["churn_model"] = models["churn"].source
-    scores["expansion_model"] = models["expansion"].source
+    for target in TARGETS:
+        loaded = models.get(target)
+        scores[f"{target}_model"] = loaded.source if loaded else None
+        scores[f"{target}_model_skill"] = (
+            None if loaded is None else "no_skill" if loaded.no_skill else "ok"
+        )
     scores["scored_at"] = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
     return scores, pd.concat(blocks, ignore_index=True)
 
@@ -199,37 +106,41 @@ def _score_chunk(
     out = chunk.reindex(columns=[*KEYS, *ACCOUNT_COLUMNS]).reset_index(drop=True)
     out["as_of"] = pd.to_datetime(out["as_of"]).dt.date
     out["arr"] = chunk["arr_now" if "arr_now" in chunk else "arr"].to_numpy(dtype=float)
+    out = out.assign(**{f"score_{f}": np.nan for f in FAMILIES}, health_score=np.nan)
     points = {}
     for target in TARGETS:
-        model = models[target].model
-        ex = explain(model, chunk)
+        column, loaded = REASONS[target], models.get(target)
+        if loaded is None:  # no model for this target: its columns stay empty
+            out = out.assign(**{f"{target}_probability": np.nan, f"{target}_base_rate": np.nan,
+                                column: None, f"{column}_text": None})  # fmt: skip
+            continue
+        ex = explain(loaded.model, chunk)
         out[f"{target}_probability"] = ex.probability
         out[f"{target}_base_rate"] = ex.base
-        values = chunk.reindex(columns=model.features)
-        reasons = top_reasons(ex.points, values, segment, medians, cat, lang, sc.reasons)
-        column = "churn_reasons" if target == "churn" else "expansion_signals"
-        out[column], out[f"{column}_text"] = _as_columns(reasons)
-        if target == "churn":
-            out = pd.concat([out, family_scores(ex.logodds, cat).reset_index(drop=True)], axis=1)
+        if loaded.no_skill:  # its contributions are not the account's reasons
+            reasons = no_reasons(len(chunk))
+        else:
+            values = chunk.reindex(columns=loaded.model.features)
+            reasons = top_reasons(ex.points, values, segment, medians, cat, lang, sc.reasons)
+        out[column], out[f"{column}_text"] = as_columns(reasons)
+        if target == "churn" and not loaded.no_skill:
+            out.update(family_scores(ex.logodds, cat).reset_index(drop=True))
             out["health_score"] = health_score(ex.logodds)
         points[target] = ex.points.reset_index(drop=True)
         points[target].insert(0, "account_id", out["account_id"].to_numpy())
     arr = out["arr"].to_numpy(dtype=float)
-    out["churn_tier"] = _tier(out.churn_probability.to_numpy(), sc.churn_high, sc.churn_medium)
-    out["expansion_tier"] = _tier(
-        out.expansion_probability.to_numpy(), sc.expansion_high, sc.expansion_medium
-    )
-    out["arr_at_risk"] = np.round(out.churn_probability.to_numpy() * arr, 2)
-    out["expected_expansion_arr"] = np.round(
-        out.expansion_probability.to_numpy() * arr * sc.expansion_size, 2
-    )
+    churn_p, expansion_p = out.churn_probability.to_numpy(), out.expansion_probability.to_numpy()
+    out["churn_tier"] = tier(churn_p, sc.churn_high, sc.churn_medium)
+    out["expansion_tier"] = tier(expansion_p, sc.expansion_high, sc.expansion_medium)
+    out["arr_at_risk"] = np.round(churn_p * arr, 2)
+    out["expected_expansion_arr"] = np.round(expansion_p * arr * sc.expansion_size, 2)
     out["next_best_action"] = next_best_action(
         out.churn_tier.to_numpy(), out.expansion_tier.to_numpy(), out.score_adoption.to_numpy(), sc
     )
     return out, points
 
 
-def feature_table(tables: dict[str, ir.Table], as_of: dt.date, cfg: Config) -> ir.Table:
+def scoring_table(tables: dict[str, ir.Table], as_of: dt.date, cfg: Config) -> ir.Table:
     """Every account active at as_of with its features, ARR on the day (`arr_now`) and account
     attributes (an engine expression, not yet run)."""
     snaps = snapshots(tables["subscriptions"], [as_of])
@@ -287,17 +198,18 @@ def score(
     if not report.ok:
         raise DataValidationError(report)
     fields = load_field_map(crm)
-    models = resolve_models(cfg, uris or {}, model_dir)
+    models, missing = resolve_models(cfg, uris or {}, model_dir)
     tables = load_tables(data_dir, cfg.data, connect(engine))
     check_as_of(tables, as_of, cfg.scoring.max_data_gap_days)
-    expr = feature_table(tables, as_of, cfg)
+    expr = scoring_table(tables, as_of, cfg)
     require_features(expr.columns, models, cfg)
     scores, contributions = score_table(expr, models, cfg, lang)
     crm_rows = write_outputs(scores, contributions, fields, out, changed_since)
-    top = scores.nlargest(5, "arr_at_risk")[list(TOP_COLUMNS)].reset_index(drop=True)
+    top = scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")[list(TOP_COLUMNS)]
     return ScoreResult(
-        Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()}, top
-    )
+        Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()}, missing,
+        [t for t, m in models.items() if m.no_skill], top.reset_index(drop=True),
+    )  # fmt: skip
 
 
 def score_table(
@@ -340,35 +252,3 @@ def cached(expr: ir.Table) -> ir.Table:
     calendars, are registered first, which ibis 12 does not do for `cache`)."""
     expr._find_backend()._run_pre_execute_hooks(expr)
     return expr.cache()
-
-
-def write_outputs(
-    scores: pd.DataFrame,
-    contributions: pd.DataFrame,
-    fields: FieldMap,
-    out: Path | str,
-    changed_since: Path | None = None,
-) -> int:
-    """Write scores.parquet, contributions.parquet and crm_export.csv into `out`, all or none;
-    return the number of CRM rows (only changed ones with `changed_since`)."""
-    feed = crm_frame(scores, fields)
-    if changed_since is not None:
-        feed = changed_rows(feed, Path(changed_since) / "crm_export.csv", fields)
-    table = pa.Table.from_pandas(scores, schema=SCORED, preserve_index=False)
-    with atomic_dir(out) as tmp:
-        write_parquet(table.replace_schema_metadata(), tmp / "scores.parquet")
-        write_parquet(contributions, tmp / "contributions.parquet")
-        write_csv(feed, tmp / "crm_export.csv")
-    return len(feed)
-
-
-def export_champions(cfg: Config, out: Path | str) -> dict[str, Path]:
-    """Copy the champion models out of the registry as MLflow model folders (`<out>/<target>`)."""
-    mlflow.set_tracking_uri(tracking_uri(cfg.registry))
-    paths = {}
-    with atomic_dir(out) as tmp:
-        for target in TARGETS:
-            uri = f"models:/{model_name(cfg.registry, target)}@champion"
-            mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp / target))
-            paths[target] = Path(out) / target
-    return paths

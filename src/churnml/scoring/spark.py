@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from churnml.scoring.score import Chunk
+from churnml.scoring.outputs import Chunk
 
 Scorer = Callable[[pd.DataFrame], Chunk]
 
