@@ -16,10 +16,12 @@ from churnml.cli import app
 from churnml.config import Config, FeatureConfig
 from churnml.data.history import as_known_on
 from churnml.data.sources import connect, load_tables
+from churnml.data.synthetic import generate_world, shape_of
 from churnml.features import build
 from churnml.features.build import available, compute_features
-from churnml.features.catalogue import FAMILIES, catalogue
+from churnml.features.catalogue import FAMILIES, by_name, catalogue, event_slugs
 from churnml.features.labels import snapshots
+from churnml.models.pipeline import keyed_config, training_table
 
 
 def _features(t: dict, cfg: FeatureConfig | None = None) -> pd.DataFrame:
@@ -37,16 +39,19 @@ def _usage_world(*rows: tuple[str, pd.Timestamp], signup: int = -400) -> dict:
 
 
 # -- the catalogue -------------------------------------------------------------------------------
+KEYED = FeatureConfig(key_events=("Report Created", "sync-run"))
+
+
 def test_every_feature_has_english_and_japanese_descriptions() -> None:
-    for f in catalogue(FeatureConfig()):
+    for f in catalogue(KEYED):
         assert f.en.strip() and f.ja.strip(), f.name
         assert f.en != f.ja, f.name
 
 
 def test_feature_names_are_unique_and_every_family_is_covered() -> None:
-    names = [f.name for f in catalogue(FeatureConfig())]
+    names = [f.name for f in catalogue(KEYED)]
     assert len(names) == len(set(names))
-    assert {f.family for f in catalogue(FeatureConfig())} == set(FAMILIES)
+    assert {f.family for f in catalogue(KEYED)} == set(FAMILIES)
 
 
 def test_computed_columns_are_exactly_the_catalogue(small_world: Path) -> None:
@@ -65,6 +70,59 @@ def test_missing_optional_tables_skip_their_family(caplog: pytest.LogCaptureFixt
     assert not names & {"tickets_30d", "nps_last", "has_champion", "onboarding_done"}
     assert "support_tickets is missing" in caplog.text
     assert set(_features(t).columns) == names | {"as_of"}
+
+
+# -- key events from the data --------------------------------------------------------------------
+def test_key_events_are_the_types_most_accounts_used_before_as_of() -> None:
+    used = pd.concat([
+        events(("a", day(-5)), ("b", day(-40)), event_type="Report Created"),
+        events(("a", day(-3)), event_type="sync-run"),
+        events(("a", day(0)), ("b", day(0)), ("c", day(1)), event_type="on_or_after_t"),
+    ])  # fmt: skip
+    t = tables(usage_events=used)
+    assert build.top_event_types(t["usage_events"], T, 5) == ("Report Created", "sync-run")
+    assert build.top_event_types(t["usage_events"], T, 1) == ("Report Created",)
+
+
+def test_event_names_become_column_names_that_never_clash() -> None:
+    assert event_slugs(["Report Created", "report-created", "2FA check", "!!"]) == [
+        "report_created", "report_created_1", "event_2fa_check", "event"
+    ]  # fmt: skip
+
+
+def test_key_event_users_trend_and_lifetime_are_point_in_time() -> None:
+    key = "Report Created"
+    used = pd.concat([
+        events(("a", day(-100)), ("a", day(-10)), event_type=key),
+        events(("a", day(-5)), user=2, event_type=key),
+        events(("a", day(-200)), event_type="login"),  # the account's first use
+        events(("a", day(0)), ("a", day(0)), user=3, event_type=key),  # on T: unseen
+    ])  # fmt: skip
+    subs = pd.DataFrame([subscription("a", -400, None, seats=4)])
+    t = tables(accounts=accounts("a"), subscriptions=subs, usage_events=used)
+    row = _features(t, FeatureConfig(key_events=(key,))).loc["a"]
+    assert row.report_created_users_30d == 2 and row.report_created_events_30d == 2
+    assert row.report_created_trend_30d == pytest.approx((2 + 1) / (0 + 1))
+    assert row.report_created_days_since_first == 100 and row.days_since_first_use == 200
+    assert row.report_created_per_30d_lifetime == pytest.approx(3 * 30 / 200)
+    assert row.events_per_30d_lifetime == pytest.approx(4 * 30 / 200)
+
+
+def test_a_new_vocabulary_gets_features_named_after_its_events(tmp_path: Path) -> None:
+    world = tmp_path / "world"
+    vocabulary = "Report Created,sync-run,2FA check"
+    generate_world(world, 40, 6, seed=5, truth_paths=2, shape=shape_of(events=vocabulary))
+    cfg = keyed_config(world, Config())
+    assert sorted(cfg.features.key_events) == sorted(vocabulary.split(","))
+    cat = by_name(cfg.features)
+    report = cat["report_created_events_30d"]
+    assert "'Report Created'" in report.en and "「Report Created」" in report.ja
+    own = [n for n in cat if n.startswith(("report_created_", "sync_run_", "event_2fa_check_"))]
+    assert len(own) == 3 * 8
+    frame = training_table(world, cfg, check=False)
+    assert set(own) <= set(frame.columns) and frame.report_created_events_90d.sum() > 0
+    listed = CliRunner().invoke(app, ["features", "--list", "--data", str(world), "--lang", "ja"])
+    assert listed.exit_code == 0 and "「sync-run」" in listed.output
 
 
 # -- point in time, at the edges -----------------------------------------------------------------
@@ -214,7 +272,7 @@ def _with_boundary_rows(world: Path, out: Path) -> Path:
 
 
 def _features_at_t(world: Path, snaps: pd.DataFrame) -> pd.DataFrame:
-    cfg = Config()
+    cfg = Config().with_key_events(("export", "login", "create_report"))  # T adds exports
     t = load_tables(world, cfg.data, connect())
     out = compute_features(t, ibis.memtable(snaps), [T], cfg.features).execute()
     return out.sort_values("account_id").reset_index(drop=True)

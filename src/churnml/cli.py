@@ -178,7 +178,7 @@ def features(
     ] = None,
     engine: Annotated[Engine, typer.Option(help="Where the queries run.")] = "duckdb",
     list_: Annotated[
-        bool, typer.Option("--list", help="Show the feature catalogue and exit.")
+        bool, typer.Option("--list", help="Show the feature catalogue (with --data: its events).")
     ] = False,
     lang: Annotated[str, typer.Option(help="Language of the catalogue listing: en or ja.")] = "en",
 ) -> None:
@@ -188,6 +188,10 @@ def features(
 
     cfg = _config(config)
     if list_:
+        if data is not None:  # key events as training would choose them on this data
+            from churnml.models.pipeline import keyed_config
+
+            cfg = keyed_config(data, cfg)
         console.print(catalogue_table(catalogue(cfg.features), lang))
         return
     if data is None or out is None:

@@ -78,7 +78,12 @@ class LabelConfig(_Strict):
 class FeatureConfig(_Strict):
     """What the feature catalogue needs to know about a business (defaults fit the demo world)."""
 
-    key_events: tuple[str, ...] = ("create_report", "automation_run", "integration_sync")
+    key_events: tuple[str, ...] | None = Field(
+        None,
+        description="event types followed one by one; default: the `top_events` types used by "
+        "the most accounts in the training data (stored with the model)",
+    )
+    top_events: int = Field(8, ge=0, description="how many key events to take from the data")
     high_priority: tuple[str, ...] = ("high", "urgent")
     business_reviews: tuple[str, ...] = ("qbr", "ebr")
     onboarding_plan: dict[str, int] = Field(
@@ -181,6 +186,11 @@ class Config(_Strict):
     health_score: HealthScoreConfig = Field(default_factory=HealthScoreConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+
+    def with_key_events(self, events: tuple[str, ...]) -> Config:
+        """This config with `features.key_events` set to `events`."""
+        features = self.features.model_copy(update={"key_events": tuple(events)})
+        return self.model_copy(update={"features": features})
 
 
 def load_config(path: Path | str | None) -> Config:

@@ -38,6 +38,7 @@ SOURCE_TABLES = {
     "users": "usage_events",
     "recency": "usage_events",
     "breadth": "usage_events",
+    "lifetime": "usage_events",
     "onboarding": "onboarding_milestones",
     "support": "support_tickets",
     "sentiment": "nps_responses",
@@ -87,19 +88,29 @@ def _days(events: ir.Table) -> ir.Table:
     return events.mutate(day=events.ts.cast("date"))
 
 
+def _key_counts(e: ir.Table, cfg: FeatureConfig) -> dict[str, ir.Value]:
+    """Uses of each key event, as aggregates (`key_<i>`)."""
+    names = cfg.key_events or ()
+    return {f"key_{i}": (e.event_type == n).cast("int64").sum() for i, n in enumerate(names)}
+
+
+def _key_days(e: ir.Table, cfg: FeatureConfig, how: str) -> dict[str, ir.Value]:
+    """The first or last day each key event was used, as aggregates (`<how>_key_<i>`)."""
+    names = cfg.key_events or ()
+    day = e.day.min if how == "first" else e.day.max
+    return {f"{how}_key_{i}": day(where=e.event_type == n) for i, n in enumerate(names)}
+
+
 def _user_days(events: ir.Table, cfg: FeatureConfig) -> ir.Table:
     """account × user × day, with event counts (all and per key event)."""
     e = _days(events)
-    keys = {
-        f"key_{i}": (e.event_type == name).cast("int64").sum()
-        for i, name in enumerate(cfg.key_events)
-    }
+    keys = _key_counts(e, cfg)
     return e.group_by(["account_id", "user_id", "day"]).aggregate(n_events=e.count(), **keys)
 
 
 def _daily(user_days: ir.Table, cfg: FeatureConfig) -> ir.Table:
     """account × day: events, distinct users, uses of each key event."""
-    keys = {f"key_{i}": user_days[f"key_{i}"].sum() for i in range(len(cfg.key_events))}
+    keys = {f"key_{i}": user_days[f"key_{i}"].sum() for i in range(len(cfg.key_events or ()))}
     return user_days.group_by(["account_id", "day"]).aggregate(
         n_events=user_days.n_events.sum(), users=user_days.count(), **keys
     )
@@ -134,11 +145,14 @@ def _in_window(rollup: ir.Table, snaps: ir.Table, pairs: ir.Table, key: str) -> 
 
 def _last_in_window(rollup: ir.Table, snaps: ir.Table, as_of: list[dt.date], by: str,
                     window: int) -> ir.Table:  # fmt: skip
-    """Per snapshot and `by` value (user, event type): days since last seen, within `window`."""
+    """Per snapshot and `by` value (user, event type) seen within `window`: days since last seen
+    (`age`), and since each other `last_<x>` day of the rollup (`<x>_age`)."""
     j = _in_window(rollup, snaps, _window_periods(as_of, window), "period")
     j = j.filter(j.last_day >= j.as_of - ibis.interval(days=window))
-    last = j.group_by([*KEYS, by]).aggregate(last_day=j.last_day.max())
-    return last.mutate(age=_age(last, last.last_day))
+    lasts = [c for c in rollup.columns if c.startswith("last_")]
+    last = j.group_by([*KEYS, by]).aggregate(**{c: j[c].max() for c in lasts})
+    ages = {f"{c.removeprefix('last_')}_age": _age(last, last[c]) for c in lasts if c != "last_day"}
+    return last.mutate(age=_age(last, last.last_day), **ages)
 
 
 # -- sources -----------------------------------------------------------------------------------
@@ -178,7 +192,9 @@ class _Sources:
 
     def _user_periods(self) -> ir.Table:
         e = _with_period(_days(self.t["usage_events"]), self.as_of)
-        periods = e.group_by(["account_id", "user_id", "period"]).aggregate(last_day=e.day.max())
+        periods = e.group_by(["account_id", "user_id", "period"]).aggregate(
+            last_day=e.day.max(), **_key_days(e, self.cfg, "last")
+        )
         return materialize(periods)
 
     def _users(self) -> ir.Table:
@@ -191,6 +207,18 @@ class _Sources:
         acct = up.group_by(["account_id", "period"]).aggregate(last_day=up.last_day.max())
         j = _in_window(acct, self.snaps, _window_periods(self.as_of, None), "period")
         return j.mutate(last_age=_age(j, j.last_day))
+
+    def _lifetime(self) -> ir.Table:
+        e = _with_period(_days(self.t["usage_events"]), self.as_of)
+        firsts = _key_days(e, self.cfg, "first")
+        periods = e.group_by(["account_id", "period"]).aggregate(
+            n_events=e.count(), first_day=e.day.min(), **_key_counts(e, self.cfg), **firsts
+        )
+        pairs = _window_periods(self.as_of, None)
+        j = _in_window(materialize(periods), self.snaps, pairs, "period")
+        return j.mutate(
+            first_age=_age(j, j.first_day), **{f"{c}_age": _age(j, j[c]) for c in firsts}
+        )
 
     def _breadth(self) -> ir.Table:
         e = _with_period(_days(self.t["usage_events"]), self.as_of)
@@ -246,6 +274,25 @@ class _Sources:
     def _touchpoints(self) -> ir.Table:
         j = _before(self.snaps, self.t["cs_touchpoints"], "ts")
         return j.mutate(review=j.kind.isin(self.cfg.business_reviews))
+
+
+# -- key events --------------------------------------------------------------------------------
+def top_event_types(events: ir.Table, before: dt.date, k: int) -> tuple[str, ...]:
+    """The `k` event types used by the most accounts before `before` (ties: by name)."""
+    e = events.filter(events.ts < ibis.timestamp(dt.datetime.combine(before, dt.time())))
+    ranked = e.group_by("event_type").aggregate(accounts=e.account_id.nunique())
+    ranked = ranked.order_by([ibis.desc("accounts"), "event_type"]).limit(k)
+    return tuple(str(name) for name in ranked.execute()["event_type"])
+
+
+def with_key_events(cfg: Config, tables: dict[str, ir.Table], before: dt.date) -> Config:
+    """`cfg` with its key events fixed: as configured, else chosen from the data before `before`
+    (`features.top_events` of them)."""
+    if cfg.features.key_events is not None:
+        return cfg
+    return cfg.with_key_events(
+        top_event_types(tables["usage_events"], before, cfg.features.top_events)
+    )
 
 
 # -- assembly ------------------------------------------------------------------------------------
@@ -320,7 +367,9 @@ def build_features(
     cfg: Config,
     progress: Callable[[str], None] | None = None,
 ) -> ir.Table:
-    """Snapshots at `as_of` with ARR, labels (null where unknown) and every available feature."""
+    """Snapshots at `as_of` with ARR, labels (null where unknown) and every available feature
+    (key events, unless configured, from the data before the last as_of)."""
+    cfg = with_key_events(cfg, tables, max(as_of))
     labelled = materialize(labelled_snapshots(tables, as_of, cfg.labels))
     feats = compute_features(tables, labelled.select(KEYS), as_of, cfg.features, progress)
     labels = labelled.drop("arr")

@@ -13,7 +13,10 @@ account        one row per snapshot: tenure_days, segment, industry, region, acq
                employees
 contract       subscription rows active at as_of: arr, seats, product, plan, term_days, end_in_days
 usage          daily usage rollup, 90 days before as_of: age (days, 1–90), n_events, users, key_<i>
-users          one row per user active in the 90 days before as_of: age (days since last activity)
+users          one row per user active in the 90 days before as_of: age (days since last activity),
+               key_<i>_age (days since the user last used key event i)
+lifetime       account usage per period, all history before as_of: n_events, key_<i>, first_age
+               (days since the first event), first_key_<i>_age
 recency        account activity per period before as_of: last_age (days since its last activity)
 breadth        one row per event type used in the 30 days before as_of: age
 onboarding     the onboarding plan × snapshot: due_days, done_days (signup → completion, if done
@@ -27,6 +30,7 @@ touchpoints    CS touchpoints before as_of: age, review (a business review)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -141,21 +145,72 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
                 _ratio("daily_users_30d", "active_users_30d"), 30,
                 inputs=("daily_users_30d", "active_users_30d")),
     ]  # fmt: skip
-    for i, event in enumerate(cfg.key_events):
-        for w in (30, 90):
-            out += [
-                Feature(f"{event}_events_{w}d", "adoption", "usage", "events", "higher",
-                        f"Uses of the key feature '{event}' in the last {w} days",
-                        f"過去{w}日間の重要機能「{event}」の利用回数",
-                        lambda t, i=i, w=w: t[f"key_{i}"].sum(where=t.age <= w).cast("int64"), w,
-                        zero_when_missing=True),
-                Feature(f"{event}_share_{w}d", "adoption", "derived", "share", "higher",
-                        f"Share of the last {w} days' events that used the key feature '{event}'",
-                        f"過去{w}日間のイベントのうち重要機能「{event}」が占める割合",
-                        _ratio(f"{event}_events_{w}d", f"events_{w}d"), w,
-                        inputs=(f"{event}_events_{w}d", f"events_{w}d")),
-            ]  # fmt: skip
+    out += _lifetime()
+    events = cfg.key_events or ()
+    for i, (event, slug) in enumerate(zip(events, event_slugs(events), strict=True)):
+        out += _key_event(i, event, slug)
     return out
+
+
+def event_slugs(events: tuple[str, ...] | list[str]) -> list[str]:
+    """Names fit for a feature column, one per event type: lower case, `_` for anything else
+    than a letter or digit, numbered when two would clash ("Report Created" → report_created)."""
+    out: list[str] = []
+    for event in events:
+        slug = re.sub(r"[^0-9a-z]+", "_", str(event).lower()).strip("_") or "event"
+        slug = slug if slug[0].isalpha() else f"event_{slug}"
+        out.append(slug if slug not in out else f"{slug}_{len(out)}")
+    return out
+
+
+def _lifetime() -> list[Feature]:
+    return [
+        Feature("days_since_first_use", "adoption", "lifetime", "days", "neutral",
+                "Days since the account's first recorded product use",
+                "記録上の最初の製品利用からの日数", lambda t: t.first_age.max()),
+        Feature("events_per_30d_lifetime", "adoption", "lifetime", "events", "higher",
+                "Product events per 30 days since the first recorded use",
+                "最初の利用以降の30日あたりの製品イベント数",
+                lambda t: _float(t.n_events.sum()) * 30 / ibis.greatest(t.first_age.max(), 30)),
+    ]  # fmt: skip
+
+
+def _key_event(i: int, event: str, slug: str) -> list[Feature]:
+    """The features of one key event (column `key_<i>` of the usage sources)."""
+    out = []
+    for w in (30, 90):
+        out += [
+            Feature(f"{slug}_events_{w}d", "adoption", "usage", "events", "higher",
+                    f"Uses of '{event}' in the last {w} days",
+                    f"過去{w}日間の「{event}」の利用回数",
+                    lambda t, w=w: t[f"key_{i}"].sum(where=t.age <= w).cast("int64"), w,
+                    zero_when_missing=True),
+            Feature(f"{slug}_share_{w}d", "adoption", "derived", "share", "higher",
+                    f"Share of the last {w} days' events that were '{event}'",
+                    f"過去{w}日間のイベントのうち「{event}」が占める割合",
+                    _ratio(f"{slug}_events_{w}d", f"events_{w}d"), w,
+                    inputs=(f"{slug}_events_{w}d", f"events_{w}d")),
+        ]  # fmt: skip
+    key = f"key_{i}"
+    return [
+        *out,
+        Feature(f"{slug}_users_30d", "adoption", "users", "users", "higher",
+                f"Users who used '{event}' in the last 30 days",
+                f"過去30日間に「{event}」を利用したユーザー数",
+                _count(lambda t: t[f"{key}_age"] <= 30), 30, zero_when_missing=True),
+        Feature(f"{slug}_trend_30d", "adoption", "usage", "ratio", "higher",
+                f"Uses of '{event}' in the last 30 days relative to the 30 days before",
+                f"直近30日間の「{event}」の利用回数（その前の30日間との比）",
+                lambda t: (_float(t[key].sum(where=t.age <= 30)).fill_null(0) + 1)
+                / (_float(t[key].sum(where=(t.age > 30) & (t.age <= 60))).fill_null(0) + 1), 60),
+        Feature(f"{slug}_days_since_first", "adoption", "lifetime", "days", "neutral",
+                f"Days since '{event}' was first used", f"「{event}」の最初の利用からの日数",
+                lambda t: t[f"first_{key}_age"].max()),
+        Feature(f"{slug}_per_30d_lifetime", "adoption", "lifetime", "events", "higher",
+                f"Uses of '{event}' per 30 days since the account's first recorded use",
+                f"最初の利用以降の30日あたりの「{event}」の利用回数",
+                lambda t: _float(t[key].sum()) * 30 / ibis.greatest(t.first_age.max(), 30)),
+    ]  # fmt: skip
 
 
 def _onboarding() -> list[Feature]:

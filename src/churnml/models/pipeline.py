@@ -15,7 +15,7 @@ import pandas as pd
 from churnml.config import Config
 from churnml.data.sources import connect, load_tables
 from churnml.data.validate import DataValidationError, validate
-from churnml.features.build import build_features
+from churnml.features.build import build_features, with_key_events
 from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import default_as_of, label_columns
 from churnml.features.truth import load_truth
@@ -57,9 +57,15 @@ def training_table(data_dir: Path | str, cfg: Config, check: bool = True) -> pd.
             raise DataValidationError(report)
     tables = load_tables(data_dir, cfg.data, connect())
     dates = default_as_of(tables, cfg.labels.snapshot_every)
-    frame = build_features(tables, dates, cfg).execute()
+    frame = build_features(tables, dates, keyed_config(data_dir, cfg)).execute()
     frame["as_of"] = pd.to_datetime(frame["as_of"])
     return frame
+
+
+def keyed_config(data_dir: Path | str, cfg: Config) -> Config:
+    """`cfg` with its key events fixed on the training data (see `with_key_events`)."""
+    tables = load_tables(data_dir, cfg.data, connect())
+    return with_key_events(cfg, tables, max(default_as_of(tables, cfg.labels.snapshot_every)))
 
 
 def _known_by(frame: pd.DataFrame, until: dt.date, days: int) -> pd.Series:
@@ -79,7 +85,6 @@ def train(
     began = time.perf_counter()
     labels = cfg.labels
     names = label_columns(labels)
-    cat = by_name(cfg.features)
     if features_path is not None:
         if not target:
             raise TrainingError("--features needs --target COLUMN (the label to learn)")
@@ -88,6 +93,7 @@ def train(
         if missing:
             raise TrainingError(f"{features_path}: columns missing: {sorted(missing)}")
         frame["as_of"] = pd.to_datetime(frame["as_of"])
+        cat = by_name(cfg.features)
         features = [c for c in frame.columns if c not in {*KEYS, target, *names.values()}]
         jobs = {target: (target, None, labels.horizon_days)}
     else:
@@ -95,6 +101,8 @@ def train(
             raise TrainingError("train needs --data DIR or --features FILE")
         progress("building features")
         frame = training_table(data_dir, cfg)
+        cfg = keyed_config(data_dir, cfg)
+        cat = by_name(cfg.features)
         features = [f for f in cat if f in frame.columns]
         involuntary = frame[names["involuntary"]] == 1 if labels.exclude_involuntary else None
         jobs = {
@@ -122,7 +130,10 @@ def train(
         oracle = (
             ds.frame[TRUTH_COLUMNS[name]] if truth is not None and name in TRUTH_COLUMNS else None
         )
-        results.append(train_target(name, ds, cfg, labels.horizon_days, cat, oracle))
+        result = train_target(name, ds, cfg, labels.horizon_days, cat, oracle)
+        for model in (result.model, result.evaluation):  # scoring builds the same columns
+            model.meta["key_events"] = list(cfg.features.key_events or ())
+        results.append(result)
     if not results:
         raise TrainingError("no target can be trained: " + "; ".join(skipped.values()))
     progress("logging to MLflow")

@@ -26,6 +26,7 @@ from churnml.features.catalogue import Feature, by_name
 from churnml.io import atomic_dir, write_text
 from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
 from churnml.scoring.explain import FAMILIES
+from churnml.scoring.outputs import read_key_events
 from churnml.scoring.reasons import format_value, sentence
 from churnml.vocabulary import TARGETS, TIERS
 
@@ -306,6 +307,8 @@ def build_report(
         raise ValueError(f"{scores_dir / 'scores.parquet'} has no rows")
     as_of = pd.Timestamp(scores.as_of.iloc[0]).date()
     adoption = monthly_adoption(Path(data_dir), cfg, as_of) if data_dir else None
+    events = read_key_events(scores_dir / "scores.parquet")  # the report's texts name them
+    cfg = cfg if events is None else cfg.with_key_events(events)
     site = _Site(scores, contributions, cfg, lang, adoption)
     with atomic_dir(out) as tmp:
         write_text(site.summary(), tmp / "index.html")

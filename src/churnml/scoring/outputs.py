@@ -3,11 +3,13 @@ files (scores, contributions, CRM feed) into a folder, all or none."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from churnml.io import atomic_dir, write_parquet
 from churnml.scoring.crm import FieldMap, changed_rows, crm_frame, write_csv
@@ -66,21 +68,34 @@ def as_columns(reasons: pa.ListArray) -> tuple[pd.Series, pd.Series]:
     return pd.Series(pd.arrays.ArrowExtensionArray(reasons)), pd.Series(text, dtype=object)
 
 
+KEY_EVENTS = "churnml.key_events"
+
+
+def read_key_events(scores_path: Path | str) -> tuple[str, ...] | None:
+    """The key events a scores.parquet was built with (None if it does not say)."""
+    meta = pq.read_schema(scores_path).metadata or {}
+    raw = meta.get(KEY_EVENTS.encode())
+    return None if raw is None else tuple(json.loads(raw))
+
+
 def write_outputs(
     scores: pd.DataFrame,
     contributions: pd.DataFrame,
     fields: FieldMap,
     out: Path | str,
     changed_since: Path | None = None,
+    key_events: tuple[str, ...] = (),
 ) -> int:
     """Write scores.parquet, contributions.parquet and crm_export.csv into `out`, all or none;
-    return the number of CRM rows (only changed ones with `changed_since`)."""
+    return the number of CRM rows (only changed ones with `changed_since`). The key events the
+    features were built with go in scores.parquet's metadata (`read_key_events`), for the report."""
     feed = crm_frame(scores, fields)
     if changed_since is not None:
         feed = changed_rows(feed, Path(changed_since) / "crm_export.csv", fields)
     table = pa.Table.from_pandas(scores, schema=SCORED, preserve_index=False)
     with atomic_dir(out) as tmp:
-        write_parquet(table.replace_schema_metadata(), tmp / "scores.parquet")
+        meta = {KEY_EVENTS: json.dumps(list(key_events))}
+        write_parquet(table.replace_schema_metadata(meta), tmp / "scores.parquet")
         write_parquet(contributions, tmp / "contributions.parquet")
         write_csv(feed, tmp / "crm_export.csv")
     return len(feed)

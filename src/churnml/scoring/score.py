@@ -14,7 +14,7 @@ import pandas as pd
 from churnml.config import Config, ScoringConfig
 from churnml.data.sources import Engine, connect, load_tables
 from churnml.data.validate import DataValidationError, validate
-from churnml.features.build import SOURCE_TABLES, compute_features
+from churnml.features.build import SOURCE_TABLES, compute_features, with_key_events
 from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import snapshots
 from churnml.models.registry import LoadedModel, resolve_models
@@ -166,6 +166,17 @@ def check_as_of(tables: dict[str, ir.Table], as_of: dt.date, max_gap_days: int) 
         )
 
 
+def trained_config(
+    cfg: Config, models: dict[str, LoadedModel], tables: dict[str, ir.Table], as_of: dt.date
+) -> Config:
+    """`cfg` with the key events the models were trained with, so that scoring builds the same
+    columns (models from before key events were stored: chosen from the data, as in training)."""
+    stored = [m.model.meta["key_events"] for m in models.values() if "key_events" in m.model.meta]
+    if not stored:
+        return with_key_events(cfg, tables, as_of)
+    return cfg.with_key_events(tuple(dict.fromkeys(e for events in stored for e in events)))
+
+
 def require_features(columns: list[str], models: dict[str, LoadedModel], cfg: Config) -> None:
     """Refuse before any heavy work when a model's features are not all in the table."""
     cat = by_name(cfg.features)
@@ -201,10 +212,12 @@ def score(
     models, missing = resolve_models(cfg, uris or {}, model_dir)
     tables = load_tables(data_dir, cfg.data, connect(engine))
     check_as_of(tables, as_of, cfg.scoring.max_data_gap_days)
+    cfg = trained_config(cfg, models, tables, as_of)
     expr = scoring_table(tables, as_of, cfg)
     require_features(expr.columns, models, cfg)
     scores, contributions = score_table(expr, models, cfg, lang)
-    crm_rows = write_outputs(scores, contributions, fields, out, changed_since)
+    key_events = cfg.features.key_events or ()
+    crm_rows = write_outputs(scores, contributions, fields, out, changed_since, key_events)
     top = scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")[list(TOP_COLUMNS)]
     return ScoreResult(
         Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()}, missing,
