@@ -64,3 +64,22 @@ def test_safe_names_have_no_path_parts() -> None:
     for value in ("../../etc/x", "a/b", "..", "名前", ""):
         name = safe_name(value)
         assert "/" not in name and not name.startswith(".")
+
+
+def test_no_skill_an_empty_target_and_a_renewal_are_said_plainly(tmp_path: Path) -> None:
+    folder = _scores(tmp_path / "scores")
+    scores = pd.read_parquet(folder / "scores.parquet").assign(
+        renewal_pending=[False, True], days_since_term_end=pd.array([None, 3], dtype="Int64"),
+        churn_model_skill="no_skill", expansion_model_skill=None, expansion_probability=None,
+        expected_expansion_arr=None, expansion_tier=None, expansion_signals=None,
+    )  # fmt: skip
+    scores.to_parquet(folder / "scores.parquet")
+    out = tmp_path / "site"
+    index = build_report(folder, out, Config(), "en").read_text(encoding="utf-8")
+    assert "Churn risk: the model shows no skill" in index
+    assert "Expansion: no model was trained" in index
+    assert "Mean absolute contribution" not in index  # no drivers from a model without skill
+    account = (out / "account" / safe_name("A1")).read_text(encoding="utf-8")
+    assert "In renewal: the term ended 3 day(s) ago" in account
+    assert "How the churn risk adds up" not in account  # no waterfall either
+    assert "In renewal" not in (out / "account" / safe_name("A0")).read_text(encoding="utf-8")

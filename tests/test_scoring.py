@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.helpers import promote_every_target
+from tests.helpers import T, accounts, day, events, promote_every_target, subscription, tables
 from typer.testing import CliRunner
 
 from churnml.cli import app
@@ -20,7 +20,7 @@ from churnml.models.registry import export_models, resolve_models
 from churnml.scoring import outputs
 from churnml.scoring.actions import next_best_action
 from churnml.scoring.crm import neutralise
-from churnml.scoring.score import score
+from churnml.scoring.score import score, scoring_table
 
 AS_OF = dt.date(2024, 9, 1)
 NASTY = {0: '=HYPERLINK("http://x","y")', 1: "@SUM(1)", 2: "株式会社さくら, 東京", 3: "-2+3"}
@@ -339,3 +339,35 @@ def test_scoring_in_chunks_changes_nothing(
     a = pd.read_parquet(scored / "scores.parquet").drop(columns="scored_at")
     b = pd.read_parquet(tmp_path / "chunks" / "scores.parquet").drop(columns="scored_at")
     pd.testing.assert_frame_equal(a, b)
+
+
+# -- accounts in renewal -------------------------------------------------------------------------
+def test_accounts_whose_term_just_ended_are_scored_as_in_renewal() -> None:
+    """At the grace boundary: a term ending on as_of, 1 day before, grace-1 and grace+1 days
+    before, a cancelled one and a renewed one. Only the first three are in renewal."""
+    grace = Config().labels.grace_days
+    subs = pd.DataFrame([
+        subscription("on_as_of", -365, 0, arr=1000.0, seats=5),
+        subscription("day_before", -365, -1, arr=2000.0, seats=5),
+        subscription("in_grace", -365, -(grace - 1), arr=3000.0, seats=5),
+        subscription("past_grace", -365, -(grace + 1), arr=4000.0, seats=5),
+        {**subscription("cancelled", -365, -1, arr=5000.0, seats=5), "canceled_at": day(-20)},
+        subscription("renewed", -365, -10, arr=6000.0, seats=5),
+        subscription("renewed", -10, 355, arr=7000.0, seats=5),
+    ])  # fmt: skip
+    ids = sorted(set(subs.account_id))
+    t = tables(accounts=accounts(*ids), subscriptions=subs,
+               usage_events=events(*[(a, day(-3)) for a in ids]))  # fmt: skip
+    out = scoring_table(t, T, Config()).execute().set_index("account_id").sort_index()
+    assert sorted(out.index) == ["day_before", "in_grace", "on_as_of", "renewed"]
+    assert out.renewal_pending.to_dict() == {
+        "day_before": True, "in_grace": True, "on_as_of": True, "renewed": False
+    }  # fmt: skip
+    days = out.days_since_term_end
+    assert days.loc[["on_as_of", "day_before", "in_grace"]].tolist() == [0, 1, grace - 1]
+    assert pd.isna(days.loc["renewed"])
+    # The contract features are the last term's; ARR at risk counts its ARR.
+    assert out.arr_now.to_dict() == {"day_before": 2000.0, "in_grace": 3000.0, "on_as_of": 1000.0,
+                                     "renewed": 7000.0}  # fmt: skip
+    assert out.arr.to_dict() == out.arr_now.to_dict() and (out.seats == 5).all()
+    assert out.days_to_renewal.loc[["on_as_of", "day_before"]].tolist() == [0, -1]

@@ -20,7 +20,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from churnml.config import Config, FeatureConfig
+from churnml.config import Config, FeatureConfig, LabelConfig
 from churnml.data.sources import Engine, connect, load_tables
 from churnml.data.validate import DataValidationError, validate
 from churnml.features.catalogue import Feature, catalogue
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 KEYS = ["account_id", "as_of"]
 MAX_WINDOW = 90
+GRACE_DAYS = LabelConfig.model_fields["grace_days"].default
 SOURCE_TABLES = {
     "account": "accounts",
     "contract": "subscriptions",
@@ -160,8 +161,9 @@ class _Sources:
     """Builds each source lazily (rollups once) from typed tables and the snapshots."""
 
     def __init__(self, tables: dict[str, ir.Table], snaps: ir.Table, as_of: list[dt.date],
-                 cfg: FeatureConfig) -> None:  # fmt: skip
+                 cfg: FeatureConfig, grace_days: int) -> None:  # fmt: skip
         self.t, self.snaps, self.as_of, self.cfg = tables, snaps, as_of, cfg
+        self.grace_days = grace_days
         self._cache: dict[str, ir.Table] = {}
 
     def get(self, name: str) -> ir.Table:
@@ -177,9 +179,19 @@ class _Sources:
         s = self.t["subscriptions"]
         j = self.snaps.select(KEYS).inner_join(s, "account_id")
         # Known at as_of: rows signed before it; a cancellation only once it has happened.
-        canceled = j.canceled_at.notnull() & (j.canceled_at < j.as_of)
-        active = (j.start_date < j.as_of) & (j.end_date.isnull() | (j.end_date > j.as_of))
-        j = j.filter(active & ~canceled & (j.arr > 0))
+        grace = ibis.interval(days=self.grace_days)
+        j = j.mutate(
+            canceled=j.canceled_at.notnull() & (j.canceled_at < j.as_of),
+            active=j.end_date.isnull() | (j.end_date > j.as_of),
+            # In renewal (nothing active): the last term, which ended within the grace.
+            ended=(j.end_date <= j.as_of) & (j.end_date > j.as_of - grace),
+        )
+        j = j.filter(~j.canceled & (j.arr > 0) & (j.start_date < j.as_of) & (j.active | j.ended))
+        j = j.mutate(
+            any_active=j.active.any().over(group_by=KEYS),
+            last_end=j.end_date.max().over(group_by=KEYS),
+        )
+        j = j.filter(j.active | (~j.any_active & (j.end_date == j.last_end)))
         return j.mutate(
             term_days=j.end_date.delta(j.start_date, unit="day"),
             end_in_days=j.end_date.delta(j.as_of, unit="day"),
@@ -322,11 +334,13 @@ def compute_features(
     as_of: list[dt.date],
     cfg: FeatureConfig,
     progress: Callable[[str], None] | None = None,
+    grace_days: int = GRACE_DAYS,
 ) -> ir.Table:
-    """All available catalogue features for the given snapshots (account_id, as_of, …)."""
+    """All available catalogue features for the given snapshots (account_id, as_of, …). The
+    contract of an account in renewal (see `lapsed_terms`) is its last term's."""
     features = available(catalogue(cfg), tables)
     snaps = snaps.select("account_id", as_of=snaps.as_of.cast("date"))
-    sources = _Sources(tables, snaps, as_of, cfg)
+    sources = _Sources(tables, snaps, as_of, cfg, grace_days)
     out = snaps
     by_source: dict[str, list[Feature]] = {}
     for f in features:
@@ -371,7 +385,9 @@ def build_features(
     (key events, unless configured, from the data before the last as_of)."""
     cfg = with_key_events(cfg, tables, max(as_of))
     labelled = materialize(labelled_snapshots(tables, as_of, cfg.labels))
-    feats = compute_features(tables, labelled.select(KEYS), as_of, cfg.features, progress)
+    feats = compute_features(
+        tables, labelled.select(KEYS), as_of, cfg.features, progress, cfg.labels.grace_days
+    )
     labels = labelled.drop("arr")
     return feats.inner_join(labels, KEYS).order_by(KEYS)
 

@@ -90,6 +90,27 @@ def snapshots(subs: ir.Table, as_of: list[dt.date]) -> ir.Table:
     return j.group_by("account_id", "as_of").aggregate(arr=j.arr.sum())
 
 
+def lapsed_terms(subs: ir.Table, as_of: list[dt.date], grace_days: int) -> ir.Table:
+    """Accounts in renewal: not active at as_of, their last term ended (not cancelled) fewer than
+    `grace_days` days before it, or on it, and no renewal has started yet. account_id, as_of,
+    arr (of the last term), days_since_term_end (0 = it ended on as_of)."""
+    rows = _rows(subs).cross_join(_dates(as_of))
+    per = ["account_id", "as_of"]
+    ended = ibis.ifelse(rows.row_end <= rows.as_of, rows.row_end, ibis.null("date"))
+    rows = rows.mutate(last_end=ended.max().over(group_by=per))
+    last = rows.row_end == rows.last_end
+    cancelled = rows.canceled_at.notnull() & (rows.canceled_at < rows.end_date.fill_null(FAR))
+    g = rows.group_by(per).aggregate(
+        active=((rows.start_date <= rows.as_of) & (rows.as_of < rows.row_end)).any(),
+        arr=rows.arr.sum(where=last),
+        cancelled=(last & cancelled).any(),
+        last_end=rows.last_end.max(),
+    )
+    g = g.mutate(days_since_term_end=g.as_of.delta(g.last_end, unit="day"))
+    g = g.filter(~g.active, ~g.cancelled, g.days_since_term_end < grace_days)
+    return g.select(*per, "arr", "days_since_term_end")
+
+
 def _islands(subs: ir.Table, cfg: LabelConfig) -> ir.Table:
     """Spans of continuous ARR per account, gaps shorter than the grace merged in."""
     rows = _rows(subs)

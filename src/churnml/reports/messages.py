@@ -44,6 +44,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ranked_note": "Ranked by ARR at risk",
         "expansion_candidates": "Expansion candidates",
         "none": "None",
+        "renewal_pending": "In renewal: the term ended {days} day(s) ago and no renewal is "
+        "recorded yet",
         "notice_no_model": "{target}: no model was trained for this portfolio (for instance, no "
         "account ever expanded), so its figures are left empty.",
         "notice_no_skill": "{target}: the model shows no skill on recent data (its ranking is not "
@@ -117,6 +119,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ranked_note": "リスクのあるARRの大きい順",
         "expansion_candidates": "拡大の候補",
         "none": "なし",
+        "renewal_pending": "更新手続き中：契約期間が{days}日前に終了し、"
+        "更新はまだ記録されていません",
         "notice_no_model": "{target}：このポートフォリオではモデルを学習できなかったため"
         "（例：拡大した顧客がいない）、該当欄は空欄です。",
         "notice_no_skill": "{target}：直近のデータでモデルに予測力が認められません（偶然や"

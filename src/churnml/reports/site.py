@@ -163,6 +163,8 @@ class _Site:
             "reasons": [self._sentence(r) for r in _listed(row.churn_reasons)],
             "signals": [self._sentence(r) for r in _listed(row.expansion_signals)],
             "base_rate": percent(row.churn_base_rate, self.lang),
+            "renewal": self.m["renewal_pending"].format(days=row.days_since_term_end)
+            if row.get("renewal_pending") else "",
         }  # fmt: skip
 
     # -- pages -------------------------------------------------------------------------------
@@ -208,7 +210,7 @@ class _Site:
             n: "adoption" if f.family == "relative" else f.family for n, f in self.cat.items()
         }
         out = []
-        for seg in sorted(segment.dropna().unique()):
+        for seg in sorted(segment.dropna().unique()) if self.shown else []:
             parts = []
             for target in sorted(self.shown, key=TARGETS.index):
                 title = self.m[f"{target}_drivers"]

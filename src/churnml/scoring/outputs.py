@@ -38,6 +38,8 @@ SCORES = pa.schema(
         ("as_of", pa.date32()),
         *[(c, pa.string()) for c in ACCOUNT_COLUMNS],
         ("arr", pa.float64()),
+        ("renewal_pending", pa.bool_()),  # last term ended within the grace, no renewal yet
+        ("days_since_term_end", pa.int64()),
         *_target_fields("churn"),
         *[(f"score_{f}", pa.float64()) for f in FAMILIES],
         ("health_score", pa.float64()),

@@ -153,9 +153,11 @@ def _phrases(
     missing = codes < 0
     if feature.categorical:
         uniques = np.asarray(uniques, dtype=str)
-    else:
+        text = uniques.tolist()
+    else:  # 12 significant digits: the same text whatever order an engine summed in
         uniques = np.asarray(uniques, dtype=float)
-    raw = pa.array(uniques).cast(pa.string()).take(pa.array(codes, mask=missing))
+        text = [f"{v:.12g}" for v in uniques.tolist()]
+    raw = pa.array(text, pa.string()).take(pa.array(codes, mask=missing))
     shown = map(value_formatter(feature.unit, lang), uniques.tolist())
     shown = pa.array([*shown, _WORDS[lang]["unknown"]]).take(np.where(missing, len(uniques), codes))
     segment_codes, segment_names = pd.factorize(segments)

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from churnml.data.sources import Engine, connect, load_tables
 from churnml.data.validate import DataValidationError, validate
 from churnml.features.build import SOURCE_TABLES, compute_features, with_key_events
 from churnml.features.catalogue import Feature, by_name
-from churnml.features.labels import snapshots
+from churnml.features.labels import lapsed_terms, snapshots
 from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import next_best_action, tier
 from churnml.scoring.crm import load_field_map
@@ -106,6 +107,10 @@ def _score_chunk(
     out = chunk.reindex(columns=[*KEYS, *ACCOUNT_COLUMNS]).reset_index(drop=True)
     out["as_of"] = pd.to_datetime(out["as_of"]).dt.date
     out["arr"] = chunk["arr_now" if "arr_now" in chunk else "arr"].to_numpy(dtype=float)
+    pending = chunk.get("renewal_pending", pd.Series(False, index=chunk.index))
+    out["renewal_pending"] = pending.fillna(False).to_numpy(dtype=bool)
+    days = chunk.get("days_since_term_end", pd.Series(None, index=chunk.index, dtype=float))
+    out["days_since_term_end"] = pd.array(days.to_numpy(dtype=float), dtype="Int64")
     out = out.assign(**{f"score_{f}": np.nan for f in FAMILIES}, health_score=np.nan)
     points = {}
     for target in TARGETS:
@@ -141,12 +146,18 @@ def _score_chunk(
 
 
 def scoring_table(tables: dict[str, ir.Table], as_of: dt.date, cfg: Config) -> ir.Table:
-    """Every account active at as_of with its features, ARR on the day (`arr_now`) and account
-    attributes (an engine expression, not yet run)."""
-    snaps = snapshots(tables["subscriptions"], [as_of])
-    feats = compute_features(tables, snaps, [as_of], cfg.features).drop("segment")
+    """Every account active at as_of, or in renewal (its last term ended within the grace, with
+    `renewal_pending` and `days_since_term_end`), with its features, ARR on the day (`arr_now`)
+    and account attributes (an engine expression, not yet run)."""
+    subs, grace = tables["subscriptions"], cfg.labels.grace_days
+    active = snapshots(subs, [as_of]).mutate(days_since_term_end=ibis.null("int64"))
+    snaps = active.union(lapsed_terms(subs, [as_of], grace))  # and accounts in renewal
+    feats = compute_features(tables, snaps, [as_of], cfg.features, grace_days=grace)
     accounts = tables["accounts"].select("account_id", *ACCOUNT_COLUMNS)
-    now = snaps.select(*KEYS, arr_now=snaps.arr)  # ARR on the day, for ARR at risk
+    now = snaps.select(  # ARR on the day (of the last term, in renewal), for ARR at risk
+        *KEYS, "days_since_term_end", arr_now=snaps.arr,
+        renewal_pending=snaps.days_since_term_end.notnull(),
+    )  # fmt: skip
     return now.inner_join(feats, KEYS).inner_join(accounts, "account_id")
 
 
