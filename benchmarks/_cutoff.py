@@ -36,6 +36,7 @@ from churnml.data.sources import connect, load_tables
 from churnml.features.labels import labelled_snapshots
 from churnml.features.truth import load_truth
 from churnml.models.pipeline import train, training_table
+from churnml.models.train import TargetResult
 from churnml.scoring.score import score
 
 KEYS = ["account_id", "as_of"]
@@ -47,6 +48,7 @@ class CutoffResult:
     """AUC at the cut-off per target and model, and what the run did."""
 
     auc: pd.DataFrame  # index: model; columns: targets
+    fits: pd.DataFrame  # per target: chosen recipe, evaluation vs production fit, backtests
     rows: dict[str, int]  # accounts judged per target
     positives: dict[str, int]
     seconds: dict[str, float]
@@ -136,8 +138,12 @@ def _auc(y: pd.Series, p: pd.Series) -> float:
     return float(roc_auc_score(y[ok], p[ok])) if y[ok].nunique() == 2 else float("nan")
 
 
+REFERENCES = ("logistic_regression", "plain_lightgbm_features", "plain_lightgbm_counts")
+
+
 def evaluate_at_cutoff(world: Path, cutoff: dt.date, work: Path | None = None,
-                       config: Config | None = None) -> CutoffResult:  # fmt: skip
+                       config: Config | None = None,
+                       references: tuple[str, ...] = REFERENCES) -> CutoffResult:  # fmt: skip
     """Train on the world as known on `cutoff`, score at `cutoff`, judge against what followed."""
     work = Path(work or tempfile.mkdtemp(prefix="cutoff-"))
     base = config or Config()
@@ -149,6 +155,7 @@ def evaluate_at_cutoff(world: Path, cutoff: dt.date, work: Path | None = None,
     report = train(cfg, data_dir=known)
     seconds["train"] = time.perf_counter() - began
     uris = {p.name.rsplit("-", 1)[-1]: f"models:/{p.name}/{p.version}" for p in report.promotions}
+    results = {r.name: r for r in report.results}
     notes += [f"{p.name}: {p.alias} ({p.reason})" for p in report.promotions]
     began = time.perf_counter()
     score(cfg, known, cutoff, work / "scores", uris=uris)
@@ -158,8 +165,9 @@ def evaluate_at_cutoff(world: Path, cutoff: dt.date, work: Path | None = None,
     outcomes = _outcomes(world, cutoff)
     frame = training_table(known, cfg, check=False)  # every labelled row known on the cut-off
     scoring_rows = frame[frame.as_of == pd.Timestamp(cutoff)]
-    counts = _count_features(known, sorted({*frame.as_of.dt.date, cutoff}))
-    counts["as_of"] = pd.to_datetime(counts["as_of"])
+    if "plain_lightgbm_counts" in references:
+        counts = _count_features(known, sorted({*frame.as_of.dt.date, cutoff}))
+        counts["as_of"] = pd.to_datetime(counts["as_of"])
 
     label_cols = {"churn_90d", "expansion_90d", "involuntary_churn_90d"}
     features = [c for c in frame.columns if c not in {*KEYS, *label_cols}]
@@ -167,7 +175,7 @@ def evaluate_at_cutoff(world: Path, cutoff: dt.date, work: Path | None = None,
     judged = outcomes[[*KEYS, "involuntary_churn_90d", *LABELS.values(), *truths]]
     judged = judged.merge(scores[["account_id", "churn_probability", "expansion_probability"]],
                           on="account_id", how="left")  # fmt: skip
-    auc, rows, positives = {}, {}, {}
+    auc, fits, rows, positives = {}, {}, {}, {}
     for target, label in LABELS.items():
         learn = frame[frame[label].notna()]
         if target == "churn":
@@ -179,13 +187,14 @@ def evaluate_at_cutoff(world: Path, cutoff: dt.date, work: Path | None = None,
         rows[target], positives[target] = len(here), int(here[label].sum())
         col = {}
         col["churnml"] = _auc(here[label], here[f"{target}_probability"])
+        x_now = scoring_rows.set_index("account_id").reindex(here.account_id)
         if len(np.unique(y)) == 2:
-            x_now = scoring_rows.set_index("account_id").reindex(here.account_id)
-            col["logistic_regression"] = _auc(
-                here[label], pd.Series(_lr(learn[features], y, x_now[features]), index=here.index))
-            col["plain_lightgbm_features"] = _auc(
-                here[label], pd.Series(_plain_lgb(learn[features], y, x_now[features]),
-                                       index=here.index))  # fmt: skip
+            fitters = {"logistic_regression": _lr, "plain_lightgbm_features": _plain_lgb}
+            for name, fitter in fitters.items():
+                if name in references:
+                    p = fitter(learn[features], y, x_now[features])
+                    col[name] = _auc(here[label], pd.Series(p, index=here.index))
+        if len(np.unique(y)) == 2 and "plain_lightgbm_counts" in references:
             c_learn = learn[KEYS].merge(counts, on=KEYS, how="left")
             c_now = counts[counts.as_of == pd.Timestamp(cutoff)].set_index("account_id")
             c_now = c_now.reindex(here.account_id)
@@ -193,8 +202,26 @@ def evaluate_at_cutoff(world: Path, cutoff: dt.date, work: Path | None = None,
             col["plain_lightgbm_counts"] = _auc(
                 here[label], pd.Series(_plain_lgb(c_learn[cols], y, c_now[cols]),
                                        index=here.index))  # fmt: skip
+        if target in results:
+            fits[target] = _fits(results[target], here[label], x_now)
         truth = f"p_{label}"
         if truth in here:
             col["oracle"] = _auc(here[label], here[truth])
         auc[target] = col
-    return CutoffResult(pd.DataFrame(auc), rows, positives, seconds, notes)
+    return CutoffResult(pd.DataFrame(auc), pd.DataFrame(fits), rows, positives, seconds, notes)
+
+
+def _fits(result: TargetResult, y: pd.Series, x_now: pd.DataFrame) -> dict[str, object]:
+    """The chosen recipe, the evaluation fit and the registered (production) fit judged at the
+    cut-off, and the mean of the backtests' ROC-AUC (with the oracle's on the same rows)."""
+    backtests = pd.DataFrame(result.backtests)
+    fitted = {"evaluation_fit": result.evaluation, "production_fit": result.model}
+    at = {name: _auc(y, pd.Series(m.predict(x_now), index=y.index)) for name, m in fitted.items()}
+    return {
+        "chosen": result.choice.recipe.label,
+        "no_skill": result.skill.no_skill,
+        **at,
+        "backtests": len(backtests),
+        "backtest_auc": backtests["roc_auc"].mean() if len(backtests) else float("nan"),
+        "backtest_oracle": backtests.get("oracle_roc_auc", pd.Series(dtype=float)).mean(),
+    }

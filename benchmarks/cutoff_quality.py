@@ -44,6 +44,7 @@ def main() -> None:
     print({k: round(v, 1) for k, v in result.seconds.items()})
     with pd.option_context("display.float_format", "{:.3f}".format):
         print(result.auc.to_string())
+        print(result.fits.to_string())
     gap = result.auc.loc["oracle"] - result.auc.loc["churnml"]
     lead = result.auc.loc["churnml"] - result.auc.loc["plain_lightgbm_counts"]
     print(f"gap to the oracle: churn {gap['churn']:+.3f}, expansion {gap['expansion']:+.3f}; "
