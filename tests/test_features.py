@@ -108,6 +108,20 @@ def test_key_event_users_trend_and_lifetime_are_point_in_time() -> None:
     assert row.events_per_30d_lifetime == pytest.approx(4 * 30 / 200)
 
 
+def test_new_users_headroom_and_user_trend() -> None:
+    used = pd.concat([
+        events(("a", day(-200)), ("a", day(-45)), user=1),  # an old user, active 31–60 days ago
+        events(("a", day(-10)), ("a", day(-9)), user=2),  # new in the last 30 days
+        events(("a", day(-40)), user=3),  # new 31–60 days ago
+        events(("a", day(0)), user=4),  # first seen on T: unseen
+    ])  # fmt: skip
+    subs = pd.DataFrame([subscription("a", -400, None, seats=4)])
+    t = tables(accounts=accounts("a"), subscriptions=subs, usage_events=used)
+    row = _features(t).loc["a"]
+    assert row.new_users_30d == 1 and row.seat_headroom_30d == 4 - 1
+    assert row.user_days_trend_30d == pytest.approx((2 + 1) / (2 + 1))
+
+
 def test_a_new_vocabulary_gets_features_named_after_its_events(tmp_path: Path) -> None:
     world = tmp_path / "world"
     vocabulary = "Report Created,sync-run,2FA check"

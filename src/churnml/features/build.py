@@ -40,6 +40,7 @@ SOURCE_TABLES = {
     "recency": "usage_events",
     "breadth": "usage_events",
     "lifetime": "usage_events",
+    "first_seen": "usage_events",
     "onboarding": "onboarding_milestones",
     "support": "support_tickets",
     "sentiment": "nps_responses",
@@ -219,6 +220,15 @@ class _Sources:
         acct = up.group_by(["account_id", "period"]).aggregate(last_day=up.last_day.max())
         j = _in_window(acct, self.snaps, _window_periods(self.as_of, None), "period")
         return j.mutate(last_age=_age(j, j.last_day))
+
+    def _first_seen(self) -> ir.Table:
+        # A user's first day, if before as_of, is the same on the full data and on the data
+        # known at as_of: the earliest event is before as_of either way.
+        e = _days(self.t["usage_events"])
+        first = e.group_by(["account_id", "user_id"]).aggregate(first_day=e.day.min())
+        j = self.snaps.select(KEYS).inner_join(first, "account_id")
+        j = j.filter(j.first_day < j.as_of)
+        return j.mutate(first_age=_age(j, j.first_day))
 
     def _lifetime(self) -> ir.Table:
         e = _with_period(_days(self.t["usage_events"]), self.as_of)

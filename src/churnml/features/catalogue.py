@@ -15,6 +15,7 @@ contract       subscription rows active at as_of: arr, seats, product, plan, ter
 usage          daily usage rollup, 90 days before as_of: age (days, 1–90), n_events, users, key_<i>
 users          one row per user active in the 90 days before as_of: age (days since last activity),
                key_<i>_age (days since the user last used key event i)
+first_seen     one row per user first seen before as_of: first_age (days since their first use)
 lifetime       account usage per period, all history before as_of: n_events, key_<i>, first_age
                (days since the first event), first_key_<i>_age
 recency        account activity per period before as_of: last_age (days since its last activity)
@@ -139,6 +140,20 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
                 "過去30日間のアクティブユーザー1人あたりのイベント数",
                 _ratio("events_30d", "active_users_30d"), 30,
                 inputs=("events_30d", "active_users_30d")),
+        Feature("seat_headroom_30d", "adoption", "derived", "seats", "neutral",
+                "Purchased seats not used in the last 30 days (negative: more users than seats)",
+                "過去30日間に使われなかった購入シート数（マイナスはシート数を超える利用）",
+                lambda t: t.seats - t.active_users_30d, 30, inputs=("seats", "active_users_30d")),
+        Feature("user_days_trend_30d", "adoption", "usage", "ratio", "higher",
+                "Daily active users over the last 30 days relative to the 30 days before",
+                "直近30日間の日次アクティブユーザー延べ数（その前の30日間との比）",
+                lambda t: (_float(t.users.sum(where=t.age <= 30)).fill_null(0) + 1)
+                / (_float(t.users.sum(where=(t.age > 30) & (t.age <= 60))).fill_null(0) + 1),
+                60),
+        Feature("new_users_30d", "adoption", "first_seen", "users", "higher",
+                "Users whose first recorded use was in the last 30 days",
+                "過去30日間に初めて利用したユーザー数",
+                _count(lambda t: t.first_age <= 30), 30, zero_when_missing=True),
         Feature("stickiness_30d", "adoption", "derived", "share", "higher",
                 "Daily over monthly active users (DAU/MAU), last 30 days",
                 "過去30日間のDAU/MAU（定着度）",
