@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -371,3 +372,22 @@ def test_accounts_whose_term_just_ended_are_scored_as_in_renewal() -> None:
                                      "renewed": 7000.0}  # fmt: skip
     assert out.arr.to_dict() == out.arr_now.to_dict() and (out.seats == 5).all()
     assert out.days_to_renewal.loc[["on_as_of", "day_before"]].tolist() == [0, -1]
+
+
+def test_a_model_without_skill_is_scored_but_flagged_and_gives_no_reasons(
+    setup: tuple[Config, Path], tmp_path: Path
+) -> None:
+    cfg, world = setup
+    export_models(cfg, tmp_path / "models")
+    [meta_path] = (tmp_path / "models" / "churn").rglob("model.json")
+    meta = json.loads(meta_path.read_text())
+    meta["skill"] = {"no_skill": True, "reason": "set by the test"}
+    meta_path.write_text(json.dumps(meta))
+    result = score(cfg, world, AS_OF, tmp_path / "out", model_dir=tmp_path / "models")
+    assert "churn" in result.no_skill
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert (scores.churn_model_skill == "no_skill").all()
+    assert scores.churn_probability.notna().all() and scores.health_score.isna().all()
+    assert scores.churn_reasons.map(len).eq(0).all()
+    crm = pd.read_csv(tmp_path / "out" / "crm_export.csv", dtype=str, keep_default_na=False)
+    assert (crm.Churn_Model_Skill__c == "no_skill").all() and (crm.Churn_Reasons__c == "").all()
