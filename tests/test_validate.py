@@ -213,3 +213,55 @@ def test_cli_reports_a_bad_config(world: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["validate", "--data", str(world), "--config", str(config)])
     assert result.exit_code == 1
     assert "unknown table 'acounts'" in result.output
+
+
+# -- what used to pass silently ------------------------------------------------------------------
+def _warnings(world: Path) -> dict[str, object]:
+    report = validate(world, DataConfig())
+    assert report.ok, str(report)
+    return {f.rule: f for f in report.warnings}
+
+
+def test_events_loaded_twice_are_a_warning_with_the_count(world: Path) -> None:
+    events = _edit(world, "usage_events", lambda df: pd.concat([df, df.head(37)]))
+    found = {r: f for r, f in _warnings(world).items() if "repeated exactly" in r}
+    assert [f.rows for f in found.values()] == [37] and len(events) > 37
+
+
+def test_infinite_arr_is_an_error(world: Path) -> None:
+    inf = float("inf")
+    _edit(world, "subscriptions", lambda df: df.assign(arr=df.arr.where(df.index != 2, inf)))
+    error = _only_error(world)
+    assert (error.column, error.rule, error.rows) == ("arr", "must be a finite number", 1)
+
+
+def test_absurd_arr_is_a_warning(world: Path) -> None:
+    _edit(world, "subscriptions", lambda df: df.assign(arr=df.arr.where(df.index != 0, 1e15)))
+    rules = _warnings(world)
+    assert rules["above data.max_arr = 100,000,000 (is it in cents?)"].rows == 1
+    outlier = rules["more than 1,000× the median ARR of its segment"]
+    assert outlier.rows == 1 and outlier.examples["arr"].tolist() == [1e15]
+
+
+def test_accounts_with_usage_but_no_subscription_are_a_warning(world: Path) -> None:
+    subs = pd.read_parquet(world / "subscriptions.parquet")
+    gone = sorted(subs.account_id.unique())[:3]
+    _edit(world, "subscriptions", lambda df: df[~df.account_id.isin(gone)])
+    lone = _warnings(world)["accounts with usage but no subscription row (never scored)"]
+    assert lone.rows == 3 and lone.examples["account_id"].tolist() == gone
+
+
+def test_an_empty_required_table_is_an_error(world: Path) -> None:
+    _edit(world, "usage_events", lambda df: df.head(0))
+    error = _only_error(world)
+    assert (error.table, error.rule) == ("usage_events", "required table has no rows")
+    result = CliRunner().invoke(app, ["train", "--data", str(world)])
+    assert result.exit_code == 1 and "required table has no rows" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_configured_optional_table_that_is_not_there_is_an_error(world: Path) -> None:
+    config = DataConfig(tables={"nps_responses": TableSource(path="exports/nps.csv")})
+    error = _only_error(world, config)
+    assert error.table == "nps_responses" and "table configured but not found" in error.rule
+    assert "exports/nps.csv" in error.rule

@@ -37,6 +37,7 @@ class TableSource(_Strict):
 
 class DataConfig(_Strict):
     tables: dict[str, TableSource] = Field(default_factory=dict)
+    max_arr: float = Field(1e8, gt=0, description="ARR above this per row is flagged (a warning)")
 
     @field_validator("tables")
     @classmethod

@@ -70,10 +70,11 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
                 found[name] = Source(table, path, fmt, dict(spec.columns))
                 break
         else:
-            if table.required:
+            if table.required or spec.path:  # asked for by name: its absence is an error
+                what = "required table" if table.required else "table configured but"
                 raise MissingTableError(
                     name,
-                    f"required table not found in {data_dir} "
+                    f"{what} not found in {data_dir} "
                     f"(looked for {', '.join(candidates)}); map its path in the config under "
                     f"data.tables.{name}.path",
                 )

@@ -108,9 +108,18 @@ def validate(
         findings += type_findings
         if not type_findings:
             typed_tables[name] = typed(raw, table)
+    findings += [
+        Finding("error", name, "*", "required table has no rows", 0)
+        for name, n in counts.items()
+        if n == 0 and TABLES[name].required
+    ]
     for name, t in typed_tables.items():
-        findings += _run(name, t, _row_rules(name, t))
-        findings += _unique(name, t)
+        findings += _run(name, t, _row_rules(name, t, config.max_arr))
+        findings += _unique(name, t) + _exact_duplicates(name, t, counts[name])
+    if "subscriptions" in typed_tables:
+        findings += _outlying_arr(typed_tables["subscriptions"], typed_tables.get("accounts"))
+        if "usage_events" in typed_tables:
+            findings += _active_without_subscription(typed_tables)
     if "accounts" in typed_tables:
         findings += _relational(typed_tables)
     return ValidationReport(findings, counts)
@@ -158,7 +167,7 @@ def _compatible(actual: dt.DataType, wanted: str) -> bool:
     return actual.is_temporal() if wanted in ("date", "timestamp") else actual.is_numeric()
 
 
-def _row_rules(name: str, t: ir.Table) -> list[_Rule]:
+def _row_rules(name: str, t: ir.Table, max_arr: float) -> list[_Rule]:
     table = TABLES[name]
     key = tuple(c for c in ("account_id",) if c in t.columns)
     rules = [
@@ -182,6 +191,14 @@ def _row_rules(name: str, t: ir.Table) -> list[_Rule]:
                 "error", "arr", "must not be negative", t.arr < 0, ("account_id", "product", "arr")
             )
         )
+        rules.append(
+            _Rule("error", "arr", "must be a finite number", t.arr.isinf() | t.arr.isnan(),
+                  ("account_id", "product", "arr"))
+        )  # fmt: skip
+        rules.append(
+            _Rule("warning", "arr", f"above data.max_arr = {max_arr:,.0f} (is it in cents?)",
+                  t.arr > max_arr, ("account_id", "product", "arr"))
+        )  # fmt: skip
         rules.append(
             _Rule("error", "seats", "must not be negative", t.seats < 0, ("account_id", "seats"))
         )
@@ -236,6 +253,43 @@ def _unique(name: str, t: ir.Table) -> list[Finding]:
         return []
     examples = dupes.order_by(list(key)).limit(MAX_EXAMPLES).execute()
     return [Finding("error", name, ", ".join(key), "duplicate key", n, examples)]
+
+
+def _exact_duplicates(name: str, t: ir.Table, rows: int) -> list[Finding]:
+    """Rows repeated in every column (an export loaded twice): a warning with the count."""
+    if TABLES[name].key or not rows:
+        return []
+    extra = rows - int(t.distinct().count().execute())
+    if not extra:
+        return []
+    return [Finding("warning", name, "*", "rows repeated exactly, every column the same (an "
+                    "export loaded twice?); they count twice in features", extra)]  # fmt: skip
+
+
+def _outlying_arr(subs: ir.Table, accounts: ir.Table | None) -> list[Finding]:
+    """ARR more than 1,000× the median of its segment (or of all rows, without accounts)."""
+    paid = subs.filter(subs.arr > 0, ~subs.arr.isinf())
+    if accounts is not None:
+        paid = paid.left_join(accounts.select("account_id", "segment"), "account_id")
+    else:
+        paid = paid.mutate(segment=ibis.literal("all"))
+    paid = paid.mutate(median=paid.arr.median().over(group_by="segment"))
+    show = ("account_id", "segment", "arr", "median")
+    rule = _Rule("warning", "arr", "more than 1,000× the median ARR of its segment",
+                 paid.arr > 1000 * paid.median, show)  # fmt: skip
+    return _run("subscriptions", paid, [rule])
+
+
+def _active_without_subscription(tables: dict[str, ir.Table]) -> list[Finding]:
+    """Accounts with usage but no subscription row: they are never scored."""
+    events = tables["usage_events"].select("account_id").distinct()
+    lone = events.anti_join(tables["subscriptions"], "account_id")
+    n = int(lone.count().execute())
+    if not n:
+        return []
+    examples = lone.order_by("account_id").limit(MAX_EXAMPLES).execute()
+    return [Finding("warning", "usage_events", "account_id", "accounts with usage but no "
+                    "subscription row (never scored)", n, examples)]  # fmt: skip
 
 
 def _relational(tables: dict[str, ir.Table]) -> list[Finding]:
