@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import churnml
 from churnml.cli import app
 
 
@@ -72,3 +73,8 @@ def test_a_young_product_without_expansion_trains_scores_and_reports(
     assert (crm.Expansion_Propensity__c == "").all() and (crm.Churn_Risk__c != "").all()
     index = Path("report/index.html").read_text()
     assert "no model was trained for this portfolio" in index
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"churnml {churnml.__version__}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+import churnml
 from churnml.config import Config, ConfigError, load_config
 from churnml.data.sources import Engine, MissingTableError
 from churnml.data.validate import DataValidationError
@@ -43,13 +45,29 @@ ConfigOption = Annotated[
 DataOption = Annotated[Path, typer.Option("--data", "-d", help="Folder with the input tables.")]
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        console.print(f"churnml {churnml.__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def _main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show progress logs (MLflow's too).")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False)],
     )
+    if not verbose:  # MLflow (imported later) logs at INFO and draws download bars of its own
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def fail(message: str) -> typer.Exit:

@@ -125,7 +125,7 @@ def train(
         why = trainable(ds, cfg.model.min_positives)
         if why:
             skipped[name] = why
-            log.warning("%s is not trained: %s", name, why)
+            log.info("%s is not trained: %s", name, why)
             continue
         oracle = (
             ds.frame[TRUTH_COLUMNS[name]] if truth is not None and name in TRUTH_COLUMNS else None

@@ -70,6 +70,8 @@ def _log_model(model: TrainedModel, rows: pd.DataFrame, folder: Path, name: str,
     """Log a model as an MLflow pyfunc ("model from code": no pickle), optionally registered."""
     model_dir = model.save(folder / name)
     example = rows[model.features].head(5)
+    # Integer columns as doubles: scoring data may hold missing values in them.
+    example = example.astype({c: "float64" for c in example.select_dtypes("integer").columns})
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=str(Path(pyfunc_model.__file__)),
