@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +13,7 @@ from typer.testing import CliRunner
 
 import churnml
 from churnml.cli import app
+from churnml.io import atomic_dir, write_text
 
 
 def test_generate_then_validate(tmp_path: Path) -> None:
@@ -78,3 +82,53 @@ def test_a_young_product_without_expansion_trains_scores_and_reports(
 def test_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"churnml {churnml.__version__}"
+
+
+@pytest.mark.parametrize("command", ["generate", "score", "report", "export"])
+def test_an_output_that_is_a_file_is_refused_before_any_work(command: str, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("keep me")
+    args = {
+        "generate": ["generate", "--accounts", "5"],
+        "score": ["score", "--data", str(tmp_path), "--as-of", "2024-01-01"],
+        "report": ["report", "--scores", str(tmp_path)],
+        "export": ["export"],
+    }[command]
+    result = CliRunner().invoke(app, [*args, "--out", str(taken)])
+    assert result.exit_code == 1 and "exists and is not a folder" in result.output
+    assert taken.read_text() == "keep me" and "Traceback" not in result.output
+
+
+def test_an_unknown_crm_is_refused_before_any_work(tmp_path: Path) -> None:
+    args = ["score", "--data", str(tmp_path / "none"), "--as-of", "2024-01-01"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o"), "--crm", "zoho"])
+    assert result.exit_code == 1 and "no CRM field map 'zoho'" in result.output
+
+
+def test_written_files_get_the_mode_the_umask_allows(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        write_text("x", tmp_path / "a.txt")
+        with atomic_dir(tmp_path / "out") as tmp:
+            write_text("y", tmp / "b.txt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "out" / "b.txt").stat().st_mode) == 0o644
+
+
+def test_an_output_on_another_device_is_copied_then_renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, calls = os.replace, []
+
+    def cross_device_once(src: object, dest: object) -> None:
+        calls.append(dest)
+        if len(calls) == 1:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real(src, dest)
+
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "b.txt").write_text("y")
+        monkeypatch.setattr(os, "replace", cross_device_once)
+    assert (tmp_path / "out" / "b.txt").read_text() == "y" and len(calls) == 2

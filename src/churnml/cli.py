@@ -24,6 +24,7 @@ from churnml.config import Config, ConfigError, load_config
 from churnml.data.sources import Engine, MissingTableError
 from churnml.data.validate import DataValidationError
 from churnml.features.catalogue import Feature
+from churnml.io import check_output
 from churnml.scoring.reasons import Lang
 
 if TYPE_CHECKING:
@@ -74,6 +75,14 @@ def fail(message: str) -> typer.Exit:
     """Print an error the user can act on and return the exit to raise."""
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code=1)
+
+
+def _output(path: Path, kind: str = "folder") -> None:
+    """Refuse an output path that cannot be written, before any work."""
+    try:
+        check_output(path, kind)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 @contextmanager
@@ -132,6 +141,7 @@ def generate(
     """Generate a synthetic SaaS world (every contract table, plus _truth/truth.parquet)."""
     from churnml.data.synthetic import generate_world, shape_of
 
+    _output(out)
     began = time.perf_counter()
     try:
         shape = shape_of(preset, events=events, expansion=expansion, billing=billing,
@@ -214,6 +224,7 @@ def features(
         return
     if data is None or out is None:
         raise fail("features needs --data DIR and --out FILE.parquet (or --list)")
+    _output(out, "file")
     began = time.perf_counter()
     with console.status("building features") as status:
         try:
@@ -306,10 +317,16 @@ def score(
     engine: Annotated[Engine, typer.Option(help="Where the feature queries run.")] = "duckdb",
 ) -> None:
     """Score every active account: probabilities, tiers, health, next best action, reasons."""
+    from churnml.scoring.crm import load_field_map
     from churnml.scoring.score import score as run_scoring
 
     cfg = _config(config)
     day = _dates([as_of])[0]
+    _output(out)
+    try:
+        load_field_map(crm)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
     began = time.perf_counter()
     try:
         with console.status(f"scoring accounts active on {day}"):
@@ -383,6 +400,7 @@ def export(
     from churnml.models.registry import export_models
 
     cfg = _config(config)
+    _output(out)
     try:
         paths = export_models(cfg, out)
     except Exception as exc:  # MLflow raises many kinds; the message says which
@@ -404,6 +422,7 @@ def report(
     from churnml.reports.site import build_report
 
     cfg = _config(config)
+    _output(out)
     try:
         with console.status("writing the report"):
             index = build_report(scores, out, cfg, lang, data)

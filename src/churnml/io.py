@@ -1,10 +1,12 @@
 """Atomic writes: a temp file (or folder) next to the target, renamed into place when complete.
 
-An interrupted run leaves the previous output intact, never a half-written file.
+An interrupted run leaves the previous output intact, never a half-written file. Written files
+get the mode the umask allows (as any other file), not the temp file's private one.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -27,9 +29,41 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        tmp_path.chmod(_file_mode())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _file_mode() -> int:
+    """What `open` would give a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _move(src: Path, dest: Path) -> None:
+    """Rename `src` to `dest`; across devices (an output folder that is a mount point), copy it
+    beside `dest` first, then rename there."""
+    try:
+        os.replace(src, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        near = dest.with_name(f".{dest.name}.tmp")
+        shutil.copy2(src, near)
+        os.replace(near, dest)
+
+
+def check_output(target: Path | str, kind: str = "folder") -> None:
+    """Refuse, before any work, an output that cannot be written: a file where a folder is
+    wanted (or the reverse), or a place the user may not write to."""
+    target = Path(target)
+    if target.exists() and target.is_dir() != (kind == "folder"):
+        raise ValueError(f"{target} exists and is not a {kind}: choose another output path")
+    parent = next((p for p in (target, *target.parents) if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write to {parent}: choose an output path you can write to")
 
 
 @contextmanager
@@ -46,7 +80,7 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
         for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
             dest = target / src.relative_to(tmp)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dest)
+            _move(src, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
