@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import churnml
+from churnml import cli
 from churnml.cli import app
 from churnml.io import atomic_dir, write_text
 
@@ -132,3 +133,20 @@ def test_an_output_on_another_device_is_copied_then_renamed(
         (tmp / "b.txt").write_text("y")
         monkeypatch.setattr(os, "replace", cross_device_once)
     assert (tmp_path / "out" / "b.txt").read_text() == "y" and len(calls) == 2
+
+
+@pytest.mark.parametrize(("raised", "code", "words"), [
+    (RuntimeError("disk on fire\nsecond line"), 1, "RuntimeError: disk on fire (run with -v"),
+    (KeyboardInterrupt(), 130, "interrupted: previous output kept"),
+])  # fmt: skip
+def test_anything_unexpected_is_one_line_and_ctrl_c_keeps_the_output(
+    raised: BaseException, code: int, words: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    def boom(_: object) -> None:
+        raise raised
+
+    monkeypatch.setattr(cli, "_config", boom)
+    assert cli.main(["validate", "--data", "."]) == code
+    err = capsys.readouterr().err
+    assert words in " ".join(err.split()) and "Traceback" not in err and "second line" not in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+from typer.exceptions import TyperException
 
 import churnml
 from churnml.config import Config, ConfigError, load_config
@@ -454,5 +456,35 @@ def catalogue_table(features: list[Feature], lang: str) -> Table:
     return table
 
 
+def _interrupted() -> int:
+    console.print("[yellow]interrupted[/]: previous output kept", highlight=False)
+    return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `churnml` command: the app, with Ctrl-C and anything unexpected as one line each
+    (the traceback only with -v)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = app(args, standalone_mode=False)  # an Exit's code is returned, not raised
+        if code == 130:  # Typer's own answer to Ctrl-C
+            return _interrupted()
+    except KeyboardInterrupt:
+        return _interrupted()
+    except TyperException as exc:  # usage errors show themselves; Ctrl-C inside click: Abort
+        if type(exc).__name__ == "Abort":
+            return _interrupted()
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
+    except Exception as exc:  # the last line of defence: one line, unless asked for more
+        if {"-v", "--verbose"} & set(args):
+            console.print_exception()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        console.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(first)} "
+                      "(run with -v for the traceback)", highlight=False)  # fmt: skip
+        return 1
+    return code if isinstance(code, int) else 0
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    sys.exit(main())
