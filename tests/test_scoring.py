@@ -21,7 +21,7 @@ from churnml.models.registry import export_models, resolve_models
 from churnml.scoring import outputs
 from churnml.scoring.actions import next_best_action
 from churnml.scoring.crm import neutralise
-from churnml.scoring.score import score, scoring_table
+from churnml.scoring.score import check_as_of, score, scoring_table
 
 AS_OF = dt.date(2024, 9, 1)
 NASTY = {0: '=HYPERLINK("http://x","y")', 1: "@SUM(1)", 2: "株式会社さくら, 東京", 3: "-2+3"}
@@ -391,3 +391,13 @@ def test_a_model_without_skill_is_scored_but_flagged_and_gives_no_reasons(
     assert scores.churn_reasons.map(len).eq(0).all()
     crm = pd.read_csv(tmp_path / "out" / "crm_export.csv", dtype=str, keep_default_na=False)
     assert (crm.Churn_Model_Skill__c == "no_skill").all() and (crm.Churn_Reasons__c == "").all()
+
+
+def test_a_few_stray_events_far_ahead_do_not_make_a_far_as_of_scoreable() -> None:
+    ids = [f"a{i}" for i in range(30)]
+    daily = [(a, day(-k)) for a in ids for k in range(1, 101)]  # 3,000 events up to T
+    stray = [(a, pd.Timestamp("2029-02-15")) for a in ids[:2]]  # a clock gone wrong
+    t = tables(usage_events=events(*daily, *stray))
+    check_as_of(t, T, 3)  # the data reaches T
+    with pytest.raises(ValueError, match=r"beyond the data.*stray ones reach 2029-02-15"):
+        check_as_of(t, dt.date(2029, 3, 1), 3)

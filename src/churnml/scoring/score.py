@@ -161,19 +161,28 @@ def scoring_table(tables: dict[str, ir.Table], as_of: dt.date, cfg: Config) -> i
     return now.inner_join(feats, KEYS).inner_join(accounts, "account_id")
 
 
+COVERED_SHARE = 0.999  # the data reaches the day by which this share of usage events happened
+
+
 def check_as_of(tables: dict[str, ir.Table], as_of: dt.date, max_gap_days: int) -> None:
-    """Refuse an as_of past the data: the missing days would read as an account gone quiet."""
-    last = tables["usage_events"].ts.max().execute()
+    """Refuse an as_of past the data: the missing days would read as an account gone quiet. The
+    data reaches the day by which 99.9% of usage events happened, so that a few stray events far
+    ahead (a clock gone wrong) do not count as data."""
+    ts = tables["usage_events"].ts
+    last = ts.max().execute()
     if last is None or pd.isna(last):
         raise ValueError("table usage_events has no rows: nothing to score from")
+    covered = ts.epoch_seconds().quantile(COVERED_SHARE).execute()  # as seconds: every engine
     last_day = pd.Timestamp(last).date()
-    gap = (as_of - last_day).days - 1  # days before as_of with no events at all
+    covered_day = min(pd.Timestamp(float(covered), unit="s").date(), last_day)
+    gap = (as_of - covered_day).days - 1  # days before as_of with (almost) no events
     if gap > max_gap_days:
+        strays = "" if last_day == covered_day else f"; a few stray ones reach {last_day}"
         raise ValueError(
-            f"as_of {as_of} is beyond the data: the last usage event (table usage_events, "
-            f"column ts) is on {last_day}, {gap} day(s) before as_of with no events (allowed: "
+            f"as_of {as_of} is beyond the data: the usage events (table usage_events, column ts) "
+            f"reach {covered_day} (99.9% of them){strays}, {gap} day(s) before as_of (allowed: "
             f"scoring.max_data_gap_days = {max_gap_days}). Score as of "
-            f"{last_day + dt.timedelta(days=1 + max_gap_days)} or earlier, or load newer data."
+            f"{covered_day + dt.timedelta(days=1 + max_gap_days)} or earlier, or load newer data."
         )
 
 
