@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from churnml.cli import app
 from churnml.config import DataConfig, TableSource
+from churnml.data.sources import connect, load_tables
 from churnml.data.synthetic import generate_world
 from churnml.data.validate import validate
 
@@ -265,3 +266,25 @@ def test_a_configured_optional_table_that_is_not_there_is_an_error(world: Path) 
     error = _only_error(world, config)
     assert error.table == "nps_responses" and "table configured but not found" in error.rule
     assert "exports/nps.csv" in error.rule
+
+
+def test_a_shift_jis_csv_is_read_with_its_encoding_and_refused_clearly_without(
+    world: Path, tmp_path: Path
+) -> None:
+    accounts = pd.read_parquet(world / "accounts.parquet")
+    accounts["account_name"] = "株式会社テスト"
+    (world / "accounts.parquet").unlink()
+    accounts.to_csv(world / "accounts.csv", index=False, encoding="shift_jis")
+    result = CliRunner().invoke(app, ["validate", "--data", str(world)])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "accounts.csv is not utf-8 text (line 2)" in message
+    assert "data.tables.accounts.encoding" in message
+    config = DataConfig(tables={"accounts": TableSource(encoding="shift_jis")})
+    assert validate(world, config).ok
+    tables = load_tables(world, config, connect())
+    assert set(tables["accounts"].account_name.execute()) == {"株式会社テスト"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  tables:\n    accounts: {encoding: klingon}\n")
+    refused = CliRunner().invoke(app, ["validate", "--data", str(world), "--config", str(bad)])
+    assert refused.exit_code == 1 and "unknown encoding 'klingon'" in refused.output

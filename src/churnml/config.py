@@ -6,6 +6,7 @@ which read a directory written by `churnml generate` as it is.
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Literal
 
@@ -28,11 +29,23 @@ class TableSource(_Strict):
 
     `path` is relative to the data directory (or any absolute path / URI DuckDB can read); by
     default `<table>.parquet`, else `<table>.csv`, else a folder `<table>/` of Parquet files.
-    `columns` maps the contract's column name to the user's column name.
+    `columns` maps the contract's column name to the user's column name. `encoding` is a CSV
+    file's text encoding (e.g. shift_jis, cp932, latin-1); Parquet is always UTF-8.
     """
 
     path: str | None = None
     columns: dict[str, str] = Field(default_factory=dict)
+    encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding {encoding!r} (e.g. utf-8, shift_jis, cp932, "
+                             "latin-1)") from None  # fmt: skip
+        return encoding
 
 
 class DataConfig(_Strict):

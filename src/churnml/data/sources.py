@@ -6,9 +6,15 @@ DuckDB (embedded, the default) and on Spark.
 
 from __future__ import annotations
 
+import atexit
+import codecs
+import hashlib
 import logging
 import os
+import re
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,6 +24,7 @@ import ibis.expr.types as ir
 
 from churnml.config import DataConfig
 from churnml.data.contract import TABLES, Table
+from churnml.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,7 @@ class Source:
     path: str
     fmt: Literal["parquet", "csv"]
     columns: dict[str, str]
+    encoding: str = "utf-8"
 
     def user_column(self, name: str) -> str:
         return self.columns.get(name, name)
@@ -67,7 +75,7 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
                 fmt = "csv" if path.rstrip("/").endswith(".csv") else "parquet"
                 if Path(path).is_dir():
                     path = str(Path(path) / "*.parquet")
-                found[name] = Source(table, path, fmt, dict(spec.columns))
+                found[name] = Source(table, path, fmt, dict(spec.columns), spec.encoding)
                 break
         else:
             if table.required or spec.path:  # asked for by name: its absence is an error
@@ -116,15 +124,63 @@ def _spark() -> ibis.BaseBackend:
     return ibis.pyspark.connect(session)
 
 
+class DataEncodingError(ValueError):
+    """A CSV file that is not in the encoding the config says (UTF-8 by default)."""
+
+
 def read_raw(con: ibis.BaseBackend, source: Source) -> ir.Table:
     """The table as stored, its columns renamed to the contract's names (types untouched)."""
-    raw = con.read_csv(source.path) if source.fmt == "csv" else con.read_parquet(source.path)
+    if source.fmt == "parquet":
+        raw = con.read_parquet(source.path)
+    elif codecs.lookup(source.encoding).name != "utf-8":
+        raw = con.read_csv(_utf8_copy(source))
+    else:
+        try:
+            raw = con.read_csv(source.path)
+        except Exception as exc:  # DuckDB's own error type; only an encoding error is ours
+            if "utf-8" not in str(exc).lower():
+                raise
+            line = re.search(r"Line: (\d+)", str(exc))
+            raise _encoding_error(source, line.group(1) if line else "?") from None
     present = {
         name: source.user_column(name)
         for name in source.table.column_names
         if source.user_column(name) in raw.columns
     }
     return raw.select(**{name: raw[col] for name, col in present.items()})
+
+
+def _encoding_error(source: Source, line: int | str) -> DataEncodingError:
+    name = source.table.name
+    return DataEncodingError(
+        f"table {name}: {source.path} is not {source.encoding} text (line {line}); set its "
+        f"encoding under data.tables.{name}.encoding (e.g. shift_jis, cp932, latin-1)"
+    )
+
+
+_COPIES = Path(tempfile.mkdtemp(prefix="churnml-utf8-"))
+atexit.register(shutil.rmtree, _COPIES, True)
+
+
+def _utf8_copy(source: Source) -> str:
+    """A UTF-8 copy of a CSV in another encoding (made once per file version and encoding),
+    decoded line by line so that an undecodable byte is reported with its line."""
+    path = Path(source.path)
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_mtime_ns}|{source.encoding}".encode())
+    copy = _COPIES / f"{key.hexdigest()[:20]}.csv"
+    if not copy.exists():
+        with (
+            path.open("rb") as src,
+            atomic_path(copy) as tmp,
+            tmp.open("w", encoding="utf-8") as out,
+        ):
+            for number, line in enumerate(src, 1):
+                try:
+                    out.write(line.decode(source.encoding))
+                except UnicodeDecodeError:
+                    raise _encoding_error(source, number) from None
+    return str(copy)
 
 
 def typed(raw: ir.Table, table: Table) -> ir.Table:

@@ -18,7 +18,15 @@ import pandas as pd
 
 from churnml.config import DataConfig
 from churnml.data.contract import CONTACT_ROLES, TABLES, Table
-from churnml.data.sources import MissingTableError, Source, ibis_type, locate, read_raw, typed
+from churnml.data.sources import (
+    DataEncodingError,
+    MissingTableError,
+    Source,
+    ibis_type,
+    locate,
+    read_raw,
+    typed,
+)
 
 MAX_EXAMPLES = 5
 
@@ -95,7 +103,11 @@ def validate(
     findings: list[Finding] = []
     raws: dict[str, ir.Table] = {}
     for name, source in sources.items():
-        raw = read_raw(con, source)
+        try:
+            raw = read_raw(con, source)
+        except DataEncodingError as exc:
+            findings.append(Finding("error", name, "*", str(exc).split(": ", 1)[1], 0))
+            continue
         missing = _missing_columns(source, raw)
         findings += missing
         if not missing:
