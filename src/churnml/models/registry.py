@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +34,15 @@ from churnml.models.report import model_card, plots, shap_summary
 from churnml.models.train import TargetResult
 from churnml.vocabulary import TARGETS
 
-DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+DEFAULT_STORE = "mlruns.db"  # a SQLite file in the working directory
 PIP_REQUIREMENTS = [f"churnml=={churnml.__version__}", "lightgbm==4.7.0", "mlflow==3.17.2"]
 
 
 def tracking_uri(cfg: RegistryConfig) -> str:
-    """The config's URI, else $MLFLOW_TRACKING_URI, else a SQLite store in the working directory."""
-    return cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """The config's URI, else $MLFLOW_TRACKING_URI, else a SQLite store in the working directory
+    (as an absolute path: MLflow caches stores by URI, and a relative one would outlive a chdir)."""
+    default = f"sqlite:///{Path(DEFAULT_STORE).resolve()}"
+    return cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default
 
 
 def model_name(cfg: RegistryConfig, target: str) -> str:
@@ -70,13 +73,14 @@ def _log_model(model: TrainedModel, rows: pd.DataFrame, folder: Path, name: str,
     """Log a model as an MLflow pyfunc ("model from code": no pickle), optionally registered."""
     model_dir = model.save(folder / name)
     example = rows[model.features].head(5)
-    # Integer columns as doubles: scoring data may hold missing values in them.
-    example = example.astype({c: "float64" for c in example.select_dtypes("integer").columns})
+    with warnings.catch_warnings():  # the model takes missing values in integer columns itself
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        signature = infer_signature(example, model.predict(example))
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=str(Path(pyfunc_model.__file__)),
         artifacts={"model": str(model_dir)},
-        signature=infer_signature(example, model.predict(example)),
+        signature=signature,
         input_example=example,
         pip_requirements=PIP_REQUIREMENTS,
         registered_model_name=registered,
