@@ -285,3 +285,18 @@ def test_train_against_a_real_mlflow_server(small_world: Path, tmp_path: Path) -
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_an_unreachable_tracking_server_is_said_before_any_work(
+    small_world: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "c.yaml"
+    uri = f"http://127.0.0.1:{_free_port()}"  # nobody listens there
+    config.write_text(f"registry: {{tracking_uri: '{uri}', timeout_seconds: 2}}\n")
+    result = CliRunner().invoke(app, ["train", "--data", str(small_world), "--config", str(config)])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and f"the MLflow tracking server {uri} does not answer" in message
+    args = ["score", "--data", str(small_world), "--as-of", "2024-06-01"]
+    scored = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o"), "--config", str(config)])
+    assert scored.exit_code == 1 and "does not answer" in scored.output
+    assert "no churn model" not in scored.output and not (tmp_path / "o").exists()

@@ -278,7 +278,7 @@ def train(
             report = run_training(
                 cfg, data, features_file, target, until, progress=lambda s: status.update(s)
             )
-    except (DataValidationError, MissingTableError, TrainingError) as exc:
+    except (DataValidationError, MissingTableError, TrainingError, ConnectionError) as exc:
         raise fail(str(exc)) from None
     for name, why in report.skipped.items():
         console.print(f"[yellow]{name} not trained:[/] {escape(why)}", highlight=False)
@@ -344,7 +344,7 @@ def score(
                 changed_since,
                 engine,
             )
-    except (DataValidationError, MissingTableError, FileNotFoundError, ValueError, KeyError) as exc:
+    except (DataValidationError, MissingTableError, OSError, ValueError, KeyError) as exc:
         raise fail(str(exc)) from None
     console.print(
         summary_table(

@@ -174,6 +174,9 @@ class RegistryConfig(_Strict):
     experiment: str = "churnml"
     model_prefix: str = "churnml"
     max_auc_drop: float = Field(0.005, ge=0, description="challenger may lose at most this AUC")
+    timeout_seconds: float = Field(
+        10, gt=0, description="how long to wait for a tracking server before giving up"
+    )
 
 
 class ScoringConfig(_Strict):

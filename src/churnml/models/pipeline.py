@@ -19,7 +19,7 @@ from churnml.features.build import build_features, with_key_events
 from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import default_as_of, label_columns
 from churnml.features.truth import load_truth
-from churnml.models.registry import Promotion, log_training
+from churnml.models.registry import Promotion, check_tracking, log_training
 from churnml.models.train import (
     KEYS,
     TargetResult,
@@ -83,6 +83,7 @@ def train(
     """Train, evaluate and register. Give a data folder (features are built, every target
     trained), or a feature table and the one label column to train on."""
     began = time.perf_counter()
+    check_tracking(cfg.registry)  # before any work: a server that is down loses nothing
     labels = cfg.labels
     names = label_columns(labels)
     if features_path is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,28 @@ def tracking_uri(cfg: RegistryConfig) -> str:
     (as an absolute path: MLflow caches stores by URI, and a relative one would outlive a chdir)."""
     default = f"sqlite:///{Path(DEFAULT_STORE).resolve()}"
     return cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default
+
+
+class TrackingUnavailableError(ConnectionError):
+    """The MLflow tracking server does not answer."""
+
+
+def check_tracking(cfg: RegistryConfig) -> None:
+    """Fail fast when a tracking server does not answer within `timeout_seconds` (a local
+    SQLite store always does), and keep MLflow's own retries short."""
+    uri = tracking_uri(cfg)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=cfg.timeout_seconds):
+            pass
+    except (OSError, ValueError) as exc:  # URLError, refused, timed out, bad URL
+        reason = getattr(exc, "reason", exc)
+        raise TrackingUnavailableError(
+            f"the MLflow tracking server {uri} does not answer ({reason}); start it, or set "
+            "registry.tracking_uri (or $MLFLOW_TRACKING_URI) to one that does"
+        ) from None
 
 
 def model_name(cfg: RegistryConfig, target: str) -> str:
@@ -281,6 +304,8 @@ def resolve_models(
     an exported folder (`<dir>/<target>`), else the registry's model (`scoring_uri`). A target
     with nothing there is left out (a product without expansion). One at least is needed."""
     mlflow.set_tracking_uri(tracking_uri(cfg.registry))
+    if model_dir is None and not all(uris.get(t) for t in TARGETS):
+        check_tracking(cfg.registry)  # "server down" is not "no model"
     found, missing = {}, {}
     for target in TARGETS:
         if uris.get(target):
