@@ -29,6 +29,7 @@ from churnml.data.sources import (
 )
 
 MAX_EXAMPLES = 5
+DUPLICATE_SHARE = 0.001  # exact duplicates above this share of a table's rows are reported
 
 
 @dataclass(frozen=True)
@@ -268,11 +269,12 @@ def _unique(name: str, t: ir.Table) -> list[Finding]:
 
 
 def _exact_duplicates(name: str, t: ir.Table, rows: int) -> list[Finding]:
-    """Rows repeated in every column (an export loaded twice): a warning with the count."""
+    """Rows repeated in every column (an export loaded twice): a warning with the count, once
+    they are more than 0.1% of the rows (a busy product logs a few identical events by chance)."""
     if TABLES[name].key or not rows:
         return []
     extra = rows - int(t.distinct().count().execute())
-    if not extra:
+    if extra <= DUPLICATE_SHARE * rows:
         return []
     return [Finding("warning", name, "*", "rows repeated exactly, every column the same (an "
                     "export loaded twice?); they count twice in features", extra)]  # fmt: skip
