@@ -296,3 +296,12 @@ def test_a_shift_jis_csv_is_read_with_its_encoding_and_refused_clearly_without(
 def test_a_few_identical_events_by_chance_are_not_reported(world: Path) -> None:
     _edit(world, "usage_events", lambda df: pd.concat([df.drop_duplicates(), df.head(1)]))
     assert not [r for r in _warnings(world) if "repeated exactly" in r]
+
+
+def test_a_float_where_a_whole_number_belongs_is_an_error(world: Path) -> None:
+    """Found by the fuzz test: 1e308 in an integer column overflowed the cast (a traceback)."""
+    _edit(world, "nps_responses", lambda df: df.assign(score=df.score.astype(float))
+          .assign(score=lambda d: d.score.where(d.index != 0, 1e308)))  # fmt: skip
+    error = _only_error(world)
+    assert (error.column, error.rule) == ("score", "values that are not whole numbers")
+    assert error.rows == 1

@@ -161,7 +161,11 @@ def _type_rules(raw: ir.Table, table: Table) -> list[_Rule]:
             continue
         value = raw[column.name]
         dtype = ibis_type(column.kind)
-        if value.type().is_string() or not _compatible(value.type(), dtype):
+        if column.kind == "int" and value.type().is_floating():  # whole numbers in range only
+            broken = value.isinf() | value.isnan() | (value.abs() > 2**62) | (value % 1 != 0)
+            rules.append(_Rule("error", column.name, "values that are not whole numbers",
+                               value.notnull() & broken, (column.name,)))  # fmt: skip
+        elif value.type().is_string() or not _compatible(value.type(), dtype):
             what = "dates or timestamps" if column.kind in ("date", "timestamp") else column.kind
             rules.append(
                 _Rule(
