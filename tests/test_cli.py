@@ -138,6 +138,7 @@ def test_an_output_on_another_device_is_copied_then_renamed(
 @pytest.mark.parametrize(("raised", "code", "words"), [
     (RuntimeError("disk on fire\nsecond line"), 1, "RuntimeError: disk on fire (run with -v"),
     (KeyboardInterrupt(), 130, "interrupted: previous output kept"),
+    (RuntimeError("Query interrupted"), 130, "interrupted: previous output kept"),  # DuckDB's
 ])  # fmt: skip
 def test_anything_unexpected_is_one_line_and_ctrl_c_keeps_the_output(
     raised: BaseException, code: int, words: str, monkeypatch: pytest.MonkeyPatch,

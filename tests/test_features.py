@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import shutil
 from pathlib import Path
@@ -374,3 +375,18 @@ def test_cli_lists_the_catalogue_in_japanese() -> None:
     result = CliRunner().invoke(app, ["features", "--list", "--lang", "ja"])
     assert result.exit_code == 0, result.output
     assert "tenure_days" in result.output and "購入シート" in result.output
+
+
+def test_events_loaded_twice_count_once_with_dedupe(tmp_path: Path) -> None:
+    world = tmp_path / "world"
+    generate_world(world, 20, 5, seed=2, truth_paths=2)
+    events_ = pd.read_parquet(world / "usage_events.parquet").drop_duplicates()
+    pd.concat([events_, events_]).to_parquet(world / "usage_events.parquet", index=False)
+    counts = {}
+    for dedupe in (False, True):
+        cfg = Config(data={"dedupe_events": dedupe}).with_key_events(("login",))
+        t = load_tables(world, cfg.data, connect())
+        snaps = snapshots(t["subscriptions"], [dt.date(2023, 5, 1)])
+        out = compute_features(t, snaps, [dt.date(2023, 5, 1)], cfg.features).execute()
+        counts[dedupe] = out.set_index("account_id").events_30d
+    assert (counts[False] == 2 * counts[True]).all() and counts[True].sum() > 0

@@ -477,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", 2))
     except Exception as exc:  # the last line of defence: one line, unless asked for more
+        if "interrupt" in str(exc).lower():  # Ctrl-C that reached DuckDB mid-query
+            return _interrupted()
         if {"-v", "--verbose"} & set(args):
             console.print_exception()
         first = str(exc).splitlines()[0] if str(exc) else ""

@@ -51,6 +51,9 @@ class TableSource(_Strict):
 class DataConfig(_Strict):
     tables: dict[str, TableSource] = Field(default_factory=dict)
     max_arr: float = Field(1e8, gt=0, description="ARR above this per row is flagged (a warning)")
+    dedupe_events: bool = Field(
+        False, description="count usage events repeated in every column once (a double export)"
+    )
 
     @field_validator("tables")
     @classmethod

@@ -205,11 +205,15 @@ def typed(raw: ir.Table, table: Table) -> ir.Table:
 def load_tables(
     data_dir: Path | str, config: DataConfig, con: ibis.BaseBackend
 ) -> dict[str, ir.Table]:
-    """Typed Ibis tables for every table found (call `validate` first for clear errors)."""
-    return {
+    """Typed Ibis tables for every table found (call `validate` first for clear errors); with
+    `data.dedupe_events`, usage events repeated in every column count once."""
+    tables = {
         name: typed(read_raw(con, source), source.table)
         for name, source in locate(data_dir, config).items()
     }
+    if config.dedupe_events and "usage_events" in tables:
+        tables["usage_events"] = tables["usage_events"].distinct()
+    return tables
 
 
 def ibis_type(kind: str) -> str:

@@ -281,7 +281,8 @@ def _exact_duplicates(name: str, t: ir.Table, rows: int) -> list[Finding]:
     if extra <= DUPLICATE_SHARE * rows:
         return []
     return [Finding("warning", name, "*", "rows repeated exactly, every column the same (an "
-                    "export loaded twice?); they count twice in features", extra)]  # fmt: skip
+                    "export loaded twice?); they count twice in features unless "
+                    "data.dedupe_events is true", extra)]  # fmt: skip
 
 
 def _outlying_arr(subs: ir.Table, accounts: ir.Table | None) -> list[Finding]:
