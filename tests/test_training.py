@@ -14,14 +14,17 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from churnml.cli import app
 from churnml.config import Config, ModelConfig, RegistryConfig
 from churnml.features.catalogue import catalogue
+from churnml.models import pipeline
 from churnml.models.artifact import TrainedModel
 from churnml.models.pipeline import train, training_table
+from churnml.models.registry import TrackingUnavailableError
 from churnml.models.train import make_dataset, time_split, train_target
 
 FAST = {"backtests": 1, "max_rounds": 200, "min_data_in_leaf": 50}
@@ -300,3 +303,29 @@ def test_an_unreachable_tracking_server_is_said_before_any_work(
     scored = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o"), "--config", str(config)])
     assert scored.exit_code == 1 and "does not answer" in scored.output
     assert "no churn model" not in scored.output and not (tmp_path / "o").exists()
+
+
+def test_models_are_kept_when_mlflow_fails_at_the_end_and_registered_later(
+    small_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _config(tmp_path, backtests=0, max_rounds=50)
+
+    def server_gone(*_: object, **__: object) -> None:
+        raise MlflowException("API request failed: connection refused")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pipeline, "log_training", server_gone)
+    with pytest.raises(TrackingUnavailableError, match=r"kept in .*churnml register") as caught:
+        train(cfg, data_dir=small_world)
+    kept = tmp_path / str(caught.value).split("`churnml register ")[1].rstrip("`")
+    assert (kept / "churn" / "model.json").exists()
+    monkeypatch.undo()
+    config = tmp_path / "c.yaml"
+    config.write_text(f"registry: {{tracking_uri: '{cfg.registry.tracking_uri}'}}\n")
+    result = CliRunner().invoke(app, ["register", str(kept), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "churnml-churn v1 → champion" in " ".join(result.output.split())
+    loaded = mlflow.pyfunc.load_model("models:/churnml-churn@champion").unwrap_python_model()
+    assert loaded.model.meta["trained_through"] == TrainedModel.load(kept / "churn").meta[
+        "trained_through"
+    ]  # fmt: skip

@@ -391,6 +391,23 @@ def top_table(top: pd.DataFrame) -> Table:
 
 
 @app.command()
+def register(
+    folder: Annotated[Path, typer.Argument(help="Folder of models kept when MLflow failed.")],
+    config: ConfigOption = None,
+) -> None:
+    """Register models that train kept locally because the tracking server failed."""
+    from churnml.models.registry import register_saved
+
+    cfg = _config(config)
+    try:
+        promotions = register_saved(cfg, folder)
+    except (FileNotFoundError, ConnectionError) as exc:
+        raise fail(str(exc)) from None
+    for p in promotions:
+        console.print(f"{p.name} v{p.version} → {p.alias}: {escape(p.reason)}", highlight=False)
+
+
+@app.command()
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model folders.")] = Path(
         "models"

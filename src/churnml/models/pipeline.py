@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from churnml.config import Config
 from churnml.data.sources import connect, load_tables
@@ -19,7 +20,13 @@ from churnml.features.build import build_features, with_key_events
 from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import default_as_of, label_columns
 from churnml.features.truth import load_truth
-from churnml.models.registry import Promotion, check_tracking, log_training
+from churnml.models.registry import (
+    Promotion,
+    TrackingUnavailableError,
+    check_tracking,
+    log_training,
+    save_unregistered,
+)
 from churnml.models.train import (
     KEYS,
     TargetResult,
@@ -147,7 +154,16 @@ def train(
         **{f"{r.name}_label_rate": round(float(r.test.y.mean()), 5) for r in results},
     }
     params |= {f"{name}_skipped": why[:250] for name, why in skipped.items()}
-    run_id, promotions = log_training(results, cfg, _used(cat, features), params)
+    try:
+        run_id, promotions = log_training(results, cfg, _used(cat, features), params)
+    except (MlflowException, OSError) as exc:  # the server went down: keep the work
+        kept = save_unregistered(results, Path(time.strftime("churnml-unregistered-%Y%m%d-%H%M%S")))
+        reason = str(exc).splitlines()[0][:200]
+        raise TrackingUnavailableError(
+            f"training finished, but MLflow failed while logging it ({reason}); the models are "
+            f"kept in {kept.resolve()}: register them when the tracking server is back, with "
+            f"`churnml register {kept}`"
+        ) from None
     return TrainReport(
         run_id, results, promotions, skipped, len(frame), time.perf_counter() - began
     )

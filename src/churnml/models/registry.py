@@ -30,7 +30,7 @@ from churnml.config import Config, RegistryConfig
 from churnml.features.catalogue import Feature
 from churnml.io import atomic_dir
 from churnml.models import pyfunc_model
-from churnml.models.artifact import TrainedModel
+from churnml.models.artifact import META_FILE, TrainedModel
 from churnml.models.report import model_card, plots, shap_summary
 from churnml.models.train import TargetResult
 from churnml.vocabulary import TARGETS
@@ -232,6 +232,48 @@ def log_training(
     return parent.info.run_id, promotions
 
 
+EXAMPLE_FILE = "example.parquet"
+
+
+def save_unregistered(results: list[TargetResult], out: Path | str) -> Path:
+    """Keep trained models when MLflow fails: each production model in `<out>/<target>` with a
+    few feature rows (the input example), for `register_saved` later."""
+    with atomic_dir(out) as tmp:
+        for result in results:
+            folder = result.model.save(tmp / result.name)
+            example = result.test_rows[result.model.features].head(5)
+            example.to_parquet(folder / EXAMPLE_FILE, index=False)
+    return Path(out)
+
+
+def register_saved(cfg: Config, folder: Path | str) -> list[Promotion]:
+    """Log and register models kept by `save_unregistered`. Without their test data they cannot
+    be judged against a champion: each becomes champion only where there is none and it has
+    skill, else challenger."""
+    check_tracking(cfg.registry)
+    mlflow.set_tracking_uri(tracking_uri(cfg.registry))
+    mlflow.set_experiment(cfg.registry.experiment)
+    client, promotions = MlflowClient(), []
+    targets = [t for t in TARGETS if (Path(folder) / t / META_FILE).exists()]
+    if not targets:
+        raise FileNotFoundError(f"no saved model in {folder} (expected <target>/{META_FILE})")
+    with mlflow.start_run(run_name="register") as run, tempfile.TemporaryDirectory() as tmp:
+        for target in targets:
+            model = TrainedModel.load(Path(folder) / target)
+            rows = pd.read_parquet(Path(folder) / target / EXAMPLE_FILE)
+            name = model_name(cfg.registry, target)
+            info = _log_model(model, rows, Path(tmp) / target, target, name)
+            version = str(info.registered_model_version)
+            has_champion = scoring_uri(cfg.registry, target, champion_only=True) is not None
+            skilled = not model.meta.get("skill", {}).get("no_skill")
+            alias = "champion" if skilled and not has_champion else "challenger"
+            reason = f"registered later from {folder}; not judged against a champion"
+            client.set_registered_model_alias(name, alias, version)
+            client.set_model_version_tag(name, version, "promotion", reason)
+            promotions.append(Promotion(name, version, alias, reason, run.info.run_id))
+    return promotions
+
+
 def _catalogue_markdown(catalogue: dict[str, Feature]) -> str:
     lines = [
         "| feature | family | window | unit | healthy | en | ja |",
@@ -328,7 +370,7 @@ def resolve_models(
     return found, missing
 
 
-def scoring_uri(cfg: RegistryConfig, target: str) -> str | None:
+def scoring_uri(cfg: RegistryConfig, target: str, champion_only: bool = False) -> str | None:
     """The registry's model for a target: its champion, else (every version lacks skill, so none
     was promoted) its newest version, which scoring flags as having no skill; None if none."""
     name = model_name(cfg, target)
@@ -337,7 +379,8 @@ def scoring_uri(cfg: RegistryConfig, target: str) -> str | None:
         client.get_model_version_by_alias(name, "champion")
         return f"models:/{name}@champion"
     except MlflowException:
-        pass
+        if champion_only:
+            return None
     try:
         versions = client.search_model_versions(f"name = '{name}'")
     except MlflowException:
