@@ -7,6 +7,7 @@ return) are prefixed with an apostrophe. Files are UTF-8 with every cell quoted.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,7 @@ from pyarrow import csv
 
 from churnml.io import atomic_path
 
-CRM_DIR = Path(__file__).resolve().parents[3] / "configs" / "crm"
+CRM_MAPS = resources.files("churnml.scoring") / "crm_maps"  # shipped in the wheel
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -27,10 +28,11 @@ class FieldMap:
 
 
 def load_field_map(crm: str) -> FieldMap:
-    """A field map by name (`salesforce`, `hubspot` in configs/crm/) or by path to a YAML file."""
-    path = Path(crm) if crm.endswith((".yaml", ".yml")) else CRM_DIR / f"{crm}.yaml"
+    """A field map by name (`salesforce`, `hubspot`: churnml/scoring/crm_maps/) or by path to a
+    YAML file."""
+    path = Path(crm) if crm.endswith((".yaml", ".yml")) else CRM_MAPS / f"{crm}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in CRM_DIR.glob("*.yaml"))
+        known = sorted(p.name.removesuffix(".yaml") for p in CRM_MAPS.iterdir())
         raise FileNotFoundError(f"no CRM field map {crm!r}; use one of {known} or a YAML path")
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     return FieldMap(raw["key"], dict(raw["fields"]))
