@@ -210,14 +210,33 @@ def test_exported_models_score_without_a_tracking_store(
     np.testing.assert_allclose(a.expansion_probability, b.expansion_probability)
 
 
-def test_next_best_action_never_pitches_an_upsell_to_an_account_at_risk() -> None:
+# churn tier, expansion tier, adoption score, ARR at risk, days to renewal → the play
+ACTION_CASES = [
+    ("high", "high", 80.0, 1_000.0, 300, "save"),  # at risk: save, whatever the upsell score
+    ("high", "low", 80.0, 1_000.0, 300, "save"),
+    ("medium", "low", 19.0, 96_981.0, 21, "save"),  # short runway, material ARR at risk
+    ("medium", "high", 80.0, 96_981.0, 21, "save"),
+    ("medium", "low", 50.0, 100.0, 21, "nurture"),  # short runway, little at stake
+    ("medium", "low", 50.0, 96_981.0, 200, "nurture"),  # material, but renewal far away
+    ("medium", "high", 80.0, 1_000.0, 200, "fix_then_expand"),  # keen, risk not yet low
+    ("low", "high", 20.0, 100.0, 200, "fix_then_expand"),  # keen, adoption weak
+    ("low", "high", 80.0, 100.0, 200, "expand"),
+    ("low", "low", 80.0, 100.0, None, "nurture"),
+    ("low", None, 80.0, 100.0, 10, "nurture"),  # no expansion model: never pitched
+    (None, "high", None, None, None, "expand"),  # no churn model: propensity alone
+]
+
+
+def test_next_best_action_follows_the_table_of_cases() -> None:
     from churnml.config import ScoringConfig
 
-    churn = np.array(["high", "high", "low", "low", "medium"])
-    expansion = np.array(["high", "low", "high", "high", "high"])
-    adoption = np.array([80.0, 80.0, 80.0, 20.0, 80.0])
-    actions = next_best_action(churn, expansion, adoption, ScoringConfig())
-    assert actions.tolist() == ["fix_then_expand", "save", "expand", "nurture", "nurture"]
+    churn, expansion, adoption, at_risk, runway, expected = zip(*ACTION_CASES, strict=True)
+    actions = next_best_action(
+        np.array(churn, dtype=object), np.array(expansion, dtype=object),
+        np.array(adoption, dtype=float), ScoringConfig(), np.array(at_risk, dtype=float),
+        np.array(runway, dtype=float),
+    )  # fmt: skip
+    assert actions.tolist() == list(expected)
 
 
 def test_cli_score_in_japanese(setup: tuple[Config, Path], tmp_path: Path) -> None:

@@ -190,6 +190,8 @@ class ScoringConfig(_Strict):
     expansion_high: float = Field(0.25, gt=0, lt=1)
     expansion_medium: float = Field(0.10, gt=0, lt=1)
     healthy_adoption: float = Field(50.0, ge=0, le=100, description="score_adoption for `expand`")
+    save_runway_days: int = Field(90, ge=0, description="renewal this close, medium risk: save")
+    save_arr_at_risk: float = Field(5000.0, ge=0, description="...with at least this ARR at risk")
     expansion_size: float = Field(0.2, gt=0, description="typical ARR uplift of an expansion")
     reasons: int = Field(3, ge=1)
     chunk_rows: int = Field(50_000, ge=1, description="rows scored at a time (bounded memory)")

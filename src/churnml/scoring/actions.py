@@ -18,15 +18,34 @@ def tier(p: np.ndarray, high: float, medium: float) -> np.ndarray:
 
 
 def next_best_action(
-    churn_tier: np.ndarray, expansion_tier: np.ndarray, adoption: np.ndarray, cfg: ScoringConfig
+    churn_tier: np.ndarray,
+    expansion_tier: np.ndarray,
+    adoption: np.ndarray,
+    cfg: ScoringConfig,
+    arr_at_risk: np.ndarray | None = None,
+    days_to_renewal: np.ndarray | None = None,
 ) -> np.ndarray:
-    """save (high risk) · fix_then_expand (high risk, high propensity: no upsell pitch yet) ·
-    expand (low risk, high propensity, healthy adoption) · nurture (the rest). Without an
-    expansion model nothing is pitched; without a churn model an expansion is proposed on
-    propensity alone."""
-    risky, keen = churn_tier == "high", expansion_tier == "high"
-    healthy = np.nan_to_num(np.asarray(adoption, dtype=float), nan=0.0) >= cfg.healthy_adoption
-    calm = np.where(pd.notna(churn_tier), (churn_tier == "low") & healthy, True)
+    """The play, first rule that holds:
+
+    * save: high churn risk, or medium risk with a short runway (renewal within
+      `save_runway_days`) and material ARR at risk (≥ `save_arr_at_risk`), whatever the
+      expansion score;
+    * fix_then_expand: expansion likely (high tier) but one lever weak (medium risk, or adoption
+      below `healthy_adoption`);
+    * expand: expansion likely, low risk, healthy adoption;
+    * nurture: the rest.
+
+    A target without a model has no tier and no rule relies on it."""
+    n = len(churn_tier)
+    adoption = np.asarray(adoption, dtype=float)
+    at_risk = np.zeros(n) if arr_at_risk is None else np.nan_to_num(np.asarray(arr_at_risk, float))
+    runway = (np.full(n, np.nan) if days_to_renewal is None
+              else np.asarray(days_to_renewal, dtype=float))  # fmt: skip
+    medium, keen = churn_tier == "medium", expansion_tier == "high"
+    short = np.nan_to_num(runway, nan=np.inf) <= cfg.save_runway_days
+    save = (churn_tier == "high") | (medium & short & (at_risk >= cfg.save_arr_at_risk))
+    weak = medium | (np.nan_to_num(adoption, nan=0.0) < cfg.healthy_adoption)
     return np.select(
-        [risky & keen, risky, keen & calm], ["fix_then_expand", "save", "expand"], "nurture"
-    ).astype(object)
+        [save, keen & weak & pd.notna(churn_tier), keen], ["save", "fix_then_expand", "expand"],
+        "nurture",
+    ).astype(object)  # fmt: skip

@@ -139,9 +139,11 @@ def _score_chunk(
     out["expansion_tier"] = tier(expansion_p, sc.expansion_high, sc.expansion_medium)
     out["arr_at_risk"] = np.round(churn_p * arr, 2)
     out["expected_expansion_arr"] = np.round(expansion_p * arr * sc.expansion_size, 2)
+    runway = chunk["days_to_renewal"].to_numpy(dtype=float) if "days_to_renewal" in chunk else None
     out["next_best_action"] = next_best_action(
-        out.churn_tier.to_numpy(), out.expansion_tier.to_numpy(), out.score_adoption.to_numpy(), sc
-    )
+        out.churn_tier.to_numpy(), out.expansion_tier.to_numpy(), out.score_adoption.to_numpy(), sc,
+        out.arr_at_risk.to_numpy(), runway,
+    )  # fmt: skip
     return out, points
 
 

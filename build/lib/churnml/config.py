@@ -1,0 +1,231 @@
+"""Configuration: pydantic models loaded from YAML, shared by every stage.
+
+A config file holds only what differs from the defaults; `load_config(None)` gives the defaults,
+which read a directory written by `churnml generate` as it is.
+"""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from churnml.data.contract import TABLES
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be read or does not match the schema."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TableSource(_Strict):
+    """Where one table lives and how its columns are named in the user's data.
+
+    `path` is relative to the data directory (or any absolute path / URI DuckDB can read); by
+    default `<table>.parquet`, else `<table>.csv`, else a folder `<table>/` of Parquet files.
+    `columns` maps the contract's column name to the user's column name. `encoding` is a CSV
+    file's text encoding (e.g. shift_jis, cp932, latin-1); Parquet is always UTF-8.
+    """
+
+    path: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding {encoding!r} (e.g. utf-8, shift_jis, cp932, "
+                             "latin-1)") from None  # fmt: skip
+        return encoding
+
+
+class DataConfig(_Strict):
+    tables: dict[str, TableSource] = Field(default_factory=dict)
+    max_arr: float = Field(1e8, gt=0, description="ARR above this per row is flagged (a warning)")
+    dedupe_events: bool = Field(
+        False, description="count usage events repeated in every column once (a double export)"
+    )
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, tables: dict[str, TableSource]) -> dict[str, TableSource]:
+        for name, source in tables.items():
+            if name not in TABLES:
+                raise ValueError(f"unknown table {name!r}; known tables: {', '.join(TABLES)}")
+            unknown = set(source.columns) - set(TABLES[name].column_names)
+            if unknown:
+                raise ValueError(
+                    f"table {name!r} maps unknown contract columns {sorted(unknown)}; "
+                    f"known: {TABLES[name].column_names}"
+                )
+        return tables
+
+    def source(self, table: str) -> TableSource:
+        return self.tables.get(table, TableSource())
+
+
+class LabelConfig(_Strict):
+    """Label definitions (horizon, grace, what counts as involuntary churn) and the observation
+    dates: every month's first day, or more often for short histories and monthly plans."""
+
+    horizon_days: int = Field(90, gt=0)
+    grace_days: int = Field(30, ge=0)
+    expansion_ratio: float = Field(1.05, gt=1.0)
+    involuntary_reasons: tuple[str, ...] = (
+        "bankruptcy",
+        "acquisition",
+        "non_payment",
+        "budget_cut",
+    )
+    exclude_involuntary: bool = True
+    snapshot_every: Literal["month", "half_month", "week"] = Field(
+        "month", description="how often accounts are observed for training"
+    )
+
+
+class FeatureConfig(_Strict):
+    """What the feature catalogue needs to know about a business (defaults fit the demo world)."""
+
+    key_events: tuple[str, ...] | None = Field(
+        None,
+        description="event types followed one by one; default: the `top_events` types used by "
+        "the most accounts in the training data (stored with the model)",
+    )
+    top_events: int = Field(8, ge=0, description="how many key events to take from the data")
+    high_priority: tuple[str, ...] = ("high", "urgent")
+    business_reviews: tuple[str, ...] = ("qbr", "ebr")
+    onboarding_plan: dict[str, int] = Field(
+        default_factory=lambda: {
+            "kickoff": 7,
+            "admin_setup": 14,
+            "integration_connected": 30,
+            "team_invited": 30,
+            "first_report": 45,
+            "first_value": 60,
+        },
+        description="milestone → days after signup it is due",
+    )
+    first_value_milestone: str = "first_value"
+
+
+class ModelConfig(_Strict):
+    """How models are chosen, fitted and judged.
+
+    Time split: the latest labelled dates are the test part; before them, one horizon apart,
+    the training span, inside which time-ordered validation folds (each fold fits on dates one
+    horizon before its validation block) choose the model. Parts shrink to fit a short history.
+    """
+
+    seed: int = 42
+    families: tuple[Literal["lightgbm", "logistic_regression"], ...] = (
+        "lightgbm",
+        "logistic_regression",
+    )
+    search: bool = Field(True, description="judge a few settings per family on validation")
+    learning_rate: float = Field(0.05, gt=0)
+    num_leaves: int | None = Field(None, ge=2, description="fixed instead of searched")
+    min_data_in_leaf: int | None = Field(None, ge=1, description="default: scaled to the book")
+    feature_fraction: float = Field(0.8, gt=0, le=1)
+    bagging_fraction: float = Field(0.8, gt=0, le=1)
+    lambda_l2: float = Field(1.0, ge=0)
+    max_rounds: int = Field(2000, ge=1)
+    early_stopping_rounds: int = Field(50, ge=1)
+    test_dates: int = Field(3, ge=1, description="latest labelled dates held out (at most)")
+    valid_dates: int = Field(3, ge=1, description="dates per validation block (at most)")
+    folds: int = Field(3, ge=1, description="time-ordered validation folds (at most)")
+    min_train_dates: int = Field(2, ge=1, description="dates a fold must fit on, at least")
+    backtests: int = Field(3, ge=0, description="extra train → test repeats at earlier cut-offs")
+    min_positives: int = Field(20, ge=1, description="fewer labelled positives: target skipped")
+    bootstrap: int = Field(500, ge=50, description="resamples for the test AUC interval")
+
+
+class HealthScoreConfig(_Strict):
+    """The rule-based health score a CS team would configure (a baseline): feature → weight.
+
+    Each feature is scaled to 0–1 between its 5th and 95th percentile on the training rows,
+    flipped when lower is healthier (from the catalogue), and averaged with these weights.
+    """
+
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "seat_utilisation_30d": 3.0,
+            "active_days_30d": 2.0,
+            "usage_trend_30d": 1.0,
+            "high_priority_tickets_90d": 1.0,
+            "nps_last": 2.0,
+            "has_champion": 1.0,
+            "has_exec_sponsor": 1.0,
+            "business_reviews_90d": 1.0,
+            "onboarding_overdue": 1.0,
+        }
+    )
+
+
+class RegistryConfig(_Strict):
+    """MLflow: where runs go, model names, and the promotion gate."""
+
+    tracking_uri: str | None = Field(None, description="default: $MLFLOW_TRACKING_URI, else sqlite")
+    experiment: str = "churnml"
+    model_prefix: str = "churnml"
+    max_auc_drop: float = Field(0.005, ge=0, description="challenger may lose at most this AUC")
+    timeout_seconds: float = Field(
+        10, gt=0, description="how long to wait for a tracking server before giving up"
+    )
+
+
+class ScoringConfig(_Strict):
+    """Tiers, the next-best-action rule and the expected size of an expansion."""
+
+    churn_high: float = Field(0.15, gt=0, lt=1)
+    churn_medium: float = Field(0.05, gt=0, lt=1)
+    expansion_high: float = Field(0.25, gt=0, lt=1)
+    expansion_medium: float = Field(0.10, gt=0, lt=1)
+    healthy_adoption: float = Field(50.0, ge=0, le=100, description="score_adoption for `expand`")
+    expansion_size: float = Field(0.2, gt=0, description="typical ARR uplift of an expansion")
+    reasons: int = Field(3, ge=1)
+    chunk_rows: int = Field(50_000, ge=1, description="rows scored at a time (bounded memory)")
+    max_data_gap_days: int = Field(
+        3, ge=0, description="days before as_of that may have no usage events at all"
+    )
+
+
+class Config(_Strict):
+    data: DataConfig = Field(default_factory=DataConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    health_score: HealthScoreConfig = Field(default_factory=HealthScoreConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+
+    def with_key_events(self, events: tuple[str, ...]) -> Config:
+        """This config with `features.key_events` set to `events`."""
+        features = self.features.model_copy(update={"key_events": tuple(events)})
+        return self.model_copy(update={"features": features})
+
+
+def load_config(path: Path | str | None) -> Config:
+    """Read a YAML config; `None` gives the defaults. Raises ConfigError with the offending keys."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"{path}: invalid config\n  " + "\n  ".join(lines)) from exc

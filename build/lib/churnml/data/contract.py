@@ -1,0 +1,154 @@
+"""The data contract: which tables churnml reads, their columns, types and keys.
+
+This is the single declaration that loading, validation, the synthetic world and the feature
+pipeline all read. Column names here are the contract's own; a config maps a user's names onto them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["id", "text", "date", "timestamp", "float", "int"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its contract name, kind, and whether a table must carry it."""
+
+    name: str
+    kind: Kind
+    required: bool = True
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    """One input table: columns, unique key, and the time column that places each row in time."""
+
+    name: str
+    columns: tuple[Column, ...]
+    required: bool = False
+    key: tuple[str, ...] = ()
+    time_column: str | None = None
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _id(name: str) -> Column:
+    return Column(name, "id", nullable=False)
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "accounts",
+            (
+                _id("account_id"),
+                Column("segment", "text", nullable=False),
+                Column("signup_date", "date", nullable=False),
+                Column("account_name", "text", required=False),
+                Column("industry", "text", required=False),
+                Column("region", "text", required=False),
+                Column("csm_owner", "text", required=False),
+                Column("acquisition_channel", "text", required=False),
+                Column("employees", "int", required=False),
+            ),
+            required=True,
+            key=("account_id",),
+            time_column="signup_date",
+        ),
+        Table(
+            "subscriptions",
+            (
+                _id("account_id"),
+                Column("product", "text", nullable=False),
+                Column("start_date", "date", nullable=False),
+                Column("end_date", "date"),
+                Column("arr", "float", nullable=False),
+                Column("plan", "text", required=False),
+                Column("seats", "int", required=False),
+                Column("canceled_at", "date", required=False),
+                Column("cancel_reason", "text", required=False),
+            ),
+            required=True,
+            time_column="start_date",
+        ),
+        Table(
+            "usage_events",
+            (
+                _id("account_id"),
+                Column("user_id", "id", nullable=False),
+                Column("ts", "timestamp", nullable=False),
+                Column("event_type", "text", nullable=False),
+                Column("quantity", "float", required=False),
+            ),
+            required=True,
+            time_column="ts",
+        ),
+        Table(
+            "onboarding_milestones",
+            (
+                _id("account_id"),
+                Column("milestone", "text", nullable=False),
+                Column("completed_at", "timestamp"),
+                Column("due_date", "date", required=False),
+            ),
+            key=("account_id", "milestone"),
+            time_column="completed_at",
+        ),
+        Table(
+            "support_tickets",
+            (
+                _id("account_id"),
+                _id("ticket_id"),
+                Column("created_at", "timestamp", nullable=False),
+                Column("priority", "text", nullable=False),
+                Column("resolved_at", "timestamp", required=False),
+                Column("category", "text", required=False),
+                Column("csat", "float", required=False),
+            ),
+            key=("ticket_id",),
+            time_column="created_at",
+        ),
+        Table(
+            "nps_responses",
+            (
+                _id("account_id"),
+                Column("submitted_at", "timestamp", nullable=False),
+                Column("score", "int", nullable=False),
+            ),
+            time_column="submitted_at",
+        ),
+        Table(
+            "contacts",
+            (
+                _id("account_id"),
+                _id("contact_id"),
+                Column("role", "text", nullable=False),
+                Column("start_date", "date", nullable=False),
+                Column("end_date", "date", required=False),
+            ),
+            key=("contact_id", "role"),
+            time_column="start_date",
+        ),
+        Table(
+            "cs_touchpoints",
+            (
+                _id("account_id"),
+                Column("ts", "timestamp", nullable=False),
+                Column("kind", "text", nullable=False),
+            ),
+            time_column="ts",
+        ),
+    )
+}
+
+REQUIRED_TABLES = [name for name, t in TABLES.items() if t.required]
+CONTACT_ROLES = ("champion", "exec_sponsor", "admin", "user")

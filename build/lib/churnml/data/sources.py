@@ -1,0 +1,220 @@
+"""Find the input tables, read them on an engine, and give them the contract's names and types.
+
+Every later stage works on the Ibis tables this module returns, so the same expressions run on
+DuckDB (embedded, the default) and on Spark.
+"""
+
+from __future__ import annotations
+
+import atexit
+import codecs
+import hashlib
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import ibis
+import ibis.expr.types as ir
+
+from churnml.config import DataConfig
+from churnml.data.contract import TABLES, Table
+from churnml.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+Engine = Literal["duckdb", "spark"]
+
+_IBIS_TYPES = {
+    "id": "string",
+    "text": "string",
+    "date": "date",
+    "timestamp": "timestamp",
+    "float": "float64",
+    "int": "int64",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one contract table was found, and how its columns are named there."""
+
+    table: Table
+    path: str
+    fmt: Literal["parquet", "csv"]
+    columns: dict[str, str]
+    encoding: str = "utf-8"
+
+    def user_column(self, name: str) -> str:
+        return self.columns.get(name, name)
+
+
+class MissingTableError(FileNotFoundError):
+    """A required table could not be found."""
+
+    def __init__(self, table: str, rule: str) -> None:
+        self.table, self.rule = table, rule
+        super().__init__(f"table {table}: {rule}")
+
+
+def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
+    """Find each contract table; absent optional tables are left out (with a logged note)."""
+    data_dir = Path(data_dir)
+    found: dict[str, Source] = {}
+    for name, table in TABLES.items():
+        spec = config.source(name)
+        candidates = [spec.path] if spec.path else [f"{name}.parquet", f"{name}.csv", f"{name}/"]
+        for candidate in candidates:
+            path = candidate if "://" in candidate else str(data_dir / candidate)
+            if "://" in path or Path(path).exists():
+                fmt = "csv" if path.rstrip("/").endswith(".csv") else "parquet"
+                if Path(path).is_dir():
+                    path = str(Path(path) / "*.parquet")
+                found[name] = Source(table, path, fmt, dict(spec.columns), spec.encoding)
+                break
+        else:
+            if table.required or spec.path:  # asked for by name: its absence is an error
+                what = "required table" if table.required else "table configured but"
+                raise MissingTableError(
+                    name,
+                    f"{what} not found in {data_dir} "
+                    f"(looked for {', '.join(candidates)}); map its path in the config under "
+                    f"data.tables.{name}.path",
+                )
+            log.info("table %s not found: its features are skipped", name)
+    return found
+
+
+def connect(engine: Engine = "duckdb") -> ibis.BaseBackend:
+    """An Ibis connection: embedded DuckDB, or local Spark (`[spark]` extra, Java 17)."""
+    if engine == "duckdb":
+        con = ibis.duckdb.connect()
+        # Timestamps are naive UTC: no session time zone may shift a day boundary.
+        con.raw_sql("SET TimeZone = 'UTC'; SET preserve_insertion_order = false")
+        return con
+    if engine == "spark":
+        return _spark()
+    raise ValueError(f"unknown engine {engine!r}; use 'duckdb' or 'spark'")
+
+
+def _spark() -> ibis.BaseBackend:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError(
+            "--engine spark needs the spark extra: pip install 'churnml[spark]'"
+        ) from exc
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master(os.environ.get("CHURNML_SPARK_MASTER", "local[2]"))
+        .appName("churnml")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.driver.memory", "4g")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    return ibis.pyspark.connect(session)
+
+
+class DataEncodingError(ValueError):
+    """A CSV file that is not in the encoding the config says (UTF-8 by default)."""
+
+
+def read_raw(con: ibis.BaseBackend, source: Source) -> ir.Table:
+    """The table as stored, its columns renamed to the contract's names (types untouched)."""
+    if source.fmt == "parquet":
+        raw = con.read_parquet(source.path)
+    elif codecs.lookup(source.encoding).name != "utf-8":
+        raw = con.read_csv(_utf8_copy(source))
+    else:
+        try:
+            raw = con.read_csv(source.path)
+        except Exception as exc:  # DuckDB's own error type; only an encoding error is ours
+            if "utf-8" not in str(exc).lower():
+                raise
+            line = re.search(r"Line: (\d+)", str(exc))
+            raise _encoding_error(source, line.group(1) if line else "?") from None
+    present = {
+        name: source.user_column(name)
+        for name in source.table.column_names
+        if source.user_column(name) in raw.columns
+    }
+    return raw.select(**{name: raw[col] for name, col in present.items()})
+
+
+def _encoding_error(source: Source, line: int | str) -> DataEncodingError:
+    name = source.table.name
+    return DataEncodingError(
+        f"table {name}: {source.path} is not {source.encoding} text (line {line}); set its "
+        f"encoding under data.tables.{name}.encoding (e.g. shift_jis, cp932, latin-1)"
+    )
+
+
+_COPIES = Path(tempfile.mkdtemp(prefix="churnml-utf8-"))
+atexit.register(shutil.rmtree, _COPIES, True)
+
+
+def _utf8_copy(source: Source) -> str:
+    """A UTF-8 copy of a CSV in another encoding (made once per file version and encoding),
+    decoded line by line so that an undecodable byte is reported with its line."""
+    path = Path(source.path)
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_mtime_ns}|{source.encoding}".encode())
+    copy = _COPIES / f"{key.hexdigest()[:20]}.csv"
+    if not copy.exists():
+        with (
+            path.open("rb") as src,
+            atomic_path(copy) as tmp,
+            tmp.open("w", encoding="utf-8") as out,
+        ):
+            for number, line in enumerate(src, 1):
+                try:
+                    out.write(line.decode(source.encoding))
+                except UnicodeDecodeError:
+                    raise _encoding_error(source, number) from None
+    return str(copy)
+
+
+def typed(raw: ir.Table, table: Table) -> ir.Table:
+    """Cast every contract column to its contract type; absent optional columns become nulls.
+
+    Ids are strings, except that integer ids other than `account_id` (the join key) stay integers.
+    """
+    cols = {}
+    for column in table.columns:
+        dtype = _IBIS_TYPES[column.kind]
+        if column.name in raw.columns:
+            value = raw[column.name]
+            keep = column.kind == "id" and column.name != "account_id" and value.type().is_integer()
+            cols[column.name] = (
+                value if keep or value.type() == ibis.dtype(dtype) else value.cast(dtype)
+            )
+        else:
+            cols[column.name] = ibis.null(dtype)
+    return raw.select(**cols)
+
+
+def load_tables(
+    data_dir: Path | str, config: DataConfig, con: ibis.BaseBackend
+) -> dict[str, ir.Table]:
+    """Typed Ibis tables for every table found (call `validate` first for clear errors); with
+    `data.dedupe_events`, usage events repeated in every column count once."""
+    tables = {
+        name: typed(read_raw(con, source), source.table)
+        for name, source in locate(data_dir, config).items()
+    }
+    if config.dedupe_events and "usage_events" in tables:
+        tables["usage_events"] = tables["usage_events"].distinct()
+    return tables
+
+
+def ibis_type(kind: str) -> str:
+    return _IBIS_TYPES[kind]

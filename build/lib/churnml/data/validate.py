@@ -1,0 +1,355 @@
+"""Validate input tables at the boundary, with errors a data engineer can act on.
+
+Each finding names the table, the column, the rule broken, how many rows break it and up to five
+example rows. Row-level rules of one table are counted in a single scan; example rows are fetched
+only for rules that fail. Errors stop the pipeline before anything is written; warnings do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import pandas as pd
+
+from churnml.config import DataConfig
+from churnml.data.contract import CONTACT_ROLES, TABLES, Table
+from churnml.data.sources import (
+    DataEncodingError,
+    MissingTableError,
+    Source,
+    ibis_type,
+    locate,
+    read_raw,
+    typed,
+)
+
+MAX_EXAMPLES = 5
+DUPLICATE_SHARE = 0.001  # exact duplicates above this share of a table's rows are reported
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One broken rule: where, what, how many rows, and a few of them."""
+
+    level: Literal["error", "warning"]
+    table: str
+    column: str
+    rule: str
+    rows: int
+    examples: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False)
+
+    def __str__(self) -> str:
+        where = f"table {self.table}, column {self.column}"
+        head = f"{self.level}: {where}: {self.rule} ({self.rows:,} rows)"
+        if self.examples.empty:
+            return head
+        sample = self.examples.head(MAX_EXAMPLES).to_string(index=False, max_colwidth=40)
+        return head + "; e.g.\n" + "\n".join("    " + line for line in sample.splitlines())
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    findings: list[Finding]
+    row_counts: dict[str, int]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def __str__(self) -> str:
+        return "\n".join(str(f) for f in self.findings) or "no findings"
+
+
+class DataValidationError(ValueError):
+    """Input data broke the contract; `report` holds every finding."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        super().__init__(
+            f"{len(report.errors)} data error(s):\n" + "\n".join(map(str, report.errors))
+        )
+
+
+@dataclass(frozen=True)
+class _Rule:
+    level: Literal["error", "warning"]
+    column: str
+    rule: str
+    bad: ir.BooleanValue
+    show: tuple[str, ...]
+
+
+def validate(
+    data_dir: Path | str, config: DataConfig, con: ibis.BaseBackend | None = None
+) -> ValidationReport:
+    """Check every table found in `data_dir` against the contract (see DESIGN.md)."""
+    con = con or ibis.duckdb.connect()
+    try:
+        sources = locate(data_dir, config)
+    except MissingTableError as exc:
+        return ValidationReport([Finding("error", exc.table, "*", exc.rule, 0)], {})
+    findings: list[Finding] = []
+    raws: dict[str, ir.Table] = {}
+    for name, source in sources.items():
+        try:
+            raw = read_raw(con, source)
+        except DataEncodingError as exc:
+            findings.append(Finding("error", name, "*", str(exc).split(": ", 1)[1], 0))
+            continue
+        missing = _missing_columns(source, raw)
+        findings += missing
+        if not missing:
+            raws[name] = raw
+    counts = {name: int(raw.count().execute()) for name, raw in raws.items()}
+    typed_tables = {}
+    for name, raw in raws.items():
+        table = TABLES[name]
+        type_findings = _run(name, raw, _type_rules(raw, table))
+        findings += type_findings
+        if not type_findings:
+            typed_tables[name] = typed(raw, table)
+    findings += [
+        Finding("error", name, "*", "required table has no rows", 0)
+        for name, n in counts.items()
+        if n == 0 and TABLES[name].required
+    ]
+    for name, t in typed_tables.items():
+        findings += _run(name, t, _row_rules(name, t, config.max_arr))
+        findings += _unique(name, t) + _exact_duplicates(name, t, counts[name])
+    if "subscriptions" in typed_tables:
+        findings += _outlying_arr(typed_tables["subscriptions"], typed_tables.get("accounts"))
+        if "usage_events" in typed_tables:
+            findings += _active_without_subscription(typed_tables)
+    if "accounts" in typed_tables:
+        findings += _relational(typed_tables)
+    return ValidationReport(findings, counts)
+
+
+def _missing_columns(source: Source, raw: ir.Table) -> list[Finding]:
+    missing = [c for c in source.table.columns if c.required and c.name not in raw.columns]
+    return [
+        Finding(
+            "error",
+            source.table.name,
+            source.user_column(c.name),
+            f"required column missing from {source.path} (columns found: "
+            f"{', '.join(raw.columns) or 'none'}; "
+            f"map it under data.tables.{source.table.name}.columns)",
+            0,
+        )
+        for c in missing
+    ]
+
+
+def _type_rules(raw: ir.Table, table: Table) -> list[_Rule]:
+    rules = []
+    for column in table.columns:
+        if column.name not in raw.columns or column.kind in ("id", "text"):
+            continue
+        value = raw[column.name]
+        dtype = ibis_type(column.kind)
+        if column.kind == "int" and value.type().is_floating():  # whole numbers in range only
+            broken = value.isinf() | value.isnan() | (value.abs() > 2**62) | (value % 1 != 0)
+            rules.append(_Rule("error", column.name, "values that are not whole numbers",
+                               value.notnull() & broken, (column.name,)))  # fmt: skip
+        elif value.type().is_string() or not _compatible(value.type(), dtype):
+            what = "dates or timestamps" if column.kind in ("date", "timestamp") else column.kind
+            rules.append(
+                _Rule(
+                    "error",
+                    column.name,
+                    f"values that cannot be parsed as {what}",
+                    value.notnull() & value.try_cast(dtype).isnull(),
+                    (column.name,),
+                )
+            )
+    return rules
+
+
+def _compatible(actual: dt.DataType, wanted: str) -> bool:
+    """Whether a stored (non-string) type already holds the wanted kind of value."""
+    return actual.is_temporal() if wanted in ("date", "timestamp") else actual.is_numeric()
+
+
+def _row_rules(name: str, t: ir.Table, max_arr: float) -> list[_Rule]:
+    table = TABLES[name]
+    key = tuple(c for c in ("account_id",) if c in t.columns)
+    rules = [
+        _Rule("error", c.name, "must not be null", t[c.name].isnull(), key or (c.name,))
+        for c in table.columns
+        if not c.nullable
+    ]
+
+    def order(later: str, earlier: str, strict: bool = False) -> None:
+        bad = t[later] <= t[earlier] if strict else t[later] < t[earlier]
+        word = "after" if strict else "on or after"
+        rules.append(
+            _Rule("error", later, f"must be {word} {earlier}", bad, (*key, earlier, later))
+        )
+
+    if name == "subscriptions":
+        order("end_date", "start_date", strict=True)
+        order("canceled_at", "start_date")
+        rules.append(
+            _Rule(
+                "error", "arr", "must not be negative", t.arr < 0, ("account_id", "product", "arr")
+            )
+        )
+        rules.append(
+            _Rule("error", "arr", "must be a finite number", t.arr.isinf() | t.arr.isnan(),
+                  ("account_id", "product", "arr"))
+        )  # fmt: skip
+        rules.append(
+            _Rule("warning", "arr", f"above data.max_arr = {max_arr:,.0f} (is it in cents?)",
+                  t.arr > max_arr, ("account_id", "product", "arr"))
+        )  # fmt: skip
+        rules.append(
+            _Rule("error", "seats", "must not be negative", t.seats < 0, ("account_id", "seats"))
+        )
+    elif name == "support_tickets":
+        order("resolved_at", "created_at")
+    elif name == "contacts":
+        order("end_date", "start_date")
+        rules.append(
+            _Rule(
+                "warning",
+                "role",
+                f"unknown role (ignored; known: {'/'.join(CONTACT_ROLES)})",
+                t.role.notin(CONTACT_ROLES),
+                ("account_id", "contact_id", "role"),
+            )
+        )
+    elif name == "nps_responses":
+        rules.append(
+            _Rule(
+                "error",
+                "score",
+                "must be between 0 and 10",
+                ~t.score.between(0, 10),
+                ("account_id", "submitted_at", "score"),
+            )
+        )
+    return rules
+
+
+def _run(name: str, t: ir.Table, rules: list[_Rule]) -> list[Finding]:
+    """Count every rule's bad rows in one scan; fetch examples only for rules that fail."""
+    if not rules:
+        return []
+    counts = t.aggregate(**{f"r{i}": r.bad.fill_null(False).sum() for i, r in enumerate(rules)})
+    row = counts.execute().iloc[0]
+    findings = []
+    for i, rule in enumerate(rules):
+        n = int(row[f"r{i}"] or 0)
+        if n:
+            examples = t.filter(rule.bad).select(*rule.show).limit(MAX_EXAMPLES).execute()
+            findings.append(Finding(rule.level, name, rule.column, rule.rule, n, examples))
+    return findings
+
+
+def _unique(name: str, t: ir.Table) -> list[Finding]:
+    key = TABLES[name].key
+    if not key:
+        return []
+    dupes = t.group_by(key).aggregate(n=ibis._.count()).filter(ibis._.n > 1)
+    n = int(dupes.n.sum().execute() or 0)
+    if not n:
+        return []
+    examples = dupes.order_by(list(key)).limit(MAX_EXAMPLES).execute()
+    return [Finding("error", name, ", ".join(key), "duplicate key", n, examples)]
+
+
+def _exact_duplicates(name: str, t: ir.Table, rows: int) -> list[Finding]:
+    """Rows repeated in every column (an export loaded twice): a warning with the count, once
+    they are more than 0.1% of the rows (a busy product logs a few identical events by chance)."""
+    if TABLES[name].key or not rows:
+        return []
+    extra = rows - int(t.distinct().count().execute())
+    if extra <= DUPLICATE_SHARE * rows:
+        return []
+    return [Finding("warning", name, "*", "rows repeated exactly, every column the same (an "
+                    "export loaded twice?); they count twice in features unless "
+                    "data.dedupe_events is true", extra)]  # fmt: skip
+
+
+def _outlying_arr(subs: ir.Table, accounts: ir.Table | None) -> list[Finding]:
+    """ARR more than 1,000× the median of its segment (or of all rows, without accounts)."""
+    paid = subs.filter(subs.arr > 0, ~subs.arr.isinf())
+    if accounts is not None:
+        paid = paid.left_join(accounts.select("account_id", "segment"), "account_id")
+    else:
+        paid = paid.mutate(segment=ibis.literal("all"))
+    paid = paid.mutate(median=paid.arr.median().over(group_by="segment"))
+    show = ("account_id", "segment", "arr", "median")
+    rule = _Rule("warning", "arr", "more than 1,000× the median ARR of its segment",
+                 paid.arr > 1000 * paid.median, show)  # fmt: skip
+    return _run("subscriptions", paid, [rule])
+
+
+def _active_without_subscription(tables: dict[str, ir.Table]) -> list[Finding]:
+    """Accounts with usage but no subscription row: they are never scored."""
+    events = tables["usage_events"].select("account_id").distinct()
+    lone = events.anti_join(tables["subscriptions"], "account_id")
+    n = int(lone.count().execute())
+    if not n:
+        return []
+    examples = lone.order_by("account_id").limit(MAX_EXAMPLES).execute()
+    return [Finding("warning", "usage_events", "account_id", "accounts with usage but no "
+                    "subscription row (never scored)", n, examples)]  # fmt: skip
+
+
+def _relational(tables: dict[str, ir.Table]) -> list[Finding]:
+    """Unknown account ids (errors) and rows outside an account's lifetime (warnings)."""
+    accounts = tables["accounts"]
+    subs = tables.get("subscriptions")
+    findings = []
+    life = None
+    if subs is not None:
+        end = ibis.coalesce(subs.canceled_at, subs.end_date, ibis.date(9999, 12, 31))
+        life = subs.group_by("account_id").aggregate(first=subs.start_date.min(), last=end.max())
+    for name, t in tables.items():
+        if name == "accounts":
+            continue
+        orphans = t.anti_join(accounts, "account_id")
+        n = int(orphans.count().execute())
+        if n:
+            examples = orphans.select("account_id").distinct().limit(MAX_EXAMPLES).execute()
+            findings.append(
+                Finding("error", name, "account_id", "account_id not in accounts", n, examples)
+            )
+        time_col = TABLES[name].time_column
+        if life is None or name == "subscriptions" or time_col is None:
+            continue
+        j = t.inner_join(accounts.select("account_id", "signup_date"), "account_id").left_join(
+            life, "account_id"
+        )
+        day = j[time_col].cast("date")
+        outside = (day < j.signup_date) | (day > j["last"])
+        findings += _run(
+            name,
+            j,
+            [
+                _Rule(
+                    "warning",
+                    time_col,
+                    "outside the account's lifetime (before signup_date or "
+                    "after its last subscription ends)",
+                    outside,
+                    ("account_id", time_col),
+                )
+            ],
+        )
+    return findings

@@ -1,0 +1,440 @@
+"""Compute the feature catalogue at many observation dates at once, point in time, on any engine.
+
+Every source joins one input table to the snapshots (account_id, as_of), keeping only what was
+known strictly before as_of; each catalogue entry aggregates one source. Usage events are scanned
+once per rollup and reduced to small tables (account × day, account × user × period, account ×
+event type × period); the 7/30/90-day windows are computed on those rollups, never on raw events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from churnml.config import Config, FeatureConfig, LabelConfig
+from churnml.data.sources import Engine, connect, load_tables
+from churnml.data.validate import DataValidationError, validate
+from churnml.features.catalogue import Feature, catalogue
+from churnml.features.labels import date_table, default_as_of, label_columns, labelled_snapshots
+from churnml.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+KEYS = ["account_id", "as_of"]
+MAX_WINDOW = 90
+GRACE_DAYS = LabelConfig.model_fields["grace_days"].default
+SOURCE_TABLES = {
+    "account": "accounts",
+    "contract": "subscriptions",
+    "usage": "usage_events",
+    "users": "usage_events",
+    "recency": "usage_events",
+    "breadth": "usage_events",
+    "lifetime": "usage_events",
+    "first_seen": "usage_events",
+    "onboarding": "onboarding_milestones",
+    "support": "support_tickets",
+    "sentiment": "nps_responses",
+    "contacts": "contacts",
+    "touchpoints": "cs_touchpoints",
+}
+
+
+def _age(t: ir.Table, day: ir.DateValue) -> ir.IntegerValue:
+    """Whole days from `day` to as_of (1 = the day before as_of)."""
+    return t.as_of.delta(day, unit="day")
+
+
+def _before(snaps: ir.Table, rows: ir.Table, time_col: str) -> ir.Table:
+    """Rows of each snapshot's account that happened strictly before as_of, with their age."""
+    j = snaps.select(KEYS).inner_join(rows, "account_id")
+    day = j[time_col].cast("date")
+    return j.filter(day < j.as_of).mutate(age=_age(j, day))
+
+
+def materialize(expr: ir.Table) -> ir.Table:
+    """Compute `expr` once and reuse the result (DuckDB temp table); Spark plans stay lazy, since
+    its cache does not see in-memory tables (ibis 12)."""
+    return expr if expr._find_backend(use_default=True).name == "pyspark" else expr.cache()
+
+
+# -- usage rollups -----------------------------------------------------------------------------
+def _periods(as_of: list[dt.date]) -> ir.Table:
+    """Calendar: each day from the first to the last as_of → the first as_of after it."""
+    dates = sorted(set(as_of))
+    rows = {"day": [], "period": []}
+    for start, end in itertools.pairwise(dates):
+        for k in range((end - start).days):
+            rows["day"].append(start + dt.timedelta(days=k))
+            rows["period"].append(end)
+    return date_table(rows)
+
+
+def _with_period(rows: ir.Table, as_of: list[dt.date]) -> ir.Table:
+    """Rows (with a `day`) before the last as_of, tagged with `period`, the first as_of after."""
+    first, last = min(as_of), max(as_of)
+    r = rows.filter(rows.day < last).left_join(_periods(as_of), "day")
+    return r.mutate(period=ibis.ifelse(r.day < first, ibis.date(first), r.period))
+
+
+def _days(events: ir.Table) -> ir.Table:
+    return events.mutate(day=events.ts.cast("date"))
+
+
+def _key_counts(e: ir.Table, cfg: FeatureConfig) -> dict[str, ir.Value]:
+    """Uses of each key event, as aggregates (`key_<i>`)."""
+    names = cfg.key_events or ()
+    return {f"key_{i}": (e.event_type == n).cast("int64").sum() for i, n in enumerate(names)}
+
+
+def _key_days(e: ir.Table, cfg: FeatureConfig, how: str) -> dict[str, ir.Value]:
+    """The first or last day each key event was used, as aggregates (`<how>_key_<i>`)."""
+    names = cfg.key_events or ()
+    day = e.day.min if how == "first" else e.day.max
+    return {f"{how}_key_{i}": day(where=e.event_type == n) for i, n in enumerate(names)}
+
+
+def _user_days(events: ir.Table, cfg: FeatureConfig) -> ir.Table:
+    """account × user × day, with event counts (all and per key event)."""
+    e = _days(events)
+    keys = _key_counts(e, cfg)
+    return e.group_by(["account_id", "user_id", "day"]).aggregate(n_events=e.count(), **keys)
+
+
+def _daily(user_days: ir.Table, cfg: FeatureConfig) -> ir.Table:
+    """account × day: events, distinct users, uses of each key event."""
+    keys = {f"key_{i}": user_days[f"key_{i}"].sum() for i in range(len(cfg.key_events or ()))}
+    return user_days.group_by(["account_id", "day"]).aggregate(
+        n_events=user_days.n_events.sum(), users=user_days.count(), **keys
+    )
+
+
+def _window_days(as_of: list[dt.date], days: int) -> ir.Table:
+    """(day, as_of) for each day in [as_of - days, as_of): an equi-join key for windows."""
+    dates = sorted(set(as_of))
+    return date_table(
+        {"day": [d - dt.timedelta(days=k) for d in dates for k in range(1, days + 1)],
+         "as_of": [d for d in dates for _ in range(days)]}
+    )  # fmt: skip
+
+
+def _window_periods(as_of: list[dt.date], days: int | None) -> ir.Table:
+    """(period, as_of) for each period (see `_with_period`) with days in the window of as_of."""
+    dates = sorted(set(as_of))
+    rows = {"period": [], "as_of": []}
+    for d in dates:
+        for p in dates:
+            if p <= d and (days is None or p > d - dt.timedelta(days=days)):
+                rows["period"].append(p)
+                rows["as_of"].append(d)
+    return date_table(rows)
+
+
+def _in_window(rollup: ir.Table, snaps: ir.Table, pairs: ir.Table, key: str) -> ir.Table:
+    """Rollup rows joined to the snapshots whose window they fall in (equi-joins only)."""
+    j = rollup.inner_join(pairs, key)
+    return snaps.select(KEYS).inner_join(j, KEYS)
+
+
+def _last_in_window(rollup: ir.Table, snaps: ir.Table, as_of: list[dt.date], by: str,
+                    window: int) -> ir.Table:  # fmt: skip
+    """Per snapshot and `by` value (user, event type) seen within `window`: days since last seen
+    (`age`), and since each other `last_<x>` day of the rollup (`<x>_age`)."""
+    j = _in_window(rollup, snaps, _window_periods(as_of, window), "period")
+    j = j.filter(j.last_day >= j.as_of - ibis.interval(days=window))
+    lasts = [c for c in rollup.columns if c.startswith("last_")]
+    last = j.group_by([*KEYS, by]).aggregate(**{c: j[c].max() for c in lasts})
+    ages = {f"{c.removeprefix('last_')}_age": _age(last, last[c]) for c in lasts if c != "last_day"}
+    return last.mutate(age=_age(last, last.last_day), **ages)
+
+
+# -- sources -----------------------------------------------------------------------------------
+class _Sources:
+    """Builds each source lazily (rollups once) from typed tables and the snapshots."""
+
+    def __init__(self, tables: dict[str, ir.Table], snaps: ir.Table, as_of: list[dt.date],
+                 cfg: FeatureConfig, grace_days: int) -> None:  # fmt: skip
+        self.t, self.snaps, self.as_of, self.cfg = tables, snaps, as_of, cfg
+        self.grace_days = grace_days
+        self._cache: dict[str, ir.Table] = {}
+
+    def get(self, name: str) -> ir.Table:
+        if name not in self._cache:
+            self._cache[name] = getattr(self, f"_{name}")()
+        return self._cache[name]
+
+    def _account(self) -> ir.Table:
+        a = self.snaps.select(KEYS).inner_join(self.t["accounts"], "account_id")
+        return a.mutate(tenure_days=_age(a, a.signup_date))
+
+    def _contract(self) -> ir.Table:
+        s = self.t["subscriptions"]
+        j = self.snaps.select(KEYS).inner_join(s, "account_id")
+        # Known at as_of: rows signed before it; a cancellation only once it has happened.
+        grace = ibis.interval(days=self.grace_days)
+        j = j.mutate(
+            canceled=j.canceled_at.notnull() & (j.canceled_at < j.as_of),
+            active=j.end_date.isnull() | (j.end_date > j.as_of),
+            # In renewal (nothing active): the last term, which ended within the grace.
+            ended=(j.end_date <= j.as_of) & (j.end_date > j.as_of - grace),
+        )
+        j = j.filter(~j.canceled & (j.arr > 0) & (j.start_date < j.as_of) & (j.active | j.ended))
+        j = j.mutate(
+            any_active=j.active.any().over(group_by=KEYS),
+            last_end=j.end_date.max().over(group_by=KEYS),
+        )
+        j = j.filter(j.active | (~j.any_active & (j.end_date == j.last_end)))
+        return j.mutate(
+            term_days=j.end_date.delta(j.start_date, unit="day"),
+            end_in_days=j.end_date.delta(j.as_of, unit="day"),
+        )
+
+    def _usage(self) -> ir.Table:
+        daily = _daily(_user_days(self.t["usage_events"], self.cfg), self.cfg)
+        j = _in_window(daily, self.snaps, _window_days(self.as_of, MAX_WINDOW), "day")
+        return j.mutate(age=_age(j, j.day))
+
+    def _user_periods(self) -> ir.Table:
+        e = _with_period(_days(self.t["usage_events"]), self.as_of)
+        periods = e.group_by(["account_id", "user_id", "period"]).aggregate(
+            last_day=e.day.max(), **_key_days(e, self.cfg, "last")
+        )
+        return materialize(periods)
+
+    def _users(self) -> ir.Table:
+        return _last_in_window(
+            self.get("user_periods"), self.snaps, self.as_of, "user_id", MAX_WINDOW
+        )
+
+    def _recency(self) -> ir.Table:
+        up = self.get("user_periods")
+        acct = up.group_by(["account_id", "period"]).aggregate(last_day=up.last_day.max())
+        j = _in_window(acct, self.snaps, _window_periods(self.as_of, None), "period")
+        return j.mutate(last_age=_age(j, j.last_day))
+
+    def _first_seen(self) -> ir.Table:
+        # A user's first day, if before as_of, is the same on the full data and on the data
+        # known at as_of: the earliest event is before as_of either way.
+        e = _days(self.t["usage_events"])
+        first = e.group_by(["account_id", "user_id"]).aggregate(first_day=e.day.min())
+        j = self.snaps.select(KEYS).inner_join(first, "account_id")
+        j = j.filter(j.first_day < j.as_of)
+        return j.mutate(first_age=_age(j, j.first_day))
+
+    def _lifetime(self) -> ir.Table:
+        e = _with_period(_days(self.t["usage_events"]), self.as_of)
+        firsts = _key_days(e, self.cfg, "first")
+        periods = e.group_by(["account_id", "period"]).aggregate(
+            n_events=e.count(), first_day=e.day.min(), **_key_counts(e, self.cfg), **firsts
+        )
+        pairs = _window_periods(self.as_of, None)
+        j = _in_window(materialize(periods), self.snaps, pairs, "period")
+        return j.mutate(
+            first_age=_age(j, j.first_day), **{f"{c}_age": _age(j, j[c]) for c in firsts}
+        )
+
+    def _breadth(self) -> ir.Table:
+        e = _with_period(_days(self.t["usage_events"]), self.as_of)
+        types = e.group_by(["account_id", "event_type", "period"]).aggregate(last_day=e.day.max())
+        return _last_in_window(types, self.snaps, self.as_of, "event_type", 30)
+
+    def _onboarding(self) -> ir.Table:
+        plan = ibis.memtable(
+            {
+                "milestone": list(self.cfg.onboarding_plan),
+                "due_days": list(self.cfg.onboarding_plan.values()),
+            }
+        )
+        a = self.get("account").select(*KEYS, "signup_date", "tenure_days")
+        rows = a.cross_join(plan)
+        m = self.t["onboarding_milestones"]
+        done = m.filter(m.completed_at.notnull())
+        j = rows.left_join(
+            done.select("account_id", "milestone", "completed_at"), ["account_id", "milestone"]
+        )
+        day = j.completed_at.cast("date")
+        known = day < j.as_of
+        return j.select(
+            *KEYS, "due_days", "tenure_days",
+            done_days=ibis.ifelse(known, day.delta(j.signup_date, unit="day"), ibis.null("int64")),
+            first_value=j.milestone == self.cfg.first_value_milestone,
+        )  # fmt: skip
+
+    def _support(self) -> ir.Table:
+        j = _before(self.snaps, self.t["support_tickets"], "created_at")
+        resolved = j.resolved_at.notnull() & (j.resolved_at.cast("date") < j.as_of)
+        hours = j.resolved_at.delta(j.created_at, unit="second").cast("float64") / 3600
+        return j.mutate(
+            high=j.priority.isin(self.cfg.high_priority),
+            open=~resolved,
+            resolve_hours=ibis.ifelse(resolved, hours, ibis.null("float64")),
+            csat=ibis.ifelse(resolved, j.csat, ibis.null("float64")),
+        )
+
+    def _sentiment(self) -> ir.Table:
+        j = _before(self.snaps, self.t["nps_responses"], "submitted_at")
+        order = ibis.window(group_by=KEYS, order_by=[ibis.desc(j.submitted_at), ibis.desc(j.score)])
+        return j.mutate(rank=ibis.row_number().over(order))
+
+    def _contacts(self) -> ir.Table:
+        j = _before(self.snaps, self.t["contacts"], "start_date")
+        left = j.end_date.notnull() & (j.end_date < j.as_of)
+        return j.mutate(
+            active=~left,
+            left_age=ibis.ifelse(left, _age(j, j.end_date), ibis.null("int64")),
+        )
+
+    def _touchpoints(self) -> ir.Table:
+        j = _before(self.snaps, self.t["cs_touchpoints"], "ts")
+        return j.mutate(review=j.kind.isin(self.cfg.business_reviews))
+
+
+# -- key events --------------------------------------------------------------------------------
+def top_event_types(events: ir.Table, before: dt.date, k: int) -> tuple[str, ...]:
+    """The `k` event types used by the most accounts before `before` (ties: by name)."""
+    e = events.filter(events.ts < ibis.timestamp(dt.datetime.combine(before, dt.time())))
+    ranked = e.group_by("event_type").aggregate(accounts=e.account_id.nunique())
+    ranked = ranked.order_by([ibis.desc("accounts"), "event_type"]).limit(k)
+    return tuple(str(name) for name in ranked.execute()["event_type"])
+
+
+def with_key_events(cfg: Config, tables: dict[str, ir.Table], before: dt.date) -> Config:
+    """`cfg` with its key events fixed: as configured, else chosen from the data before `before`
+    (`features.top_events` of them)."""
+    if cfg.features.key_events is not None:
+        return cfg
+    return cfg.with_key_events(
+        top_event_types(tables["usage_events"], before, cfg.features.top_events)
+    )
+
+
+# -- assembly ------------------------------------------------------------------------------------
+def available(features: list[Feature], tables: dict[str, ir.Table]) -> list[Feature]:
+    """The features whose tables (and, for derived ones, inputs) are present, in catalogue order."""
+    out: list[Feature] = []
+    missing = set()
+    for f in features:
+        needed = SOURCE_TABLES.get(f.source)
+        names = {g.name for g in out}
+        if (needed and needed not in tables) or not set(f.inputs) <= names:
+            missing.add(needed or f.family)
+            continue
+        out.append(f)
+    for table in sorted(t for t in missing if t):
+        log.info("%s is missing: its features are skipped", table)
+    return out
+
+
+def _aggregate(source: ir.Table, features: list[Feature]) -> ir.Table:
+    return source.group_by(KEYS).aggregate(**{f.name: f.expr(source) for f in features})
+
+
+def compute_features(
+    tables: dict[str, ir.Table],
+    snaps: ir.Table,
+    as_of: list[dt.date],
+    cfg: FeatureConfig,
+    progress: Callable[[str], None] | None = None,
+    grace_days: int = GRACE_DAYS,
+) -> ir.Table:
+    """All available catalogue features for the given snapshots (account_id, as_of, …). The
+    contract of an account in renewal (see `lapsed_terms`) is its last term's."""
+    features = available(catalogue(cfg), tables)
+    snaps = snaps.select("account_id", as_of=snaps.as_of.cast("date"))
+    sources = _Sources(tables, snaps, as_of, cfg, grace_days)
+    out = snaps
+    by_source: dict[str, list[Feature]] = {}
+    for f in features:
+        by_source.setdefault(f.source, []).append(f)
+    for name, group in by_source.items():
+        if name in ("derived", "relative"):
+            continue
+        if progress:
+            progress(name)
+        src = sources.get(name)
+        part = (
+            src.select(*KEYS, **{f.name: f.expr(src) for f in group})
+            if name == "account"
+            else _aggregate(src, group)
+        )
+        # Materialised one source at a time: one huge query plan is slower and hungrier.
+        out = out.left_join(materialize(part), KEYS).select(out, *[f.name for f in group])
+    fills = {f.name: out[f.name].fill_null(0) for f in features if f.zero_when_missing}
+    out = out.mutate(**fills)
+    out = out.mutate(**{f.name: f.expr(out) for f in by_source.get("derived", [])})
+    out = out.mutate(
+        **{f.name: _segment_percentile(out, f.inputs[0]) for f in by_source.get("relative", [])}
+    )
+    return out.select(*KEYS, *[f.name for f in features])
+
+
+def _segment_percentile(t: ir.Table, column: str) -> ir.FloatingValue:
+    """Percent rank within (segment, as_of); nulls stay null and do not shift the others."""
+    value = t[column].cast("float64")
+    ranked = value.fill_null(float("-inf"))
+    pct = ibis.percent_rank().over(group_by=["segment", "as_of"], order_by=ranked)
+    return ibis.ifelse(value.isnull(), ibis.null("float64"), pct)
+
+
+def build_features(
+    tables: dict[str, ir.Table],
+    as_of: list[dt.date],
+    cfg: Config,
+    progress: Callable[[str], None] | None = None,
+) -> ir.Table:
+    """Snapshots at `as_of` with ARR, labels (null where unknown) and every available feature
+    (key events, unless configured, from the data before the last as_of)."""
+    cfg = with_key_events(cfg, tables, max(as_of))
+    labelled = materialize(labelled_snapshots(tables, as_of, cfg.labels))
+    feats = compute_features(
+        tables, labelled.select(KEYS), as_of, cfg.features, progress, cfg.labels.grace_days
+    )
+    labels = labelled.drop("arr")
+    return feats.inner_join(labels, KEYS).order_by(KEYS)
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    path: Path
+    rows: int
+    features: list[str]
+    as_of: list[dt.date]
+
+
+def write_features(
+    data_dir: Path | str,
+    cfg: Config,
+    out: Path | str,
+    as_of: list[dt.date] | None = None,
+    engine: Engine = "duckdb",
+    check: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> FeatureTable:
+    """Validate the data, build features and labels at `as_of` (default: every month start), and
+    write them to `out` (Parquet, one row per account and as_of) atomically."""
+    if check:
+        report = validate(data_dir, cfg.data)
+        if not report.ok:
+            raise DataValidationError(report)
+    con = connect(engine)
+    tables = load_tables(data_dir, cfg.data, con)
+    dates = sorted(set(as_of or default_as_of(tables)))
+    expr = build_features(tables, dates, cfg, progress)
+    rows = 0
+    schema = expr.schema().to_pyarrow()  # engines may widen sums (DuckDB: HUGEINT)
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for batch in expr.to_pyarrow_batches(chunk_size=100_000):
+            writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+            rows += batch.num_rows
+    labels = set(label_columns(cfg.labels).values())
+    names = [c for c in expr.columns if c not in {*KEYS, *labels}]
+    return FeatureTable(Path(out), rows, names, dates)

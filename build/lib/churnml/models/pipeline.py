@@ -1,0 +1,173 @@
+"""`churnml train` as a function: features → one model per target → MLflow, with the gate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from churnml.config import Config
+from churnml.data.sources import connect, load_tables
+from churnml.data.validate import DataValidationError, validate
+from churnml.features.build import build_features, with_key_events
+from churnml.features.catalogue import Feature, by_name
+from churnml.features.labels import default_as_of, label_columns
+from churnml.features.truth import load_truth
+from churnml.models.registry import (
+    Promotion,
+    TrackingUnavailableError,
+    check_tracking,
+    log_training,
+    save_unregistered,
+)
+from churnml.models.train import (
+    KEYS,
+    TargetResult,
+    TrainingError,
+    make_dataset,
+    train_target,
+    trainable,
+)
+
+log = logging.getLogger(__name__)
+TRUTH_COLUMNS = {"churn": "p_churn_90d", "expansion": "p_expansion_90d"}
+
+
+@dataclass
+class TrainReport:
+    run_id: str
+    results: list[TargetResult]
+    promotions: list[Promotion]
+    skipped: dict[str, str]  # target → why it was not trained
+    rows: int
+    seconds: float
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A short hash of the training table's content."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def training_table(data_dir: Path | str, cfg: Config, check: bool = True) -> pd.DataFrame:
+    """Features and labels at every observation date of the data, as a DataFrame."""
+    if check:
+        report = validate(data_dir, cfg.data)
+        if not report.ok:
+            raise DataValidationError(report)
+    tables = load_tables(data_dir, cfg.data, connect())
+    dates = default_as_of(tables, cfg.labels.snapshot_every)
+    frame = build_features(tables, dates, keyed_config(data_dir, cfg)).execute()
+    frame["as_of"] = pd.to_datetime(frame["as_of"])
+    return frame
+
+
+def keyed_config(data_dir: Path | str, cfg: Config) -> Config:
+    """`cfg` with its key events fixed on the training data (see `with_key_events`)."""
+    tables = load_tables(data_dir, cfg.data, connect())
+    return with_key_events(cfg, tables, max(default_as_of(tables, cfg.labels.snapshot_every)))
+
+
+def _known_by(frame: pd.DataFrame, until: dt.date, days: int) -> pd.Series:
+    return frame["as_of"] + pd.Timedelta(days=days) <= pd.Timestamp(until)
+
+
+def train(
+    cfg: Config,
+    data_dir: Path | str | None = None,
+    features_path: Path | str | None = None,
+    target: str | None = None,
+    train_until: dt.date | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> TrainReport:
+    """Train, evaluate and register. Give a data folder (features are built, every target
+    trained), or a feature table and the one label column to train on."""
+    began = time.perf_counter()
+    check_tracking(cfg.registry)  # before any work: a server that is down loses nothing
+    labels = cfg.labels
+    names = label_columns(labels)
+    if features_path is not None:
+        if not target:
+            raise TrainingError("--features needs --target COLUMN (the label to learn)")
+        frame = pd.read_parquet(features_path)
+        missing = {*KEYS, target} - set(frame.columns)
+        if missing:
+            raise TrainingError(f"{features_path}: columns missing: {sorted(missing)}")
+        frame["as_of"] = pd.to_datetime(frame["as_of"])
+        cat = by_name(cfg.features)
+        features = [c for c in frame.columns if c not in {*KEYS, target, *names.values()}]
+        jobs = {target: (target, None, labels.horizon_days)}
+    else:
+        if data_dir is None:
+            raise TrainingError("train needs --data DIR or --features FILE")
+        progress("building features")
+        frame = training_table(data_dir, cfg)
+        cfg = keyed_config(data_dir, cfg)
+        cat = by_name(cfg.features)
+        features = [f for f in cat if f in frame.columns]
+        involuntary = frame[names["involuntary"]] == 1 if labels.exclude_involuntary else None
+        jobs = {
+            "churn": (names["churn"], involuntary, labels.horizon_days + labels.grace_days),
+            "expansion": (names["expansion"], None, labels.horizon_days),
+        }
+    truth = load_truth(data_dir) if data_dir is not None else None
+    if truth is not None:
+        frame = frame.merge(truth, on=KEYS, how="left")
+    results, skipped = [], {}
+    for name, (column, drop, reach) in jobs.items():
+        progress(f"training {name}")
+        rows = frame if train_until is None else frame[_known_by(frame, train_until, reach)]
+        try:
+            dropped = None if drop is None else drop.loc[rows.index]
+            ds = make_dataset(rows, column, features, dropped)
+        except TrainingError as exc:
+            skipped[name] = str(exc)
+            continue
+        why = trainable(ds, cfg.model.min_positives)
+        if why:
+            skipped[name] = why
+            log.info("%s is not trained: %s", name, why)
+            continue
+        oracle = (
+            ds.frame[TRUTH_COLUMNS[name]] if truth is not None and name in TRUTH_COLUMNS else None
+        )
+        result = train_target(name, ds, cfg, labels.horizon_days, cat, oracle)
+        for model in (result.model, result.evaluation):  # scoring builds the same columns
+            model.meta["key_events"] = list(cfg.features.key_events or ())
+        results.append(result)
+    if not results:
+        raise TrainingError("no target can be trained: " + "; ".join(skipped.values()))
+    progress("logging to MLflow")
+    params = {
+        "data": str(data_dir or features_path),
+        "data_fingerprint": fingerprint(frame[[*KEYS, *features]]),
+        "rows": len(frame),
+        "features": len(features),
+        "train_until": str(train_until or ""),
+        **{f"{r.name}_label_rate": round(float(r.test.y.mean()), 5) for r in results},
+    }
+    params |= {f"{name}_skipped": why[:250] for name, why in skipped.items()}
+    try:
+        run_id, promotions = log_training(results, cfg, _used(cat, features), params)
+    except (MlflowException, OSError) as exc:  # the server went down: keep the work
+        kept = save_unregistered(results, Path(time.strftime("churnml-unregistered-%Y%m%d-%H%M%S")))
+        reason = str(exc).splitlines()[0][:200]
+        raise TrackingUnavailableError(
+            f"training finished, but MLflow failed while logging it ({reason}); the models are "
+            f"kept in {kept.resolve()}: register them when the tracking server is back, with "
+            f"`churnml register {kept}`"
+        ) from None
+    return TrainReport(
+        run_id, results, promotions, skipped, len(frame), time.perf_counter() - began
+    )
+
+
+def _used(cat: dict[str, Feature], features: list[str]) -> dict[str, Feature]:
+    return {name: f for name, f in cat.items() if name in features}

@@ -1,0 +1,484 @@
+"""Train and evaluate one target: split by time, choose the model on validation, measure it on
+the test part, then refit it on every labelled row for production.
+
+1. **Split** (`time_split`): the latest labelled dates are the test part; the training span ends
+   one horizon before them; inside it, time-ordered validation folds (each fits on dates one
+   horizon before its validation block). Every part shrinks to what the history holds.
+2. **Choose** (`select`): each candidate of `estimators.candidates` is fitted on every fold and
+   judged by its mean validation ROC-AUC; LightGBM's rounds come from early stopping there.
+3. **Evaluation fit**: the chosen recipe refitted on the whole training span, calibrated on its
+   out-of-fold validation scores, measured on the test part beside plain references (a logistic
+   regression, the rule-based health score, the oracle when known), with a bootstrap interval.
+4. **Production fit**: the same recipe and rounds on every labelled row, calibrated on all the
+   out-of-sample scores above. This is the model that is registered and scored with.
+
+Input is a feature table (one row per account_id and as_of, label columns included). Nothing here
+talks to MLflow (see `registry`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from churnml.config import Config, ModelConfig
+from churnml.features.catalogue import Feature
+from churnml.models.artifact import Calibration, TrainedModel
+from churnml.models.estimators import Recipe, candidates, fit
+from churnml.models.metrics import auc_interval, auc_with_variance, evaluate_by_segment
+
+log = logging.getLogger(__name__)
+
+KEYS = ["account_id", "as_of"]
+
+
+class TrainingError(ValueError):
+    """The data cannot support the requested training (too short a history, one class, …)."""
+
+
+@dataclass
+class Dataset:
+    """Rows with a known label, the feature columns, and which of them are categorical."""
+
+    frame: pd.DataFrame
+    target: str
+    features: list[str]
+    categorical: list[str]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.frame[self.target].to_numpy(dtype=float)
+
+
+def make_dataset(
+    frame: pd.DataFrame,
+    target: str,
+    features: list[str],
+    drop: pd.Series | None = None,
+) -> Dataset:
+    """Rows whose `target` is known (and not in `drop`), with string columns as categoricals."""
+    keep = frame[target].notna()
+    if drop is not None:
+        keep &= ~drop.fillna(False).astype(bool)
+    df = frame.loc[keep].reset_index(drop=True)
+    df["as_of"] = pd.to_datetime(df["as_of"])
+    if df.empty:
+        raise TrainingError(f"{target}: no rows with a known label")
+    categorical = [c for c in features if not pd.api.types.is_numeric_dtype(df[c])]
+    return Dataset(df, target, features, categorical)
+
+
+def trainable(ds: Dataset, min_positives: int) -> str | None:
+    """Why the target cannot be trained (a single class, too few positives), or None."""
+    y = ds.y
+    if len(np.unique(y)) < 2:
+        return f"{ds.target}: every labelled row is {int(y[0])} (a single class)"
+    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    if min(positives, negatives) < min_positives:
+        return (f"{ds.target}: {min(positives, negatives)} rows of the rarer class, fewer than "
+                f"model.min_positives = {min_positives}")  # fmt: skip
+    return None
+
+
+# -- splits --------------------------------------------------------------------------------------
+@dataclass
+class Fold:
+    """Row masks: what a validation fold fits on, and what it is judged on."""
+
+    fit: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass
+class Split:
+    """Row masks for the training span and the test part, the folds inside the training span,
+    and the dates each covers (for people)."""
+
+    train: np.ndarray
+    test: np.ndarray
+    folds: list[Fold]
+    kind: str  # "time" or "stratified"
+    dates: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Every row that some fold is judged on."""
+        return np.logical_or.reduce([f.valid for f in self.folds])
+
+    def describe(self) -> str:
+        return "; ".join(f"{k} {v}" for k, v in self.dates.items())
+
+
+def _span(dates: list[pd.Timestamp]) -> str:
+    first, last = dates[0], dates[-1]
+    return f"{first:%Y-%m-%d}" + ("" if first == last else f" … {last:%Y-%m-%d}") + (
+        f" ({len(dates)} dates)")  # fmt: skip
+
+
+def _folds(dates: list, gap: pd.Timedelta, m: ModelConfig) -> list[tuple[list, list]]:
+    """Time-ordered (fit dates, validation dates) pairs inside `dates`, latest last: as many as
+    `m.folds`, blocks of up to `m.valid_dates`, each fitting on ≥ `m.min_train_dates` dates."""
+    for block in range(m.valid_dates, 0, -1):
+        out, end = [], len(dates)
+        while len(out) < m.folds and end - block >= 0:
+            valid = dates[end - block : end]
+            fit_dates = [d for d in dates if d <= valid[0] - gap]
+            if len(fit_dates) < m.min_train_dates:
+                break
+            out.append((fit_dates, valid))
+            end -= block
+        if out:
+            return out[::-1]
+    return []
+
+
+def time_split(as_of: pd.Series, horizon_days: int, m: ModelConfig, end: int = 0) -> Split:
+    """Test part, then (one horizon earlier) the training span with its validation folds.
+    Parts shrink to what the dates hold; `end` drops that many latest dates (backtests)."""
+    dates = sorted(as_of.unique())
+    if end:
+        dates = dates[:-end]
+    gap = pd.Timedelta(days=horizon_days)
+    values = as_of.to_numpy()
+    for k in range(min(m.test_dates, max(len(dates) - 1, 1)), 0, -1):
+        test = dates[-k:]
+        train = [d for d in dates if d <= test[0] - gap]
+        folds = _folds(train, gap, m)
+        if folds:
+            spans = {"train": _span(train), "test": _span(test)}
+            spans |= {f"fold {i + 1}": f"fit {_span(f)} → validate {_span(v)}"
+                      for i, (f, v) in enumerate(folds)}  # fmt: skip
+            return Split(
+                np.isin(values, train),
+                np.isin(values, test),
+                [Fold(np.isin(values, f), np.isin(values, v)) for f, v in folds],
+                "time",
+                spans,
+            )
+    need = 1 + m.min_train_dates + 1
+    raise TrainingError(
+        f"{len(dates)} labelled as_of dates"
+        + (f" ({_span(dates)})" if dates else "")
+        + f" cannot hold a test date and, {horizon_days} days before it, a validation date with "
+        f"{m.min_train_dates} training date(s) another {horizon_days} days before that (at "
+        f"least {need} dates spread over two horizons). Load a longer history, or change "
+        "labels.horizon_days, labels.snapshot_every (week, half_month) or model.min_train_dates"
+    )
+
+
+def stratified_split(y: np.ndarray, seed: int) -> Split:
+    """80/20 by label, one validation fold of a quarter of the training rows: only for a table
+    with a single as_of (no time to cut by)."""
+    idx = np.arange(len(y))
+    train, test = train_test_split(idx, test_size=0.2, stratify=y, random_state=seed)
+    fit_idx, valid = train_test_split(train, test_size=0.25, stratify=y[train], random_state=seed)
+    mask = [np.isin(idx, part) for part in (train, test, fit_idx, valid)]
+    return Split(mask[0], mask[1], [Fold(mask[2], mask[3])], "stratified")
+
+
+# -- choosing and fitting ------------------------------------------------------------------------
+@dataclass
+class Choice:
+    """The chosen recipe, its rounds, and every candidate's pooled validation ROC-AUC."""
+
+    recipe: Recipe
+    rounds: int | None
+    scores: dict[str, float]
+
+
+def _categories(ds: Dataset, rows: np.ndarray) -> dict[str, list[str]]:
+    return {c: sorted(ds.frame.loc[rows, c].dropna().astype(str).unique()) for c in ds.categorical}
+
+
+def _template(ds: Dataset, rows: np.ndarray) -> TrainedModel:
+    """A model shell that prepares frames with the categories seen in `rows`."""
+    return TrainedModel(None, ds.features, _categories(ds, rows), Calibration("platt", {}))  # type: ignore[arg-type]
+
+
+def select(ds: Dataset, split: Split, cfg: ModelConfig) -> Choice:
+    """Fit every candidate on every fold and judge it by its validation ROC-AUC, pooled over the
+    folds with inverse-variance weights (a small fold counts less); keep the best. LightGBM's
+    rounds are the mean of its early-stopped rounds over the folds."""
+    shell = _template(ds, split.train)
+    x, y = shell.frame(ds.frame), ds.y
+    results = []
+    for recipe in candidates(cfg, int(split.train.sum())):
+        aucs, variances, rounds = [], [], []
+        for fold in split.folds:
+            est, best = fit(recipe, x[fold.fit], y[fold.fit], cfg, (x[fold.valid], y[fold.valid]))
+            auc, variance = auc_with_variance(y[fold.valid], est.raw(x[fold.valid], best))
+            aucs.append(auc)
+            variances.append(variance)
+            rounds.append(best)
+        score = _pooled(np.asarray(aucs), np.asarray(variances))
+        mean_rounds = round(float(np.mean(rounds))) if rounds[0] is not None else None
+        results.append((score, recipe, mean_rounds))
+    _, recipe, rounds = max(results, key=lambda r: r[0])  # the first of equals: the simplest
+    return Choice(recipe, rounds, {r[1].label: r[0] for r in results})
+
+
+def _pooled(aucs: np.ndarray, variances: np.ndarray) -> float:
+    """Inverse-variance weighted mean of per-fold AUCs (0.5 when no fold could be judged)."""
+    judged = np.isfinite(aucs) & (variances > 0)
+    if not judged.any():
+        return 0.5
+    weights = 1 / variances[judged]
+    return float(np.dot(weights, aucs[judged]) / weights.sum())
+
+
+def _blocks(dates: list, gap: pd.Timedelta, k: int) -> list[tuple[list, list]]:
+    """k contiguous blocks of `dates`, each with the dates at least one gap away on both sides
+    (purged: no training row shares a label window with a row of the block)."""
+    out = []
+    for block in np.array_split(np.asarray(dates), k):
+        if len(block):
+            rest = [d for d in dates if d <= block[0] - gap or d >= block[-1] + gap]
+            out.append((rest, list(block)))
+    return out
+
+
+def fit_final(ds: Dataset, rows: np.ndarray, choice: Choice, m: ModelConfig,
+              horizon_days: int) -> TrainedModel:  # fmt: skip
+    """The chosen recipe on `rows` with the chosen rounds, calibrated on out-of-fold raw scores
+    from purged blocks of the same rows' dates (models of about the same size as the final one)."""
+    model = _template(ds, rows)
+    x, y, as_of = model.frame(ds.frame), ds.y, ds.frame["as_of"].to_numpy()
+    dates = sorted(ds.frame.loc[rows, "as_of"].unique())
+    oof = np.full(len(y), np.nan)
+    for rest, block in _blocks(dates, pd.Timedelta(days=horizon_days), m.folds):
+        fit_rows, block_rows = rows & np.isin(as_of, rest), rows & np.isin(as_of, block)
+        if len(np.unique(y[fit_rows])) == 2:
+            est, _ = fit(choice.recipe, x[fit_rows], y[fit_rows], m, rounds=choice.rounds)
+            oof[block_rows] = est.raw(x[block_rows])
+    model.estimator, _ = fit(choice.recipe, x[rows], y[rows], m, rounds=choice.rounds)
+    known = ~np.isnan(oof)
+    if len(np.unique(y[known])) < 2:  # too short a history for any purged block
+        log.warning("%s: no out-of-fold scores to calibrate on; calibrated in sample", ds.target)
+        known, oof = rows, model.estimator.raw(x)
+    model.calibration = Calibration.choose(oof[known], y[known], m.seed)
+    return model
+
+
+# -- references ----------------------------------------------------------------------------------
+def logistic_baseline(ds: Dataset, split: Split) -> np.ndarray:
+    """Plain logistic regression on standardised numeric features (+ one-hot segment), fitted on
+    the training span, scored on the test rows: the simple reference churnml must beat."""
+    numeric = [c for c in ds.features if c not in ds.categorical]
+    x = ds.frame[numeric].astype(float)
+    if "segment" in ds.frame:
+        x = x.join(pd.get_dummies(ds.frame["segment"].astype(str), prefix="segment", dtype=float))
+    pipe = make_pipeline(
+        SimpleImputer(strategy="median", keep_empty_features=True),
+        StandardScaler(),
+        LogisticRegression(max_iter=2000, C=1.0),
+    )
+    pipe.fit(x[split.train], ds.y[split.train])
+    return pipe.predict_proba(x[split.test])[:, 1]
+
+
+def rule_health_score(ds: Dataset, split: Split, weights: dict[str, float],
+                      catalogue: dict[str, Feature]) -> np.ndarray | None:  # fmt: skip
+    """The configured rule-based health score (0–1, higher is healthier) for every row; None
+    when none of its features is in the data."""
+    total, score = 0.0, np.zeros(len(ds.frame))
+    for name, weight in weights.items():
+        if name not in ds.frame or name not in catalogue:
+            log.info("health score: %s is not in the data, left out", name)
+            continue
+        values = ds.frame[name].astype(float)
+        lo, hi = values[split.train].quantile([0.05, 0.95])
+        scaled = ((values - lo) / (hi - lo if hi > lo else 1.0)).clip(0, 1).fillna(0.5)
+        if catalogue[name].healthy == "lower":
+            scaled = 1 - scaled
+        score += weight * scaled.to_numpy()
+        total += weight
+    return score / total if total else None
+
+
+def health_baseline(ds: Dataset, split: Split, cfg: Config, catalogue: dict[str, Feature],
+                    risk: bool) -> np.ndarray | None:  # fmt: skip
+    """Rule health as a probability on the test rows: Platt-scaled on validation (risk = 1 −
+    health for churn). None when the data has none of its features."""
+    h = rule_health_score(ds, split, cfg.health_score.weights, catalogue)
+    if h is None:
+        return None
+    signal = 1 - h if risk else h
+    cal = Calibration.fit(signal[split.valid], ds.y[split.valid], "platt")
+    return cal.apply(signal[split.test])
+
+
+# -- one target, end to end ----------------------------------------------------------------------
+@dataclass
+class Skill:
+    """Whether the model predicts better than chance and than the rule-based health score."""
+
+    roc_auc: float
+    low: float
+    high: float
+    health_roc_auc: float | None
+    no_skill: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class TargetResult:
+    """Everything learnt and measured for one target."""
+
+    name: str
+    model: TrainedModel  # the production fit: every labelled row
+    evaluation: TrainedModel  # the evaluation fit: the training span only
+    split: Split
+    choice: Choice
+    test: pd.DataFrame  # KEYS, segment, arr, y, p_<model> for each model on the test rows
+    metrics: dict[str, dict[str, dict[str, float]]]  # model → segment → metric
+    skill: Skill
+    backtests: list[dict[str, float | str]]
+    importance: pd.DataFrame  # segment × feature: mean |contribution| on test rows
+    test_rows: pd.DataFrame  # the test rows as given (features included)
+
+
+def _segment(df: pd.DataFrame) -> pd.Series:
+    return df["segment"].astype(str) if "segment" in df else pd.Series("all", index=df.index)
+
+
+def _arr(df: pd.DataFrame) -> pd.Series:
+    return df["arr"].astype(float).fillna(0.0) if "arr" in df else pd.Series(1.0, index=df.index)
+
+
+def importance_by_segment(model: TrainedModel, df: pd.DataFrame) -> pd.DataFrame:
+    """Mean absolute contribution (log-odds) per feature, overall and per segment."""
+    contrib = pd.DataFrame(
+        model.contributions(df)[:, :-1], columns=model.features, index=df.index
+    ).abs()
+    table = contrib.groupby(_segment(df)).mean().T
+    table.insert(0, "all", contrib.mean())
+    return table.sort_values("all", ascending=False)
+
+
+def judge_skill(y: np.ndarray, p: np.ndarray, accounts: pd.Series, health: np.ndarray | None,
+                cfg: ModelConfig) -> Skill:  # fmt: skip
+    """No skill: the lower end of the 95% bootstrap interval of the test ROC-AUC (accounts
+    resampled) is at or below 0.5, or the model does not beat the rule-based health score."""
+    auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+    low, high = auc_interval(y, p, accounts.to_numpy(), cfg.bootstrap, cfg.seed)
+    health_auc = (float(roc_auc_score(y, health))
+                  if health is not None and len(np.unique(y)) == 2 else None)  # fmt: skip
+    reasons = []
+    if not low > 0.5:
+        reasons.append(f"the 95% interval of its test ROC-AUC ({low:.3f}–{high:.3f}) reaches 0.5")
+    if health_auc is not None and not auc > health_auc:
+        reasons.append(f"its test ROC-AUC {auc:.3f} does not beat the rule-based health score's "
+                       f"{health_auc:.3f}")  # fmt: skip
+    return Skill(auc, low, high, health_auc, bool(reasons), "; ".join(reasons))
+
+
+def train_target(
+    name: str,
+    ds: Dataset,
+    cfg: Config,
+    horizon_days: int,
+    catalogue: dict[str, Feature],
+    truth: pd.Series | None = None,
+) -> TargetResult:
+    """Choose, fit, measure (beside the references and the oracle, given the truth), backtest,
+    then refit on every labelled row."""
+    m = cfg.model
+    if ds.frame["as_of"].nunique() == 1:
+        log.warning("only one as_of in the data: falling back to a STRATIFIED RANDOM split; "
+                    "test metrics will be optimistic compared with a time split")  # fmt: skip
+        split = stratified_split(ds.y, m.seed)
+    else:
+        split = time_split(ds.frame["as_of"], horizon_days, m)
+    if len(np.unique(ds.y[split.train])) < 2:
+        raise TrainingError(f"{ds.target}: the training span holds a single class")
+    choice = select(ds, split, m)
+    evaluation = fit_final(ds, split.train, choice, m, horizon_days)
+    test_df = ds.frame[split.test]
+    evaluation.meta = {"target": ds.target, "fit": "evaluation"}
+    preds = {"churnml": evaluation.predict(test_df),
+             "logistic_regression": logistic_baseline(ds, split)}  # fmt: skip
+    health = health_baseline(ds, split, cfg, catalogue, risk=name == "churn")
+    if health is not None:
+        preds["health_score"] = health
+    if truth is not None:
+        preds["oracle"] = truth[split.test].to_numpy()
+    test = test_df[KEYS].assign(segment=_segment(test_df), arr=_arr(test_df), y=ds.y[split.test])
+    for key, p in preds.items():
+        test[f"p_{key}"] = p
+    metrics = {key: evaluate_by_segment(test.y.to_numpy(), p, test.arr.to_numpy(), test.segment)
+               for key, p in preds.items() if not np.isnan(p).any()}  # fmt: skip
+    skill = judge_skill(test.y.to_numpy(), preds["churnml"], test.account_id, health, m)
+    backtests = (_backtest(ds, split, choice, cfg, horizon_days, truth)
+                 if split.kind == "time" else [])  # fmt: skip
+    model = fit_final(ds, np.ones(len(ds.frame), bool), choice, m, horizon_days)
+    model.meta = _facts(ds, split, choice, evaluation, metrics, skill)
+    return TargetResult(name, model, evaluation, split, choice, test, metrics, skill, backtests,
+                        importance_by_segment(evaluation, test_df), test_df)  # fmt: skip
+
+
+def _facts(ds: Dataset, split: Split, choice: Choice, evaluation: TrainedModel,
+           metrics: dict, skill: Skill) -> dict[str, object]:  # fmt: skip
+    """What model.json records about the production fit and the evaluation behind it."""
+    test_dates = sorted(ds.frame.loc[split.test, "as_of"].dt.date.unique())
+    return {
+        "target": ds.target,
+        "fit": "production",
+        "recipe": choice.recipe.params,
+        "rounds": choice.rounds,
+        "base_rate": float(ds.y.mean()),
+        "training_rows": len(ds.frame),
+        "trained_through": str(ds.frame["as_of"].max().date()),
+        "evaluation": {
+            "family": evaluation.family,
+            "roc_auc": metrics["churnml"]["all"]["roc_auc"],
+            "log_loss": metrics["churnml"]["all"]["log_loss"],
+            "test_dates": [str(d) for d in test_dates],
+        },
+        "skill": skill.as_dict(),
+        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _backtest(ds: Dataset, first: Split, choice: Choice, cfg: Config, horizon_days: int,
+              truth: pd.Series | None) -> list[dict]:  # fmt: skip
+    """The chosen recipe measured at earlier cut-offs (each test window moved back by its
+    length), with rounds from the last validation fold before each cut-off."""
+    out = []
+    m = cfg.model
+    test_len = ds.frame.loc[first.test, "as_of"].nunique()
+    for k in range(1, m.backtests + 1):
+        try:
+            split = time_split(ds.frame["as_of"], horizon_days, m, end=k * test_len)
+        except TrainingError as exc:
+            log.info("backtest %d skipped: %s", k, exc)
+            break
+        last = split.folds[-1]
+        shell = _template(ds, split.train)
+        x, y = shell.frame(ds.frame), ds.y
+        valid = (x[last.valid], y[last.valid])
+        _, rounds = fit(choice.recipe, x[last.fit], y[last.fit], m, valid)
+        model = fit_final(ds, split.train, Choice(choice.recipe, rounds, {}), m, horizon_days)
+        test = ds.frame[split.test]
+        evaluated = evaluate_by_segment(y[split.test], model.predict(test), _arr(test).to_numpy(),
+                                        _segment(test))["all"]  # fmt: skip
+        row = {"cutoff": split.dates["test"],
+               **{key: evaluated[key] for key in ("roc_auc", "log_loss", "ece")}}  # fmt: skip
+        if truth is not None:
+            oracle = evaluate_by_segment(y[split.test], truth[split.test].to_numpy(),
+                                         _arr(test).to_numpy(), _segment(test))["all"]  # fmt: skip
+            row["oracle_roc_auc"] = oracle["roc_auc"]
+        out.append(row)
+    return out

@@ -1,0 +1,321 @@
+"""`churnml report`: a static, self-contained site from a scoring run (no network, charts inline).
+
+index.html (leader summary), csm/<owner>.html (a portfolio per CSM), account/<id>.html (one
+account). All user data is escaped by Jinja2's autoescaping; file names are derived from a hash
+so that any owner or account id stays inside the output folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import re
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import escape
+
+from churnml.config import Config
+from churnml.data.sources import connect, load_tables
+from churnml.features.catalogue import Feature, by_name
+from churnml.io import atomic_dir, write_text
+from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
+from churnml.scoring.explain import FAMILIES
+from churnml.scoring.outputs import read_key_events
+from churnml.scoring.reasons import format_value, sentence
+from churnml.vocabulary import TARGETS, TIERS
+
+matplotlib.use("Agg")
+
+
+
+def safe_name(value: object) -> str:
+    """A file name for any string: its safe characters plus a short hash (no paths, no dots)."""
+    text = str(value)
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", text)[:40].strip("_") or "x"
+    return f"{stem}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}.html"
+
+
+def _svg(fig: plt.Figure) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg") :]
+
+
+def _label(feature: str, cat: dict[str, Feature], lang: Lang) -> str:
+    f = cat.get(feature)
+    return (f.ja if lang == "ja" else f.en) if f else feature
+
+
+def waterfall(contrib: pd.Series, base: float, cat: dict[str, Feature], lang: Lang,
+              other: str, top: int = 8) -> str:  # fmt: skip
+    """Horizontal waterfall from the base rate to the probability (inline SVG, escaped labels)."""
+    order = contrib.abs().sort_values(ascending=False).index
+    steps = [(_label(f, cat, lang), float(contrib[f])) for f in order[:top]]
+    steps.append((other, float(contrib[order[top:]].sum())))
+    levels = np.cumsum([base] + [v for _, v in steps])
+    lo, hi = min(levels.min(), 0.0), max(levels.max(), 1e-9)
+    scale = lambda v: 330 + 320 * (v - lo) / (hi - lo)  # noqa: E731
+    rows = []
+    for i, ((label, v), start) in enumerate(zip(steps, levels[:-1], strict=True)):
+        x0, x1 = sorted((scale(start), scale(start + v)))
+        color = "#b42318" if v > 0 else "#067647"
+        rows.append(
+            f'<text x="322" y="{i * 22 + 15}" text-anchor="end" font-size="11">{escape(label if len(label) <= 28 else label[:27] + "…")}</text>'
+            f'<rect x="{x0:.1f}" y="{i * 22 + 4}" width="{max(x1 - x0, 1):.1f}" height="14" fill="{color}"/>'
+            f'<text x="{max(x1, x0) + 4:.1f}" y="{i * 22 + 15}" font-size="10">{v * 100:+.2f}</text>'
+        )  # fmt: skip
+    height = len(steps) * 22 + 8
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 700 {height}" role="img">'
+            f'<line x1="{scale(base):.1f}" y1="0" x2="{scale(base):.1f}" y2="{height}" stroke="grey" '
+            f'stroke-dasharray="3"/>{"".join(rows)}</svg>')  # fmt: skip
+
+
+def _adoption_chart(frame: pd.DataFrame, m: dict[str, str]) -> str:
+    """Monthly active users (bars) as a small inline SVG."""
+    users = frame.users.to_numpy(dtype=float)
+    top = max(users.max(), 1.0)
+    bars = "".join(
+        f'<rect x="{10 + i * 40}" y="{110 - 100 * u / top:.1f}" width="30" height="{100 * u / top:.1f}" '
+        f'fill="#1d4ed8"><title>{escape(str(mo)[:7])}: {u:.0f}</title></rect>'
+        f'<text x="{25 + i * 40}" y="125" font-size="9" text-anchor="middle">{escape(str(mo)[5:7])}</text>'
+        for i, (mo, u) in enumerate(zip(frame.month, users, strict=True))
+    )  # fmt: skip
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {20 + 40 * len(users)} 130" '
+            f'role="img" style="max-width:560px"><title>{escape(m["active_users"])}</title>{bars}</svg>')  # fmt: skip
+
+
+def _histogram(values: pd.Series) -> str:
+    fig, ax = plt.subplots(figsize=(5, 2.6))
+    ax.hist(values, bins=20, range=(0, 100), color="#1d4ed8")
+    ax.set_xlim(0, 100)
+    return _svg(fig)
+
+
+def monthly_adoption(data_dir: Path, cfg: Config, as_of: dt.date) -> pd.DataFrame:
+    """Active users and events per account and month over the 12 months before as_of (one query)."""
+    events = load_tables(data_dir, cfg.data, connect())["usage_events"]
+    start = (pd.Timestamp(as_of) - pd.DateOffset(months=12)).to_pydatetime()
+    e = events.filter(events.ts >= start, events.ts < pd.Timestamp(as_of).to_pydatetime())
+    e = e.mutate(month=e.ts.truncate("M"))
+    return (
+        e.group_by(["account_id", "month"])
+        .aggregate(users=e.user_id.nunique(), events=e.count())
+        .execute()
+    )
+
+
+class _Site:
+    def __init__(self, scores: pd.DataFrame, contributions: pd.DataFrame, cfg: Config, lang: Lang,
+                 adoption: pd.DataFrame | None) -> None:  # fmt: skip
+        self.s, self.c, self.cfg, self.lang = scores, contributions, cfg, lang
+        self.m = MESSAGES[lang]
+        self.cat = by_name(cfg.features)
+        churn = contributions[contributions.target == "churn"]
+        self.churn = churn.drop(columns="target").set_index("account_id")
+        self.adoption = {} if adoption is None else dict(tuple(adoption.groupby("account_id")))
+        self.as_of = date(pd.Timestamp(scores.as_of.iloc[0]).date(), lang)
+        owner = scores.get("csm_owner", pd.Series("", index=scores.index)).fillna("")
+        self.s = scores.assign(
+            owner=owner.astype(str),
+            name=scores.get("account_name", scores.account_id).fillna(scores.account_id),
+        )
+        self.shown = {t for t in TARGETS if _skill(scores, t) == "ok"}  # reasons are presented
+        self.notices = [
+            self.m[f"notice_{'no_model' if _skill(scores, t) is None else 'no_skill'}"].format(
+                target=self.m[f"{t}_drivers"])
+            for t in TARGETS if t not in self.shown
+        ]  # fmt: skip
+        self.env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                               autoescape=select_autoescape(["html", "j2"]))  # fmt: skip
+
+    def render(self, template: str, **context: object) -> str:
+        return self.env.get_template(template).render(
+            m=self.m, lang=self.lang, as_of=self.as_of, notices=self.notices, **context
+        )
+
+    def _scorecard(self, row: pd.Series) -> list[tuple[str, str]]:
+        return [
+            (self.m[f"score_{f}"], f"{row[f'score_{f}']:.0f}")
+            for f in FAMILIES
+            if f"score_{f}" in row
+        ]
+
+    def _row(self, row: pd.Series) -> dict[str, object]:
+        money_ = lambda v: money(v, self.lang)  # noqa: E731
+        return {
+            "account_id": row.account_id, "file": safe_name(row.account_id), "name": row["name"],
+            "segment": row.segment, "owner": row.owner, "arr": money_(row.arr),
+            "churn_probability": percent(row.churn_probability, self.lang),
+            "churn_tier": row.churn_tier, "expansion_tier": row.expansion_tier,
+            "expansion_probability": percent(row.expansion_probability, self.lang),
+            "arr_at_risk": money_(row.arr_at_risk),
+            "health_score": "–" if pd.isna(row.health_score) else f"{row.health_score:.0f}",
+            "expected_expansion_arr": money_(row.expected_expansion_arr),
+            "next_best_action": row.next_best_action, "scorecard": self._scorecard(row),
+            "reasons": [self._sentence(r) for r in _listed(row.churn_reasons)],
+            "signals": [self._sentence(r) for r in _listed(row.expansion_signals)],
+            "base_rate": percent(row.churn_base_rate, self.lang),
+            "renewal": self.m["renewal_pending"].format(days=row.days_since_term_end)
+            if row.get("renewal_pending") else "",
+        }  # fmt: skip
+
+    # -- pages -------------------------------------------------------------------------------
+    def summary(self) -> str:
+        s, lang = self.s, self.lang
+        arr = s.arr.sum()
+        grr = 1 - s.arr_at_risk.sum() / arr if arr else float("nan")
+        expanding = s.expected_expansion_arr.notna().any()
+        nrr = grr + s.expected_expansion_arr.sum() / arr if arr and expanding else float("nan")
+        totals = {"accounts": number(len(s), lang), "arr": money(arr, lang),
+                  "arr_at_risk": money(s.arr_at_risk.sum(), lang),
+                  "expected_expansion_arr": money(s.expected_expansion_arr.sum(min_count=1), lang),
+                  "grr": percent(grr, lang), "nrr": percent(nrr, lang)}  # fmt: skip
+        grouped = s.groupby(["segment", "churn_tier"]).agg(
+            accounts=("account_id", "size"), arr=("arr", "sum"), arr_at_risk=("arr_at_risk", "sum"),
+            expected_expansion_arr=("expected_expansion_arr", lambda v: v.sum(min_count=1)),
+        ).reset_index()  # fmt: skip
+        grouped["tier_order"] = grouped.churn_tier.map({t: i for i, t in enumerate(TIERS)})
+        by_segment = [
+            {"segment": r.segment, "tier": r.churn_tier, "accounts": number(r.accounts, lang),
+             "arr": money(r.arr, lang), "arr_at_risk": money(r.arr_at_risk, lang),
+             "expected_expansion_arr": money(r.expected_expansion_arr, lang)}
+            for r in grouped.sort_values(["segment", "tier_order"]).itertuples()
+        ]  # fmt: skip
+        actions = s.next_best_action.value_counts()
+        owners = s.groupby("owner").agg(
+            accounts=("account_id", "size"), risk=("arr_at_risk", "sum")
+        )
+        owners = [{"owner": o, "file": safe_name(o), "accounts": number(r.accounts, lang),
+                   "arr_at_risk": money(r.risk, lang)}
+                  for o, r in owners.sort_values("risk", ascending=False).iterrows()]  # fmt: skip
+        return self.render(
+            "summary.html.j2", title=self.m["title_summary"], totals=totals, by_segment=by_segment,
+            health_chart=_histogram(s.health_score),
+            actions=[(a, number(actions.get(a, 0), lang)) for a in ("save", "fix_then_expand", "expand", "nurture")],
+            drivers=self._drivers(), owners=owners, horizon=self.cfg.labels.horizon_days,
+        )  # fmt: skip
+
+    def _drivers(self) -> list[dict[str, object]]:
+        """Per segment and target: mean absolute contribution (points) by family and feature."""
+        segment = self.c.account_id.map(self.s.set_index("account_id").segment)
+        family = {
+            n: "adoption" if f.family == "relative" else f.family for n, f in self.cat.items()
+        }
+        out = []
+        for seg in sorted(segment.dropna().unique()) if self.shown else []:
+            parts = []
+            for target in sorted(self.shown, key=TARGETS.index):
+                title = self.m[f"{target}_drivers"]
+                rows = self.c[(segment == seg) & (self.c.target == target)]
+                mean = rows.drop(columns=["account_id", "target"]).abs().mean().mul(100).dropna()
+                fam = mean.groupby(lambda f: family.get(f, "other")).sum()
+                fam = fam.sort_values(ascending=False)
+                feat = mean.sort_values(ascending=False).head(5)
+                parts.append({
+                    "title": title,
+                    "families": [(self.m.get(f"score_{f}", f), f"{v:.2f}") for f, v in fam.items()],
+                    "features": [(_label(f, self.cat, self.lang), f"{v:.2f}") for f, v in feat.items()],
+                })  # fmt: skip
+            out.append({"segment": seg, "parts": parts})
+        return out
+
+    def _sentence(self, reason: dict) -> str:
+        """A reason in the report's language, rebuilt from its structured record."""
+        f = self.cat.get(reason["feature"])
+        if f is None:
+            return str(reason["sentence"])
+        value = (
+            reason["value"] if f.categorical or reason["value"] is None else float(reason["value"])
+        )
+        return sentence(f, value, reason["segment_median"], self.lang)
+
+    def _shown(self, feature: str, value: object) -> str:
+        """A reason's value as text, formatted by the feature's unit."""
+        f = self.cat.get(feature)
+        if value is None or f is None or f.categorical:
+            return "–" if value is None else str(value)
+        return format_value(float(value), f.unit, self.lang)
+
+    def csm(self, owner: str, rows: pd.DataFrame) -> str:
+        rows = rows.sort_values("arr_at_risk", ascending=False)
+        accounts = [self._row(r) for _, r in rows.iterrows()]
+        keen = rows[
+            rows.next_best_action.isin(["expand", "fix_then_expand"])
+            | (rows.expansion_tier == "high")
+        ]
+        candidates = [
+            self._row(r)
+            for _, r in keen.sort_values("expected_expansion_arr", ascending=False).iterrows()
+        ]
+        return self.render("csm.html.j2", title=self.m["title_csm"].format(owner=owner), owner=owner,
+                           accounts=accounts, candidates=candidates)  # fmt: skip
+
+    def account(self, row: pd.Series) -> str:
+        a = self._row(row)
+        shown = "churn" in self.shown and row.account_id in self.churn.index
+        series = self.churn.loc[row.account_id].dropna() if shown else None
+        a["reason_rows"] = [
+            {"sentence": self._sentence(r), "points": f"{r['contribution'] * 100:+.2f}",
+             "value": self._shown(r["feature"], r["value"]),
+             "median": self._shown(r["feature"], r["segment_median"])}
+            for r in _listed(row.churn_reasons)
+        ]  # fmt: skip
+        mine = self.adoption.get(row.account_id)
+        adoption = None if mine is None else _adoption_chart(mine.sort_values("month"), self.m)
+        return self.render(
+            "account.html.j2",
+            title=str(row["name"]),
+            a=a,
+            owner_file=safe_name(row.owner),
+            waterfall=None if series is None else waterfall(
+                series, row.churn_base_rate, self.cat, self.lang, self.m["other"]),
+            adoption=adoption,
+        )
+
+
+def _skill(scores: pd.DataFrame, target: str) -> str | None:
+    """'ok', 'no_skill' or None (no model) for a target, as scoring recorded it."""
+    column = scores.get(f"{target}_model_skill")
+    if column is None:
+        return "ok"
+    return None if pd.isna(column.iloc[0]) else str(column.iloc[0])
+
+
+def _listed(reasons: object) -> list:
+    """A reasons cell as a list (an empty target's cell is None)."""
+    return [] if reasons is None else list(reasons)
+
+
+def build_report(
+    scores_dir: Path | str,
+    out: Path | str,
+    cfg: Config,
+    lang: Lang = "en",
+    data_dir: Path | str | None = None,
+) -> Path:
+    """Write the site into `out` (atomically, file by file) and return the path of index.html."""
+    scores_dir = Path(scores_dir)
+    scores = pd.read_parquet(scores_dir / "scores.parquet")
+    contributions = pd.read_parquet(scores_dir / "contributions.parquet")
+    if scores.empty:
+        raise ValueError(f"{scores_dir / 'scores.parquet'} has no rows")
+    as_of = pd.Timestamp(scores.as_of.iloc[0]).date()
+    adoption = monthly_adoption(Path(data_dir), cfg, as_of) if data_dir else None
+    events = read_key_events(scores_dir / "scores.parquet")  # the report's texts name them
+    cfg = cfg if events is None else cfg.with_key_events(events)
+    site = _Site(scores, contributions, cfg, lang, adoption)
+    with atomic_dir(out) as tmp:
+        write_text(site.summary(), tmp / "index.html")
+        for owner, rows in site.s.groupby("owner"):
+            write_text(site.csm(str(owner), rows), tmp / "csm" / safe_name(owner))
+        for _, row in site.s.iterrows():
+            write_text(site.account(row), tmp / "account" / safe_name(row.account_id))
+    return Path(out) / "index.html"

@@ -1,0 +1,82 @@
+"""The CRM feed: scores mapped onto CRM field names, safe to open in a spreadsheet.
+
+Text cells that a spreadsheet would run as a formula (starting with =, +, -, @, tab or carriage
+return) are prefixed with an apostrophe. Files are UTF-8 with every cell quoted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import yaml
+from pyarrow import csv
+
+from churnml.io import atomic_path
+
+CRM_MAPS = resources.files("churnml.scoring") / "crm_maps"  # shipped in the wheel
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    key: str
+    fields: dict[str, str]  # CRM field → churnml column
+
+
+def load_field_map(crm: str) -> FieldMap:
+    """A field map by name (`salesforce`, `hubspot`: churnml/scoring/crm_maps/) or by path to a
+    YAML file."""
+    path = Path(crm) if crm.endswith((".yaml", ".yml")) else CRM_MAPS / f"{crm}.yaml"
+    if not path.is_file():
+        known = sorted(p.name.removesuffix(".yaml") for p in CRM_MAPS.iterdir())
+        raise FileNotFoundError(f"no CRM field map {crm!r}; use one of {known} or a YAML path")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return FieldMap(raw["key"], dict(raw["fields"]))
+
+
+def neutralise(text: pd.Series) -> pd.Series:
+    """Text cells made inert in spreadsheets: a leading apostrophe where a formula could start."""
+    return text.where(~text.str.startswith(FORMULA_STARTS), "'" + text)
+
+
+def crm_frame(scores: pd.DataFrame, fields: FieldMap) -> pd.DataFrame:
+    """The scores under CRM field names, as text, formula-safe (column by column, vectorised)."""
+    missing = set(fields.fields.values()) - set(scores.columns)
+    if missing:
+        raise KeyError(f"CRM field map uses unknown columns: {sorted(missing)}")
+    return pd.DataFrame({crm: _cells(scores[col]) for crm, col in fields.fields.items()})
+
+
+def _cells(column: pd.Series) -> pd.Series:
+    """Numbers with at most 4 decimals and no trailing zeros; text made inert; missing as ''."""
+    if pd.api.types.is_float_dtype(column):
+        text = pa.array(column.round(4), from_pandas=True).cast(pa.string())
+        return pd.Series(text.to_pandas(), index=column.index).fillna("")
+    text = column.astype(str).where(column.notna(), "")
+    return text if pd.api.types.is_numeric_dtype(column) else neutralise(text)
+
+
+def changed_rows(frame: pd.DataFrame, previous_csv: Path, fields: FieldMap) -> pd.DataFrame:
+    """Rows that are new or whose CRM fields differ from a previous export (the time of
+    scoring does not count as a change)."""
+    if not previous_csv.is_file():
+        raise FileNotFoundError(f"--changed-since: no previous export at {previous_csv}")
+    key = fields.key
+    old = pd.read_csv(previous_csv, dtype=str, keep_default_na=False).set_index(key)
+    new = frame.set_index(key)
+    compared = [f for f, col in fields.fields.items() if f in old.columns and col != "scored_at"]
+    common = new.index.intersection(old.index)
+    same = (new.loc[common, compared] == old.loc[common, compared]).all(axis=1)
+    keep = new.index.difference(common).union(same.index[~same])
+    return frame[frame[key].isin(keep)]
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """UTF-8, a header row, every cell quoted (quotes inside doubled), atomically."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with atomic_path(path) as tmp:
+        csv.write_csv(table, tmp, csv.WriteOptions(quoting_style="all_valid"))

@@ -1,0 +1,103 @@
+"""What a scoring run writes: the declared schema of scores.parquet, and writing the three
+files (scores, contributions, CRM feed) into a folder, all or none."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from churnml.io import atomic_dir, write_parquet
+from churnml.scoring.crm import FieldMap, changed_rows, crm_frame, write_csv
+from churnml.scoring.explain import FAMILIES
+from churnml.scoring.reasons import REASON
+
+ACCOUNT_COLUMNS = ("segment", "csm_owner", "account_name")
+Chunk = tuple[pd.DataFrame, dict[str, pd.DataFrame]]  # scores, contributions per target
+REASONS = {"churn": "churn_reasons", "expansion": "expansion_signals"}
+
+
+def _target_fields(target: str) -> list[tuple[str, pa.DataType]]:
+    return [
+        (f"{target}_probability", pa.float64()),
+        (f"{target}_base_rate", pa.float64()),
+        (REASONS[target], pa.list_(REASON)),
+        (f"{REASONS[target]}_text", pa.string()),
+    ]
+
+
+# scores.parquet, one row per account: SCORES from each chunk, SCORED once stamped. A target
+# without a model leaves its columns empty (null), never zero.
+SCORES = pa.schema(
+    [
+        ("account_id", pa.string()),
+        ("as_of", pa.date32()),
+        *[(c, pa.string()) for c in ACCOUNT_COLUMNS],
+        ("arr", pa.float64()),
+        ("renewal_pending", pa.bool_()),  # last term ended within the grace, no renewal yet
+        ("days_since_term_end", pa.int64()),
+        *_target_fields("churn"),
+        *[(f"score_{f}", pa.float64()) for f in FAMILIES],
+        ("health_score", pa.float64()),
+        *_target_fields("expansion"),
+        *[(c, pa.string()) for c in ("churn_tier", "expansion_tier")],
+        ("arr_at_risk", pa.float64()),
+        ("expected_expansion_arr", pa.float64()),
+        ("next_best_action", pa.string()),
+    ]
+)
+SCORED = pa.schema(
+    [
+        *SCORES,
+        ("churn_model", pa.string()),
+        ("expansion_model", pa.string()),
+        # "ok", or "no_skill" when the model did not beat chance or the rule-based health score
+        ("churn_model_skill", pa.string()),
+        ("expansion_model_skill", pa.string()),
+        ("scored_at", pa.timestamp("s")),
+    ]
+)
+
+
+def as_columns(reasons: pa.ListArray) -> tuple[pd.Series, pd.Series]:
+    """Structured reasons (an Arrow list column) and their sentences joined by '; '."""
+    sentences = pa.ListArray.from_arrays(reasons.offsets, reasons.values.field("sentence"))
+    text = pc.binary_join(sentences, "; ").to_numpy(zero_copy_only=False)
+    return pd.Series(pd.arrays.ArrowExtensionArray(reasons)), pd.Series(text, dtype=object)
+
+
+KEY_EVENTS = "churnml.key_events"
+
+
+def read_key_events(scores_path: Path | str) -> tuple[str, ...] | None:
+    """The key events a scores.parquet was built with (None if it does not say)."""
+    meta = pq.read_schema(scores_path).metadata or {}
+    raw = meta.get(KEY_EVENTS.encode())
+    return None if raw is None else tuple(json.loads(raw))
+
+
+def write_outputs(
+    scores: pd.DataFrame,
+    contributions: pd.DataFrame,
+    fields: FieldMap,
+    out: Path | str,
+    changed_since: Path | None = None,
+    key_events: tuple[str, ...] = (),
+) -> int:
+    """Write scores.parquet, contributions.parquet and crm_export.csv into `out`, all or none;
+    return the number of CRM rows (only changed ones with `changed_since`). The key events the
+    features were built with go in scores.parquet's metadata (`read_key_events`), for the report."""
+    feed = crm_frame(scores, fields)
+    if changed_since is not None:
+        feed = changed_rows(feed, Path(changed_since) / "crm_export.csv", fields)
+    table = pa.Table.from_pandas(scores, schema=SCORED, preserve_index=False)
+    with atomic_dir(out) as tmp:
+        meta = {KEY_EVENTS: json.dumps(list(key_events))}
+        write_parquet(table.replace_schema_metadata(meta), tmp / "scores.parquet")
+        write_parquet(contributions, tmp / "contributions.parquet")
+        write_csv(feed, tmp / "crm_export.csv")
+    return len(feed)

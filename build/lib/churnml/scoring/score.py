@@ -1,0 +1,287 @@
+"""Batch scoring: every account active at `as_of`, with tiers, health, ARR at risk, the next best
+action and reasons; written as Parquet and as a CRM-ready CSV, atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from churnml.config import Config, ScoringConfig
+from churnml.data.sources import Engine, connect, load_tables
+from churnml.data.validate import DataValidationError, validate
+from churnml.features.build import SOURCE_TABLES, compute_features, with_key_events
+from churnml.features.catalogue import Feature, by_name
+from churnml.features.labels import lapsed_terms, snapshots
+from churnml.models.registry import LoadedModel, resolve_models
+from churnml.scoring.actions import next_best_action, tier
+from churnml.scoring.crm import load_field_map
+from churnml.scoring.explain import FAMILIES, explain, family_scores, health_score
+from churnml.scoring.outputs import (
+    ACCOUNT_COLUMNS,
+    REASONS,
+    SCORES,
+    Chunk,
+    as_columns,
+    write_outputs,
+)
+from churnml.scoring.reasons import Lang, no_reasons, segment_medians, top_reasons
+from churnml.vocabulary import KEYS, TARGETS
+
+TOP_COLUMNS = ("account_id", "account_name", "segment", "arr", "churn_probability",
+               "arr_at_risk", "next_best_action", "churn_reasons")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    out: Path
+    rows: int
+    crm_rows: int
+    models: dict[str, str]  # target → the model scored with
+    missing: dict[str, str]  # target → why it has no model (its columns are empty)
+    no_skill: list[str]  # targets whose model shows no skill (no reasons shown)
+    top_at_risk: pd.DataFrame  # the accounts with the most ARR at risk, largest first
+
+
+class MissingFeaturesError(ValueError):
+    """The feature table lacks columns a model was trained on."""
+
+
+def score_frame(
+    frame: pd.DataFrame,
+    models: dict[str, LoadedModel],
+    cfg: Config,
+    lang: Lang = "en",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score a feature table in memory: scores (one row per account) and contributions in
+    probability points (one row per account × target, one column per feature)."""
+    cat = by_name(cfg.features)
+    # Medians over the whole batch, so that a reason reads the same whatever the chunking.
+    medians = segment_medians(frame.reindex(columns=sorted(cat)), frame["segment"].astype(str))
+    step = cfg.scoring.chunk_rows
+    chunks = (frame.iloc[i : i + step] for i in range(0, len(frame), step))
+    parts = [_score_chunk(c, models, cat, cfg.scoring, lang, medians) for c in chunks]
+    return _gather(parts, models)
+
+
+def _gather(
+    parts: list[Chunk], models: dict[str, LoadedModel]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scored chunks as one table in account order, stamped with the models and the time; the
+    contributions of each scored target in the same order, one target after the other."""
+    if not parts:
+        raise ValueError("no account to score")
+    scores = pd.concat([s for s, _ in parts], ignore_index=True)
+    ids = scores.account_id.to_numpy(dtype=str)
+    order = None if (ids[1:] >= ids[:-1]).all() else np.argsort(ids, kind="stable")
+    blocks = []
+    for target in models:
+        block = pd.concat([c[target] for _, c in parts], ignore_index=True)
+        block = block if order is None else block.iloc[order]
+        blocks.append(block.assign(target=target)[["account_id", "target", *block.columns[1:]]])
+    scores = scores if order is None else scores.iloc[order].reset_index(drop=True)
+    for target in TARGETS:
+        loaded = models.get(target)
+        scores[f"{target}_model"] = loaded.source if loaded else None
+        scores[f"{target}_model_skill"] = (
+            None if loaded is None else "no_skill" if loaded.no_skill else "ok"
+        )
+    scores["scored_at"] = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+    return scores, pd.concat(blocks, ignore_index=True)
+
+
+def _score_chunk(
+    chunk: pd.DataFrame,
+    models: dict[str, LoadedModel],
+    cat: dict[str, Feature],
+    sc: ScoringConfig,
+    lang: Lang,
+    medians: pd.DataFrame,
+) -> Chunk:
+    segment = chunk["segment"].astype(str)
+    out = chunk.reindex(columns=[*KEYS, *ACCOUNT_COLUMNS]).reset_index(drop=True)
+    out["as_of"] = pd.to_datetime(out["as_of"]).dt.date
+    out["arr"] = chunk["arr_now" if "arr_now" in chunk else "arr"].to_numpy(dtype=float)
+    pending = chunk.get("renewal_pending", pd.Series(False, index=chunk.index))
+    out["renewal_pending"] = pending.fillna(False).to_numpy(dtype=bool)
+    days = chunk.get("days_since_term_end", pd.Series(None, index=chunk.index, dtype=float))
+    out["days_since_term_end"] = pd.array(days.to_numpy(dtype=float), dtype="Int64")
+    out = out.assign(**{f"score_{f}": np.nan for f in FAMILIES}, health_score=np.nan)
+    points = {}
+    for target in TARGETS:
+        column, loaded = REASONS[target], models.get(target)
+        if loaded is None:  # no model for this target: its columns stay empty
+            out = out.assign(**{f"{target}_probability": np.nan, f"{target}_base_rate": np.nan,
+                                column: None, f"{column}_text": None})  # fmt: skip
+            continue
+        ex = explain(loaded.model, chunk)
+        out[f"{target}_probability"] = ex.probability
+        out[f"{target}_base_rate"] = ex.base
+        if loaded.no_skill:  # its contributions are not the account's reasons
+            reasons = no_reasons(len(chunk))
+        else:
+            values = chunk.reindex(columns=loaded.model.features)
+            reasons = top_reasons(ex.points, values, segment, medians, cat, lang, sc.reasons)
+        out[column], out[f"{column}_text"] = as_columns(reasons)
+        if target == "churn" and not loaded.no_skill:
+            out.update(family_scores(ex.logodds, cat).reset_index(drop=True))
+            out["health_score"] = health_score(ex.logodds)
+        points[target] = ex.points.reset_index(drop=True)
+        points[target].insert(0, "account_id", out["account_id"].to_numpy())
+    arr = out["arr"].to_numpy(dtype=float)
+    churn_p, expansion_p = out.churn_probability.to_numpy(), out.expansion_probability.to_numpy()
+    out["churn_tier"] = tier(churn_p, sc.churn_high, sc.churn_medium)
+    out["expansion_tier"] = tier(expansion_p, sc.expansion_high, sc.expansion_medium)
+    out["arr_at_risk"] = np.round(churn_p * arr, 2)
+    out["expected_expansion_arr"] = np.round(expansion_p * arr * sc.expansion_size, 2)
+    out["next_best_action"] = next_best_action(
+        out.churn_tier.to_numpy(), out.expansion_tier.to_numpy(), out.score_adoption.to_numpy(), sc
+    )
+    return out, points
+
+
+def scoring_table(tables: dict[str, ir.Table], as_of: dt.date, cfg: Config) -> ir.Table:
+    """Every account active at as_of, or in renewal (its last term ended within the grace, with
+    `renewal_pending` and `days_since_term_end`), with its features, ARR on the day (`arr_now`)
+    and account attributes (an engine expression, not yet run)."""
+    subs, grace = tables["subscriptions"], cfg.labels.grace_days
+    active = snapshots(subs, [as_of]).mutate(days_since_term_end=ibis.null("int64"))
+    snaps = active.union(lapsed_terms(subs, [as_of], grace))  # and accounts in renewal
+    feats = compute_features(tables, snaps, [as_of], cfg.features, grace_days=grace)
+    accounts = tables["accounts"].select("account_id", *ACCOUNT_COLUMNS)
+    now = snaps.select(  # ARR on the day (of the last term, in renewal), for ARR at risk
+        *KEYS, "days_since_term_end", arr_now=snaps.arr,
+        renewal_pending=snaps.days_since_term_end.notnull(),
+    )  # fmt: skip
+    return now.inner_join(feats, KEYS).inner_join(accounts, "account_id")
+
+
+COVERED_SHARE = 0.999  # the data reaches the day by which this share of usage events happened
+
+
+def check_as_of(tables: dict[str, ir.Table], as_of: dt.date, max_gap_days: int) -> None:
+    """Refuse an as_of past the data: the missing days would read as an account gone quiet. The
+    data reaches the day by which 99.9% of usage events happened, so that a few stray events far
+    ahead (a clock gone wrong) do not count as data."""
+    ts = tables["usage_events"].ts
+    last = ts.max().execute()
+    if last is None or pd.isna(last):
+        raise ValueError("table usage_events has no rows: nothing to score from")
+    covered = ts.epoch_seconds().quantile(COVERED_SHARE).execute()  # as seconds: every engine
+    last_day = pd.Timestamp(last).date()
+    covered_day = min(pd.Timestamp(float(covered), unit="s").date(), last_day)
+    gap = (as_of - covered_day).days - 1  # days before as_of with (almost) no events
+    if gap > max_gap_days:
+        strays = "" if last_day == covered_day else f"; a few stray ones reach {last_day}"
+        raise ValueError(
+            f"as_of {as_of} is beyond the data: the usage events (table usage_events, column ts) "
+            f"reach {covered_day} (99.9% of them){strays}, {gap} day(s) before as_of (allowed: "
+            f"scoring.max_data_gap_days = {max_gap_days}). Score as of "
+            f"{covered_day + dt.timedelta(days=1 + max_gap_days)} or earlier, or load newer data."
+        )
+
+
+def trained_config(
+    cfg: Config, models: dict[str, LoadedModel], tables: dict[str, ir.Table], as_of: dt.date
+) -> Config:
+    """`cfg` with the key events the models were trained with, so that scoring builds the same
+    columns (models from before key events were stored: chosen from the data, as in training)."""
+    stored = [m.model.meta["key_events"] for m in models.values() if "key_events" in m.model.meta]
+    if not stored:
+        return with_key_events(cfg, tables, as_of)
+    return cfg.with_key_events(tuple(dict.fromkeys(e for events in stored for e in events)))
+
+
+def require_features(columns: list[str], models: dict[str, LoadedModel], cfg: Config) -> None:
+    """Refuse before any heavy work when a model's features are not all in the table."""
+    cat = by_name(cfg.features)
+    for target, loaded in models.items():
+        missing = [f for f in loaded.model.features if f not in columns]
+        if missing:
+            tables = {SOURCE_TABLES.get(cat[f].source) for f in missing if f in cat} - {None}
+            raise MissingFeaturesError(
+                f"the {target} model ({loaded.source}) needs {len(missing)} feature column(s) "
+                f"that the feature table lacks, e.g. {', '.join(missing[:5])}"
+                + (f" (from table {', '.join(sorted(tables))}: is it missing?)" if tables else "")
+                + "; score data like the training data, or retrain on this data"
+            )
+
+
+def score(
+    cfg: Config,
+    data_dir: Path | str,
+    as_of: dt.date,
+    out: Path | str,
+    uris: dict[str, str | None] | None = None,
+    model_dir: Path | None = None,
+    crm: str = "salesforce",
+    lang: Lang = "en",
+    changed_since: Path | None = None,
+    engine: Engine = "duckdb",
+) -> ScoreResult:
+    """Score, then write scores.parquet, contributions.parquet and crm_export.csv into `out`."""
+    report = validate(data_dir, cfg.data)
+    if not report.ok:
+        raise DataValidationError(report)
+    fields = load_field_map(crm)
+    models, missing = resolve_models(cfg, uris or {}, model_dir)
+    tables = load_tables(data_dir, cfg.data, connect(engine))
+    check_as_of(tables, as_of, cfg.scoring.max_data_gap_days)
+    cfg = trained_config(cfg, models, tables, as_of)
+    expr = scoring_table(tables, as_of, cfg)
+    require_features(expr.columns, models, cfg)
+    scores, contributions = score_table(expr, models, cfg, lang)
+    key_events = cfg.features.key_events or ()
+    crm_rows = write_outputs(scores, contributions, fields, out, changed_since, key_events)
+    top = scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")[list(TOP_COLUMNS)]
+    return ScoreResult(
+        Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()}, missing,
+        [t for t, m in models.items() if m.no_skill], top.reset_index(drop=True),
+    )  # fmt: skip
+
+
+def score_table(
+    expr: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang = "en"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score a feature table where it lives: features are computed once (cached in the engine),
+    segment medians are taken there, then rows are scored in chunks — streamed from DuckDB, or
+    by `mapInPandas` on Spark's executors."""
+    cat = by_name(cfg.features)
+    table = cached(expr)
+    medians = _engine_medians(table, sorted(cat))
+    if table._find_backend().name == "pyspark":
+        from churnml.scoring.spark import map_in_pandas
+
+        def score_batch(batch: pd.DataFrame) -> Chunk:
+            return _score_chunk(batch, models, cat, cfg.scoring, lang, medians)
+
+        features = {t: m.model.features for t, m in models.items()}
+        parts = map_in_pandas(table, score_batch, SCORES, features)
+    else:
+        batches = table.to_pyarrow_batches(chunk_size=cfg.scoring.chunk_rows)
+        parts = [
+            _score_chunk(b.to_pandas(), models, cat, cfg.scoring, lang, medians) for b in batches
+        ]
+    try:
+        return _gather(parts, models)
+    except ValueError:
+        raise ValueError("no account is active at as_of: nothing to score") from None
+
+
+def _engine_medians(table: ir.Table, names: list[str]) -> pd.DataFrame:
+    """Median of every numeric feature within each segment, computed by the engine."""
+    numeric = [c for c in names if c in table.columns and table[c].type().is_numeric()]
+    medians = table.group_by("segment").aggregate(**{c: table[c].median() for c in numeric})
+    return medians.execute().set_index("segment").astype(float)
+
+
+def cached(expr: ir.Table) -> ir.Table:
+    """The table computed once and kept by its engine (Spark: its in-memory tables, such as
+    calendars, are registered first, which ibis 12 does not do for `cache`)."""
+    expr._find_backend()._run_pre_execute_hooks(expr)
+    return expr.cache()
