@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from churnml.cli import app
 from churnml.config import Config, RegistryConfig
+from churnml.features.catalogue import by_name
 from churnml.models.pipeline import train
 from churnml.models.registry import export_models, resolve_models
 from churnml.scoring import outputs
@@ -66,15 +67,24 @@ def test_reasons_add_up_to_the_probability(scored: Path) -> None:
     assert scores.churn_base_rate.nunique() == 1  # one base rate per model
 
 
-def test_top_reasons_are_the_largest_positive_contributions(scored: Path) -> None:
+def test_reasons_are_the_largest_positive_contributions_among_levers(scored: Path) -> None:
+    """A reason is something a CSM can move: context (tenure, renewal timing, segment, size) is
+    never one; and every reason or signal raises its probability."""
     scores = pd.read_parquet(scored / "scores.parquet")
     contrib = pd.read_parquet(scored / "contributions.parquet")
-    churn = contrib[contrib.target == "churn"].set_index("account_id").drop(columns="target")
-    for _, row in scores.iterrows():
-        mine = churn.loc[row.account_id].sort_values(ascending=False)
-        expected = mine[mine > 0].index[:3].tolist()
-        assert [r["feature"] for r in row.churn_reasons] == expected
-        assert all(r["contribution"] > 0 and r["sentence"] for r in row.churn_reasons)
+    events = outputs.read_key_events(scored / "scores.parquet")
+    cat = by_name(Config().with_key_events(events).features)
+    for target, column in (("churn", "churn_reasons"), ("expansion", "expansion_signals")):
+        mine = contrib[contrib.target == target].set_index("account_id").drop(columns="target")
+        levers = [f for f in mine.columns if f in cat and cat[f].lever]
+        assert "days_to_renewal" not in levers and "tenure_days" not in levers
+        for _, row in scores.iterrows():
+            points = mine.loc[row.account_id, levers].sort_values(ascending=False)
+            expected = points[points > 0].index[:3].tolist()
+            if row[f"{target}_model_skill"] != "ok":
+                expected = []  # a model without skill gives no reasons
+            assert [r["feature"] for r in row[column]] == expected
+            assert all(r["contribution"] > 0 and r["sentence"] for r in row[column])
 
 
 def test_a_batch_where_nothing_pushes_the_score_up_has_no_reasons() -> None:

@@ -72,6 +72,12 @@ class Feature:
     def derived(self) -> bool:
         return self.source in ("derived", "relative")
 
+    @property
+    def lever(self) -> bool:
+        """Something a CSM can move (adoption, onboarding, support, sentiment, relationship), as
+        opposed to context (tenure, term timing, segment, size, region, contract)."""
+        return self.family != "contract"
+
 
 def _float(value: ir.NumericValue) -> ir.FloatingValue:
     """Float arithmetic on every engine (Spark would otherwise compute in DECIMAL)."""

@@ -126,7 +126,9 @@ def _score_chunk(
             reasons = no_reasons(len(chunk))
         else:
             values = chunk.reindex(columns=loaded.model.features)
-            reasons = top_reasons(ex.points, values, segment, medians, cat, lang, sc.reasons)
+            levers = [f for f in ex.points.columns if f in cat and cat[f].lever]  # not context
+            shown = ex.points[levers] if levers else ex.points
+            reasons = top_reasons(shown, values, segment, medians, cat, lang, sc.reasons)
         out[column], out[f"{column}_text"] = as_columns(reasons)
         if target == "churn" and not loaded.no_skill:
             out.update(family_scores(ex.logodds, cat).reset_index(drop=True))
