@@ -388,5 +388,5 @@ def test_events_loaded_twice_count_once_with_dedupe(tmp_path: Path) -> None:
         t = load_tables(world, cfg.data, connect())
         snaps = snapshots(t["subscriptions"], [dt.date(2023, 5, 1)])
         out = compute_features(t, snaps, [dt.date(2023, 5, 1)], cfg.features).execute()
-        counts[dedupe] = out.set_index("account_id").events_30d
+        counts[dedupe] = out.set_index("account_id").events_30d.sort_index()
     assert (counts[False] == 2 * counts[True]).all() and counts[True].sum() > 0
