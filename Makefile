@@ -9,7 +9,7 @@ DEMO := demo_output
 export OMP_WAIT_POLICY := passive
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean screenshots
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -27,6 +27,11 @@ demo: $(STAMP)
 	cd $(DEMO) && ../$(BIN)/churnml score --data world --as-of 2026-01-01 --out scores --config ../configs/demo.yaml
 	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report --data world
 	@echo "Open $(CURDIR)/$(DEMO)/report/index.html"
+
+# Screenshots of the demo's report pages in both languages for the README (after `make demo`).
+screenshots: $(STAMP)
+	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report_ja --data world --lang ja
+	$(BIN)/python docs/screenshots.py $(DEMO)/report $(DEMO)/report_ja --out docs/img
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -16,7 +17,11 @@ from churnml.config import Config, RegistryConfig
 from churnml.models.pipeline import train
 from churnml.reports.messages import money
 from churnml.reports.site import build_report, safe_name
+from churnml.scoring.plays import load_library
 from churnml.scoring.score import score
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -80,9 +85,43 @@ def test_report_renders_offline_without_errors(scored: Path, small_world: Path, 
                     page.text_content('[data-action="save"]')
                     == f"{(scores.next_best_action == 'save').sum():,}"
                 )
+                _act_today_lists_the_largest_stake(page, scores, lang)
+            if name == "portfolio":
+                _sorting_by_a_column_header_orders_the_rows(page)
             if name == "account":
                 shown = page.text_content('[data-metric="churn_probability"]')
                 assert shown == f"{top.churn_probability * 100:.1f}%"
         browser.close()
     assert errors == []
     assert outside == []
+
+
+def _act_today_lists_the_largest_stake(page: Page, scores: pd.DataFrame, lang: str) -> None:
+    """The today list opens with the highest priority and holds the largest ARR at stake, each
+    with its play."""
+    library = load_library()
+    stake = scores.arr_at_risk.fillna(0) + scores.expected_expansion_arr.fillna(0)
+    first = scores.loc[scores.priority.idxmax()]
+    largest = scores.loc[stake.idxmax()]
+    script = "rs => rs.map(r => [r.dataset.account, r.querySelector('[data-play]').textContent])"
+    listed = page.eval_on_selector_all("#today tr[data-account]", script)
+    plays = {a: p for a, p in listed}
+    assert listed[0][0] == first.account_id
+    for row in (first, largest):
+        words = getattr(library.play(row.play), lang)
+        assert plays[row.account_id] == words.title
+
+
+def _sorting_by_a_column_header_orders_the_rows(page: Page) -> None:
+    """A click on 'ARR' sorts the portfolio by ARR, largest first; a second, smallest first."""
+    def arr() -> list[float]:
+        return page.eval_on_selector_all(
+            "#accounts tbody tr", "rows => rows.map(r => parseFloat(r.children[2].dataset.sort))")
+
+    header = page.locator("#accounts thead th").nth(2)
+    header.click()
+    assert arr() == sorted(arr(), reverse=True) and len(arr()) > 1
+    header.click()
+    assert arr() == sorted(arr())
+    page.fill("input[data-filter]", "no account is called this")
+    assert page.locator("#accounts tbody tr:visible").count() == 0

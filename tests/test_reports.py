@@ -29,6 +29,10 @@ def _scores(folder: Path) -> Path:
             "expansion_base_rate": 0.08, "expansion_signals": [], "health_score": 40.0,
             "churn_tier": "high", "expansion_tier": "low", "arr_at_risk": 300.0,
             "expected_expansion_arr": 20.0, "next_best_action": "save",
+            "renewal_date": pd.Timestamp("2026-02-01").date(), "last_touch_date": None,
+            "tenure_days": 400, "plan": "pro", "seats": 10.0, "play": "save_plan",
+            "play_owner": "csm", "play_due": pd.Timestamp("2026-01-08").date(),
+            "priority": 300.0 * (i + 1),
             **{f"score_{f}": 50.0 for f in ("adoption", "onboarding", "support", "sentiment",
                                             "relationship", "contract")},
         })  # fmt: skip
@@ -48,7 +52,7 @@ def test_user_data_is_escaped_and_files_stay_inside_out(tmp_path: Path) -> None:
     assert all(out.resolve() in p.parents for p in files)
     assert not (tmp_path / "etc").exists()
     account = (out / "account" / safe_name("A0")).read_text(encoding="utf-8")
-    assert "<script>" not in account and "&lt;script&gt;alert(1)&lt;/script&gt;" in account
+    assert "<script>alert" not in account and "&lt;script&gt;alert(1)&lt;/script&gt;" in account
     assert "<b>used</b>" not in account  # reason sentences are text too
     assert "&lt;script&gt;" in (out / "csm" / safe_name("../../etc/x")).read_text(encoding="utf-8")
     assert "$2,000" in index.read_text(encoding="utf-8")  # total ARR

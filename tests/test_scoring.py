@@ -67,24 +67,58 @@ def test_reasons_add_up_to_the_probability(scored: Path) -> None:
     assert scores.churn_base_rate.nunique() == 1  # one base rate per model
 
 
-def test_reasons_are_the_largest_positive_contributions_among_levers(scored: Path) -> None:
+def test_reasons_are_levers_that_raise_the_probability_and_read_as_they_should(
+    scored: Path,
+) -> None:
     """A reason is something a CSM can move: context (tenure, renewal timing, segment, size) is
-    never one; and every reason or signal raises its probability."""
+    never one. Reasons come largest first, each raising its probability by at least MIN_POINTS,
+    and none reads against itself: a churn reason is not better than its segment median, an
+    expansion signal not worse."""
+    from churnml.scoring.reasons import MIN_POINTS
+
     scores = pd.read_parquet(scored / "scores.parquet")
     contrib = pd.read_parquet(scored / "contributions.parquet")
     events = outputs.read_key_events(scored / "scores.parquet")
     cat = by_name(Config().with_key_events(events).features)
+    shown = 0
     for target, column in (("churn", "churn_reasons"), ("expansion", "expansion_signals")):
         mine = contrib[contrib.target == target].set_index("account_id").drop(columns="target")
-        levers = [f for f in mine.columns if f in cat and cat[f].lever]
-        assert "days_to_renewal" not in levers and "tenure_days" not in levers
         for _, row in scores.iterrows():
-            points = mine.loc[row.account_id, levers].sort_values(ascending=False)
-            expected = points[points > 0].index[:3].tolist()
+            reasons = list(row[column])
             if row[f"{target}_model_skill"] != "ok":
-                expected = []  # a model without skill gives no reasons
-            assert [r["feature"] for r in row[column]] == expected
-            assert all(r["contribution"] > 0 and r["sentence"] for r in row[column])
+                assert reasons == []  # a model without skill gives no reasons
+            points = [mine.loc[row.account_id, r["feature"]] for r in reasons]
+            assert points == sorted(points, reverse=True)
+            assert all(p >= MIN_POINTS for p in points)
+            for r in reasons:
+                f = cat[r["feature"]]
+                assert f.lever and r["sentence"].startswith("raises ")
+                if f.healthy != "neutral" and r["value"] is not None and not np.isnan(
+                    r["segment_median"] or np.nan
+                ):
+                    better = (float(r["value"]) - r["segment_median"]) * (
+                        1 if f.healthy == "higher" else -1)  # fmt: skip
+                    assert better <= 0 if target == "churn" else better >= 0, r
+            shown += len(reasons)
+    assert shown > 100
+
+
+def test_a_reason_says_its_direction_size_value_and_segment_median() -> None:
+    from churnml.scoring.reasons import top_reasons
+
+    cat = by_name(Config().features)
+    up = pd.DataFrame({"seat_utilisation_30d": [0.031, 0.02], "tenure_days": [0.0, 0.0]})
+    values = pd.DataFrame({"seat_utilisation_30d": [0.38, 0.9], "tenure_days": [10.0, 10.0]})
+    medians = pd.DataFrame({"seat_utilisation_30d": [0.5]}, index=["enterprise"])
+    segments = pd.Series(["enterprise", "enterprise"])
+    names = Config().report.segment_names
+    en = top_reasons(up, values, segments, medians, cat, "en", 3, "churn", names).to_pylist()
+    assert [r["sentence"] for r in en[0]] == [
+        "raises risk +3.1 pts: Active seats 30d 38% (Enterprise median 50%)"]
+    assert en[1] == []  # 90% is above the median: not a reason for churn risk
+    ja = top_reasons(up, values, segments, medians, cat, "ja", 3, "expansion", names).to_pylist()
+    assert ja[1][0]["sentence"] == (
+        "拡大見込みを+2.0pt押し上げ：アクティブシート率（30日） 90%（大企業の中央値 50%）")
 
 
 def test_a_batch_where_nothing_pushes_the_score_up_has_no_reasons() -> None:
@@ -231,6 +265,7 @@ ACTION_CASES = [
     ("medium", "high", 80.0, 1_000.0, 200, "fix_then_expand"),  # keen, risk not yet low
     ("low", "high", 20.0, 100.0, 200, "fix_then_expand"),  # keen, adoption weak
     ("low", "high", 80.0, 100.0, 200, "expand"),
+    ("low", "medium", 88.0, 28_756.0, 25, "save"),  # low risk of a large ARR, renewing soon
     ("low", "low", 80.0, 100.0, None, "nurture"),
     ("low", None, 80.0, 100.0, 10, "nurture"),  # no expansion model: never pitched
     (None, "high", None, None, None, "expand"),  # no churn model: propensity alone
@@ -430,3 +465,67 @@ def test_a_few_stray_events_far_ahead_do_not_make_a_far_as_of_scoreable() -> Non
     check_as_of(t, T, 3)  # the data reaches T
     with pytest.raises(ValueError, match=r"beyond the data.*stray ones reach 2029-02-15"):
         check_as_of(t, dt.date(2029, 3, 1), 3)
+
+
+def test_the_scorecard_spreads_and_says_no_signal_where_a_family_has_no_data(
+    scored: Path, setup: tuple[Config, Path]
+) -> None:
+    """Health spans the book (it ranks churn risk); each family is a percentile within the
+    segment with a real spread, and empty for an account without any NPS response."""
+    _, world = setup
+    scores = pd.read_parquet(scored / "scores.parquet")
+    assert scores.health_score.min() <= 10 and scores.health_score.max() >= 90
+    order = scores.sort_values("churn_probability").health_score.to_numpy()
+    assert (np.diff(order) <= 0).all()  # healthier means less churn risk, always
+    for family in ("adoption", "onboarding", "support", "relationship", "contract"):
+        assert scores[f"score_{family}"].std() > 10, family
+    nps = pd.read_parquet(world / "nps_responses.parquet")
+    answered = set(nps.account_id[pd.to_datetime(nps.submitted_at) < pd.Timestamp(AS_OF)])
+    silent = ~scores.account_id.isin(answered)
+    assert silent.any() and scores.score_sentiment[silent].isna().all()
+    assert scores.score_sentiment[~silent].notna().all()
+
+
+def test_plays_follow_the_driver_the_segment_and_the_renewal() -> None:
+    from churnml.scoring.plays import choose_plays, load_library
+
+    cases = [  # action, driver, family, segment, renewal → play, owner, due
+        ("save", "champion_left_90d", "relationship", "enterprise", "2026-06-01",
+         "new_champion", "account_executive", "2026-01-15"),
+        ("save", "champion_left_90d", "relationship", "smb", "2026-06-01",
+         "new_champion", "csm", "2026-01-15"),
+        ("save", "high_priority_tickets_30d", "support", "smb", "2026-02-10",
+         "escalation_review", "support_lead", "2026-01-01"),  # renewal close: due now
+        ("fix_then_expand", "onboarding_overdue", "onboarding", "smb", None,
+         "onboarding_finish", "csm", "2026-01-15"),
+        ("save", "seat_utilisation_30d", "adoption", "smb", "2026-09-01",
+         "seat_activation", "csm", "2026-01-15"),
+        ("save", None, None, "smb", None, "save_plan", "csm", "2026-01-08"),
+        ("nurture", "seat_utilisation_30d", "adoption", "smb", None,
+         "keep_cadence", "csm", "2026-02-15"),
+        ("expand", "seat_utilisation_30d", "adoption", "smb", "2026-12-01",
+         "expansion_proposal", "account_executive", "2026-01-31"),
+        (None, None, None, "smb", None, None, None, None),  # no model, no action, no play
+    ]  # fmt: skip
+    frame = pd.DataFrame(cases, columns=["action", "driver", "family", "segment", "renewal",
+                                         "play", "owner", "due"])  # fmt: skip
+    got = choose_plays(load_library(), frame.action, frame.driver, frame.family, frame.segment,
+                       pd.Series(pd.Timestamp("2026-01-01"), index=frame.index),
+                       pd.to_datetime(frame.renewal))  # fmt: skip
+    def plain(values: pd.Series) -> list[str | None]:
+        return [None if pd.isna(v) else str(v) for v in values]
+
+    for column, want in (("play", "play"), ("play_owner", "owner"), ("play_due", "due")):
+        assert plain(got[column]) == plain(frame[want]), column
+
+
+def test_a_play_library_without_a_catch_all_is_refused(tmp_path: Path) -> None:
+    from churnml.config import ConfigError
+    from churnml.scoring.plays import load_library
+
+    library = tmp_path / "plays.yaml"
+    library.write_text("owners: {csm: {en: CSM, ja: CSM}}\nplays:\n- id: x\n  actions: [save]\n"
+                       "  family: support\n  owner: csm\n  due_days: 7\n"
+                       "  en: {title: t, text: t}\n  ja: {title: t, text: t}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match="no catch-all play"):
+        load_library(str(library))

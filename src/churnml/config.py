@@ -189,15 +189,33 @@ class ScoringConfig(_Strict):
     churn_medium: float = Field(0.05, gt=0, lt=1)
     expansion_high: float = Field(0.25, gt=0, lt=1)
     expansion_medium: float = Field(0.10, gt=0, lt=1)
-    healthy_adoption: float = Field(50.0, ge=0, le=100, description="score_adoption for `expand`")
-    save_runway_days: int = Field(90, ge=0, description="renewal this close, medium risk: save")
+    healthy_adoption: float = Field(
+        50.0, ge=0, le=100, description="adoption score (percentile in segment) for `expand`"
+    )
+    save_runway_days: int = Field(90, ge=0, description="renewal this close, ARR at risk: save")
     save_arr_at_risk: float = Field(5000.0, ge=0, description="...with at least this ARR at risk")
     expansion_size: float = Field(0.2, gt=0, description="typical ARR uplift of an expansion")
     reasons: int = Field(3, ge=1)
+    plays: str | None = Field(None, description="a play library (YAML); default: churnml's own")
     chunk_rows: int = Field(50_000, ge=1, description="rows scored at a time (bounded memory)")
     max_data_gap_days: int = Field(
         3, ge=0, description="days before as_of that may have no usage events at all"
     )
+
+
+class ReportConfig(_Strict):
+    """How reports and reason sentences show money and segments."""
+
+    currency: str = Field("USD", description="ISO code of the ARR columns' currency, e.g. JPY")
+    segment_names: dict[str, dict[Literal["en", "ja"], str]] = Field(
+        default_factory=lambda: {
+            "smb": {"en": "SMB", "ja": "中小企業"},
+            "mid_market": {"en": "Mid-market", "ja": "中堅企業"},
+            "enterprise": {"en": "Enterprise", "ja": "大企業"},
+        },
+        description="segment code → display name per language (other codes are shown as is)",
+    )
+    today: int = Field(15, ge=1, description="accounts on the leader page's 'act today' list")
 
 
 class Config(_Strict):
@@ -208,6 +226,7 @@ class Config(_Strict):
     health_score: HealthScoreConfig = Field(default_factory=HealthScoreConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     def with_key_events(self, events: tuple[str, ...]) -> Config:
         """This config with `features.key_events` set to `events`."""

@@ -6,6 +6,10 @@ import datetime as dt
 import math
 from typing import Literal
 
+from churnml.scoring.reasons import money
+
+__all__ = ["MESSAGES", "Lang", "date", "money", "number", "percent"]
+
 Lang = Literal["en", "ja"]
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -24,7 +28,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "by_segment_tier": "By segment and churn tier",
         "segment": "Segment",
         "tier": "Tier",
-        "health_distribution": "Health scores",
+        "risk_distribution": "Accounts by churn risk",
         "drivers": "What drives churn risk and expansion, by segment",
         "drivers_note": "Mean absolute contribution (percentage points of probability)",
         "churn_drivers": "Churn risk",
@@ -61,6 +65,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "active_users": "Active users",
         "events": "Events",
         "back": "Back to the portfolio",
+        "back_summary": "Back to the summary",
+        "act_today": "Act today",
+        "act_today_note": "Ranked by ARR at stake (at risk plus expected expansion) × urgency "
+        "(a renewal within {days} days counts up to twice)",
+        "arr_at_stake": "ARR at stake",
+        "renewal_date": "Renewal",
+        "last_touch": "Last touch",
+        "play_owner": "Owner",
+        "play_due": "Due",
+        "context": "Context",
+        "customer_for": "Customer for {years:.1f} years",
+        "renewal_in": "Renewal in {days} days ({date})",
+        "renewal_overdue": "Term ended {days} days ago ({date})",
+        "no_term": "No fixed term (monthly or open-ended)",
+        "plan_seats": "Plan {plan}, {seats} seats",
+        "filter": "Filter accounts",
+        "no_signal": "no signal",
+        "sort_hint": "Click a column header to sort",
+        "month": "Month",
         "other": "All other signals",
         "tier_high": "high",
         "tier_medium": "medium",
@@ -75,14 +98,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "action_fix_then_expand": "Fix, then expand",
         "action_expand": "Expand",
         "action_nurture": "Nurture",
-        "play_save": "Call the champion this week. Review the reasons below with them, agree a "
-        "recovery plan with dates, and bring the executive sponsor in if adoption is falling.",
-        "play_fix_then_expand": "Do not pitch an upsell yet. Fix what drives the risk first; once "
-        "the risk is low, the expansion signals below are the opening.",
-        "play_expand": "Healthy and growing: propose the upsell or add-on that the expansion "
-        "signals point to, with a business case built on their own usage.",
-        "play_nurture": "Keep the cadence: share best practices for the least-used features and "
-        "check in before the renewal.",
     },
     "ja": {
         "title_summary": "カスタマーサクセス ポートフォリオ",
@@ -99,7 +114,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "by_segment_tier": "セグメント別・解約リスク区分別",
         "segment": "セグメント",
         "tier": "区分",
-        "health_distribution": "ヘルススコアの分布",
+        "risk_distribution": "解約リスク別のアカウント数",
         "drivers": "セグメント別の解約リスクと拡大の要因",
         "drivers_note": "寄与の絶対値の平均（確率のポイント）",
         "churn_drivers": "解約リスク",
@@ -136,6 +151,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "active_users": "アクティブユーザー数",
         "events": "イベント数",
         "back": "ポートフォリオに戻る",
+        "back_summary": "サマリーに戻る",
+        "act_today": "今日やること",
+        "act_today_note": "対象ARR（リスクのあるARRと見込み拡大ARRの合計）×緊急度の大きい順"
+        "（{days}日以内の更新は最大2倍）",
+        "arr_at_stake": "対象ARR",
+        "renewal_date": "更新日",
+        "last_touch": "最終接点",
+        "play_owner": "担当",
+        "play_due": "期日",
+        "context": "前提情報",
+        "customer_for": "契約{years:.1f}年",
+        "renewal_in": "更新まで{days}日（{date}）",
+        "renewal_overdue": "契約期間は{days}日前に終了（{date}）",
+        "no_term": "期間の定めなし（月額など）",
+        "plan_seats": "プラン {plan}、{seats}シート",
+        "filter": "アカウントを絞り込み",
+        "no_signal": "シグナルなし",
+        "sort_hint": "列の見出しをクリックすると並べ替えます",
+        "month": "月",
         "other": "その他のシグナル",
         "tier_high": "高",
         "tier_medium": "中",
@@ -150,22 +184,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "action_fix_then_expand": "課題解決の後に拡大",
         "action_expand": "拡大提案",
         "action_nurture": "育成",
-        "play_save": "今週中にチャンピオンと話してください。以下の理由を一緒に確認し、期日付きの"
-        "改善計画に合意し、利用が落ちているならエグゼクティブスポンサーも巻き込みます。",
-        "play_fix_then_expand": "まだアップセルは提案しないでください。まずリスクの要因を解消し、"
-        "リスクが下がったら以下の拡大シグナルが糸口になります。",
-        "play_expand": "健全で成長中です。拡大シグナルが示すアップセルやアドオンを、顧客自身の"
-        "利用実績に基づくビジネスケースとともに提案してください。",
-        "play_nurture": "定期的な接点を保ち、利用の少ない機能のベストプラクティスを共有し、"
-        "更新前に状況を確認してください。",
     },
 }
-
-
-def money(value: float, lang: Lang) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"${value:,.0f}" if lang == "en" else f"{value:,.0f} ドル"
 
 
 def percent(value: float, lang: Lang, digits: int = 1) -> str:
@@ -174,12 +194,11 @@ def percent(value: float, lang: Lang, digits: int = 1) -> str:
     return f"{value * 100:.{digits}f}%"
 
 
-def date(value: dt.date, lang: Lang) -> str:
-    return (
-        f"{value:%B} {value.day}, {value.year}"
-        if lang == "en"
-        else f"{value.year}年{value.month}月{value.day}日"
-    )
+def date(value: dt.date, lang: Lang, short: bool = False) -> str:
+    """January 26, 2026 (short: Jan 26, 2026), or 2026年1月26日."""
+    if lang == "ja":
+        return f"{value.year}年{value.month}月{value.day}日"
+    return f"{value:%b %-d, %Y}" if short else f"{value:%B %-d, %Y}"
 
 
 def number(value: float, lang: Lang) -> str:

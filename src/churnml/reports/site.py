@@ -25,9 +25,10 @@ from churnml.data.sources import connect, load_tables
 from churnml.features.catalogue import Feature, by_name
 from churnml.io import atomic_dir, write_text
 from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
-from churnml.scoring.explain import FAMILIES
+from churnml.scoring.explain import FAMILIES, family
 from churnml.scoring.outputs import read_key_events
-from churnml.scoring.reasons import format_value, sentence
+from churnml.scoring.plays import load_library
+from churnml.scoring.reasons import format_value, segment_label, sentence
 from churnml.vocabulary import TARGETS, TIERS
 
 matplotlib.use("Agg")
@@ -51,7 +52,7 @@ def _svg(fig: plt.Figure) -> str:
 
 def _label(feature: str, cat: dict[str, Feature], lang: Lang) -> str:
     f = cat.get(feature)
-    return (f.ja if lang == "ja" else f.en) if f else feature
+    return f.label(lang) if f else feature
 
 
 def waterfall(contrib: pd.Series, base: float, cat: dict[str, Feature], lang: Lang,
@@ -68,7 +69,7 @@ def waterfall(contrib: pd.Series, base: float, cat: dict[str, Feature], lang: La
         x0, x1 = sorted((scale(start), scale(start + v)))
         color = "#b42318" if v > 0 else "#067647"
         rows.append(
-            f'<text x="322" y="{i * 22 + 15}" text-anchor="end" font-size="11">{escape(label if len(label) <= 28 else label[:27] + "…")}</text>'
+            f'<text x="322" y="{i * 22 + 15}" text-anchor="end" font-size="11">{escape(label if len(label) <= 40 else label[:39] + "…")}</text>'
             f'<rect x="{x0:.1f}" y="{i * 22 + 4}" width="{max(x1 - x0, 1):.1f}" height="14" fill="{color}"/>'
             f'<text x="{max(x1, x0) + 4:.1f}" y="{i * 22 + 15}" font-size="10">{v * 100:+.2f}</text>'
         )  # fmt: skip
@@ -78,32 +79,56 @@ def waterfall(contrib: pd.Series, base: float, cat: dict[str, Feature], lang: La
             f'stroke-dasharray="3"/>{"".join(rows)}</svg>')  # fmt: skip
 
 
-def _adoption_chart(frame: pd.DataFrame, m: dict[str, str]) -> str:
-    """Monthly active users (bars) as a small inline SVG."""
-    users = frame.users.to_numpy(dtype=float)
-    top = max(users.max(), 1.0)
+def _adoption_chart(frame: pd.DataFrame, months: pd.DatetimeIndex, m: dict[str, str],
+                    lang: Lang) -> str:  # fmt: skip
+    """Monthly active users over `months` (bars, missing months as 0) with a y axis and dated
+    month labels, as a small inline SVG."""
+    users = frame.set_index(pd.to_datetime(frame.month)).users.reindex(months, fill_value=0)
+    values = users.to_numpy(dtype=float)
+    top = max(values.max(), 1.0)
+    label = (lambda d: f"{d:%b}" + (f" {d:%y}" if d.month == 1 or d == months[0] else "")) \
+        if lang == "en" else (lambda d: f"{d.month}月" if d.month != 1 and d != months[0]
+                              else f"{d.year % 100}年{d.month}月")  # fmt: skip
     bars = "".join(
-        f'<rect x="{10 + i * 40}" y="{110 - 100 * u / top:.1f}" width="30" height="{100 * u / top:.1f}" '
-        f'fill="#1d4ed8"><title>{escape(str(mo)[:7])}: {u:.0f}</title></rect>'
-        f'<text x="{25 + i * 40}" y="125" font-size="9" text-anchor="middle">{escape(str(mo)[5:7])}</text>'
-        for i, (mo, u) in enumerate(zip(frame.month, users, strict=True))
+        f'<rect x="{50 + i * 40}" y="{110 - 100 * u / top:.1f}" width="30" height="{100 * u / top:.1f}" '
+        f'fill="#1d4ed8"><title>{escape(f"{mo:%Y-%m}")}: {u:,.0f}</title></rect>'
+        f'<text x="{65 + i * 40}" y="126" font-size="9" text-anchor="middle">{escape(label(mo))}</text>'
+        for i, (mo, u) in enumerate(zip(months, values, strict=True))
     )  # fmt: skip
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {20 + 40 * len(users)} 130" '
-            f'role="img" style="max-width:560px"><title>{escape(m["active_users"])}</title>{bars}</svg>')  # fmt: skip
+    axis = (f'<line x1="44" y1="10" x2="44" y2="110" stroke="#616e7c"/>'
+            f'<line x1="44" y1="110" x2="{50 + 40 * len(months)}" y2="110" stroke="#616e7c"/>'
+            f'<text x="40" y="14" font-size="9" text-anchor="end">{top:,.0f}</text>'
+            f'<text x="40" y="113" font-size="9" text-anchor="end">0</text>'
+            f'<text x="10" y="60" font-size="9" transform="rotate(-90 10 60)" text-anchor="middle">'
+            f'{escape(m["active_users"])}</text>')  # fmt: skip
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {60 + 40 * len(months)} 134" '
+            f'role="img" style="max-width:620px"><title>{escape(m["active_users"])}</title>'
+            f'{axis}{bars}</svg>')  # fmt: skip
 
 
-def _histogram(values: pd.Series) -> str:
+def adoption_months(as_of: dt.date) -> pd.DatetimeIndex:
+    """The 12 full calendar months before as_of's month."""
+    this_month = pd.Timestamp(as_of).to_period("M").to_timestamp()
+    return pd.date_range(this_month - pd.DateOffset(months=12), periods=12, freq="MS")
+
+
+def _histogram(probability: pd.Series, label: str) -> str:
+    """Accounts by churn risk (in %), as an inline SVG."""
+    values = probability.dropna() * 100
     fig, ax = plt.subplots(figsize=(5, 2.6))
-    ax.hist(values, bins=20, range=(0, 100), color="#1d4ed8")
-    ax.set_xlim(0, 100)
+    ax.hist(values, bins=20, range=(0, max(5.0, float(np.ceil(values.max())) if len(values) else 5.0)),
+            color="#1d4ed8")  # fmt: skip
+    ax.set_xlabel(label)
     return _svg(fig)
 
 
 def monthly_adoption(data_dir: Path, cfg: Config, as_of: dt.date) -> pd.DataFrame:
-    """Active users and events per account and month over the 12 months before as_of (one query)."""
+    """Active users and events per account and month over the 12 full months before as_of's
+    month (one query)."""
     events = load_tables(data_dir, cfg.data, connect())["usage_events"]
-    start = (pd.Timestamp(as_of) - pd.DateOffset(months=12)).to_pydatetime()
-    e = events.filter(events.ts >= start, events.ts < pd.Timestamp(as_of).to_pydatetime())
+    months = adoption_months(as_of)
+    end = months[-1] + pd.DateOffset(months=1)
+    e = events.filter(events.ts >= months[0].to_pydatetime(), events.ts < end.to_pydatetime())
     e = e.mutate(month=e.ts.truncate("M"))
     return (
         e.group_by(["account_id", "month"])
@@ -133,8 +158,20 @@ class _Site:
                 target=self.m[f"{t}_drivers"])
             for t in TARGETS if t not in self.shown
         ]  # fmt: skip
+        self.library = load_library(cfg.scoring.plays)
         self.env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                                autoescape=select_autoescape(["html", "j2"]))  # fmt: skip
+
+    def money(self, value: float) -> str:
+        return money(value, self.lang, self.cfg.report.currency)
+
+    def segment(self, code: object) -> str:
+        return segment_label(code, self.lang, self.cfg.report.segment_names)
+
+    def day(self, value: object) -> str:
+        if value is None or pd.isna(value):
+            return "–"
+        return date(pd.Timestamp(value).date(), self.lang, short=True)
 
     def render(self, template: str, **context: object) -> str:
         return self.env.get_template(template).render(
@@ -142,17 +179,52 @@ class _Site:
         )
 
     def _scorecard(self, row: pd.Series) -> list[tuple[str, str]]:
+        """Each family's percentile within the segment, or 'no signal'."""
         return [
-            (self.m[f"score_{f}"], f"{row[f'score_{f}']:.0f}")
+            (self.m[f"score_{f}"], self.m["no_signal"] if pd.isna(v) else f"{v:.0f}")
             for f in FAMILIES
-            if f"score_{f}" in row
+            if not pd.isna(v := row.get(f"score_{f}"))
+            or row[[f"score_{g}" for g in FAMILIES]].notna().any()  # a scorecard at all
         ]
 
+    def _play(self, row: pd.Series) -> dict[str, str]:
+        play = self.library.play(str(row.get("play")))
+        if play is None:
+            return {"title": self.m[f"action_{row.next_best_action}"], "text": "", "owner": "",
+                    "due": "–"}  # fmt: skip
+        words = play.ja if self.lang == "ja" else play.en
+        owner = self.library.owners.get(str(row.play_owner), {}).get(self.lang, row.play_owner)
+        return {"title": words.title, "text": words.text, "owner": owner,
+                "due": self.day(row.play_due)}  # fmt: skip
+
+    def _context(self, row: pd.Series) -> list[str]:
+        """What frames the account, which a CSM cannot change: renewal, tenure, plan."""
+        m, out = self.m, []
+        as_of = pd.Timestamp(row.as_of)
+        if pd.isna(row.renewal_date):
+            out.append(m["no_term"])
+        else:
+            days = (pd.Timestamp(row.renewal_date) - as_of).days
+            key = "renewal_in" if days >= 0 else "renewal_overdue"
+            out.append(m[key].format(days=abs(days), date=self.day(row.renewal_date)))
+        if not pd.isna(row.get("tenure_days")):
+            out.append(m["customer_for"].format(years=row.tenure_days / 365.25))
+        if not pd.isna(row.get("plan")) and not pd.isna(row.get("seats")):
+            out.append(m["plan_seats"].format(plan=row.plan, seats=f"{row.seats:,.0f}"))
+        return out
+
     def _row(self, row: pd.Series) -> dict[str, object]:
-        money_ = lambda v: money(v, self.lang)  # noqa: E731
+        money_ = self.money
+        stake = np.nansum(np.array([row.arr_at_risk, row.expected_expansion_arr], dtype=float))
         return {
             "account_id": row.account_id, "file": safe_name(row.account_id), "name": row["name"],
-            "segment": row.segment, "owner": row.owner, "arr": money_(row.arr),
+            "segment": self.segment(row.segment), "owner": row.owner, "arr": money_(row.arr),
+            "play": self._play(row), "renewal_date": self.day(row.get("renewal_date")),
+            "last_touch": self.day(row.get("last_touch_date")), "stake": money_(stake),
+            "sort": {"arr": row.arr, "churn": row.churn_probability, "risk": row.arr_at_risk,
+                     "health": row.health_score, "stake": stake,
+                     "renewal": str(row.get("renewal_date") or ""),
+                     "touch": str(row.get("last_touch_date") or "")},
             "churn_probability": percent(row.churn_probability, self.lang),
             "churn_tier": row.churn_tier, "expansion_tier": row.expansion_tier,
             "expansion_probability": percent(row.expansion_probability, self.lang),
@@ -160,10 +232,11 @@ class _Site:
             "health_score": "–" if pd.isna(row.health_score) else f"{row.health_score:.0f}",
             "expected_expansion_arr": money_(row.expected_expansion_arr),
             "next_best_action": row.next_best_action, "scorecard": self._scorecard(row),
-            "reasons": [self._sentence(r) for r in _listed(row.churn_reasons)],
-            "signals": [self._sentence(r) for r in _listed(row.expansion_signals)],
+            "reasons": [self._sentence(r, "churn", row.segment) for r in _listed(row.churn_reasons)],
+            "signals": [self._sentence(r, "expansion", row.segment)
+                        for r in _listed(row.expansion_signals)],
             "base_rate": percent(row.churn_base_rate, self.lang),
-            "renewal": self.m["renewal_pending"].format(days=row.days_since_term_end)
+            "renewal": self.m["renewal_pending"].format(days=int(row.days_since_term_end))
             if row.get("renewal_pending") else "",
         }  # fmt: skip
 
@@ -174,9 +247,9 @@ class _Site:
         grr = 1 - s.arr_at_risk.sum() / arr if arr else float("nan")
         expanding = s.expected_expansion_arr.notna().any()
         nrr = grr + s.expected_expansion_arr.sum() / arr if arr and expanding else float("nan")
-        totals = {"accounts": number(len(s), lang), "arr": money(arr, lang),
-                  "arr_at_risk": money(s.arr_at_risk.sum(), lang),
-                  "expected_expansion_arr": money(s.expected_expansion_arr.sum(min_count=1), lang),
+        totals = {"accounts": number(len(s), lang), "arr": self.money(arr),
+                  "arr_at_risk": self.money(s.arr_at_risk.sum()),
+                  "expected_expansion_arr": self.money(s.expected_expansion_arr.sum(min_count=1)),
                   "grr": percent(grr, lang), "nrr": percent(nrr, lang)}  # fmt: skip
         grouped = s.groupby(["segment", "churn_tier"]).agg(
             accounts=("account_id", "size"), arr=("arr", "sum"), arr_at_risk=("arr_at_risk", "sum"),
@@ -184,9 +257,10 @@ class _Site:
         ).reset_index()  # fmt: skip
         grouped["tier_order"] = grouped.churn_tier.map({t: i for i, t in enumerate(TIERS)})
         by_segment = [
-            {"segment": r.segment, "tier": r.churn_tier, "accounts": number(r.accounts, lang),
-             "arr": money(r.arr, lang), "arr_at_risk": money(r.arr_at_risk, lang),
-             "expected_expansion_arr": money(r.expected_expansion_arr, lang)}
+            {"segment": self.segment(r.segment), "tier": r.churn_tier,
+             "accounts": number(r.accounts, lang), "arr": self.money(r.arr),
+             "arr_at_risk": self.money(r.arr_at_risk),
+             "expected_expansion_arr": self.money(r.expected_expansion_arr)}
             for r in grouped.sort_values(["segment", "tier_order"]).itertuples()
         ]  # fmt: skip
         actions = s.next_best_action.value_counts()
@@ -194,11 +268,13 @@ class _Site:
             accounts=("account_id", "size"), risk=("arr_at_risk", "sum")
         )
         owners = [{"owner": o, "file": safe_name(o), "accounts": number(r.accounts, lang),
-                   "arr_at_risk": money(r.risk, lang)}
+                   "arr_at_risk": self.money(r.risk)}
                   for o, r in owners.sort_values("risk", ascending=False).iterrows()]  # fmt: skip
+        today = [self._row(r) for _, r in s.nlargest(self.cfg.report.today, "priority").iterrows()]
         return self.render(
             "summary.html.j2", title=self.m["title_summary"], totals=totals, by_segment=by_segment,
-            health_chart=_histogram(s.health_score),
+            today=today, runway=self.cfg.scoring.save_runway_days,
+            risk_chart=_histogram(s.churn_probability, f"{self.m['churn_probability']} (%)"),
             actions=[(a, number(actions.get(a, 0), lang)) for a in ("save", "fix_then_expand", "expand", "nurture")],
             drivers=self._drivers(), owners=owners, horizon=self.cfg.labels.horizon_days,
         )  # fmt: skip
@@ -206,9 +282,7 @@ class _Site:
     def _drivers(self) -> list[dict[str, object]]:
         """Per segment and target: mean absolute contribution (points) by family and feature."""
         segment = self.c.account_id.map(self.s.set_index("account_id").segment)
-        family = {
-            n: "adoption" if f.family == "relative" else f.family for n, f in self.cat.items()
-        }
+        families = {n: family(f) for n, f in self.cat.items()}
         out = []
         for seg in sorted(segment.dropna().unique()) if self.shown else []:
             parts = []
@@ -216,7 +290,7 @@ class _Site:
                 title = self.m[f"{target}_drivers"]
                 rows = self.c[(segment == seg) & (self.c.target == target)]
                 mean = rows.drop(columns=["account_id", "target"]).abs().mean().mul(100).dropna()
-                fam = mean.groupby(lambda f: family.get(f, "other")).sum()
+                fam = mean.groupby(lambda f: families.get(f, "other")).sum()
                 fam = fam.sort_values(ascending=False)
                 feat = mean.sort_values(ascending=False).head(5)
                 parts.append({
@@ -224,10 +298,10 @@ class _Site:
                     "families": [(self.m.get(f"score_{f}", f), f"{v:.2f}") for f, v in fam.items()],
                     "features": [(_label(f, self.cat, self.lang), f"{v:.2f}") for f, v in feat.items()],
                 })  # fmt: skip
-            out.append({"segment": seg, "parts": parts})
+            out.append({"segment": self.segment(seg), "parts": parts})
         return out
 
-    def _sentence(self, reason: dict) -> str:
+    def _sentence(self, reason: dict, target: str, segment: object) -> str:
         """A reason in the report's language, rebuilt from its structured record."""
         f = self.cat.get(reason["feature"])
         if f is None:
@@ -235,14 +309,15 @@ class _Site:
         value = (
             reason["value"] if f.categorical or reason["value"] is None else float(reason["value"])
         )
-        return sentence(f, value, reason["segment_median"], self.lang)
+        return sentence(f, value, reason["segment_median"], self.lang, target,
+                        reason["contribution"], self.segment(segment))  # fmt: skip
 
     def _shown(self, feature: str, value: object) -> str:
         """A reason's value as text, formatted by the feature's unit."""
         f = self.cat.get(feature)
         if value is None or f is None or f.categorical:
             return "–" if value is None else str(value)
-        return format_value(float(value), f.unit, self.lang)
+        return format_value(float(value), f.unit, self.lang, self.cfg.report.currency)
 
     def csm(self, owner: str, rows: pd.DataFrame) -> str:
         rows = rows.sort_values("arr_at_risk", ascending=False)
@@ -263,13 +338,15 @@ class _Site:
         shown = "churn" in self.shown and row.account_id in self.churn.index
         series = self.churn.loc[row.account_id].dropna() if shown else None
         a["reason_rows"] = [
-            {"sentence": self._sentence(r), "points": f"{r['contribution'] * 100:+.2f}",
+            {"sentence": self._sentence(r, "churn", row.segment), "points": f"{r['contribution'] * 100:+.2f}",
              "value": self._shown(r["feature"], r["value"]),
              "median": self._shown(r["feature"], r["segment_median"])}
             for r in _listed(row.churn_reasons)
         ]  # fmt: skip
+        a["context"] = self._context(row)
         mine = self.adoption.get(row.account_id)
-        adoption = None if mine is None else _adoption_chart(mine.sort_values("month"), self.m)
+        months = adoption_months(pd.Timestamp(row.as_of).date())
+        adoption = None if mine is None else _adoption_chart(mine, months, self.m, self.lang)
         return self.render(
             "account.html.j2",
             title=str(row["name"]),
@@ -307,6 +384,10 @@ def build_report(
     contributions = pd.read_parquet(scores_dir / "contributions.parquet")
     if scores.empty:
         raise ValueError(f"{scores_dir / 'scores.parquet'} has no rows")
+    lacking = [c for c in ("priority", "play", "renewal_date") if c not in scores]
+    if lacking:
+        raise ValueError(f"{scores_dir / 'scores.parquet'} lacks column(s) {', '.join(lacking)}: "
+                         "it was written by an older churnml; score again")  # fmt: skip
     as_of = pd.Timestamp(scores.as_of.iloc[0]).date()
     adoption = monthly_adoption(Path(data_dir), cfg, as_of) if data_dir else None
     events = read_key_events(scores_dir / "scores.parquet")  # the report's texts name them

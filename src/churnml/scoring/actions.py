@@ -27,9 +27,9 @@ def next_best_action(
 ) -> np.ndarray:
     """The play, first rule that holds:
 
-    * save: high churn risk, or medium risk with a short runway (renewal within
-      `save_runway_days`) and material ARR at risk (≥ `save_arr_at_risk`), whatever the
-      expansion score;
+    * save: high churn risk, or a short runway (renewal within `save_runway_days`) with material
+      ARR at risk (≥ `save_arr_at_risk`, which a low risk on a large ARR can reach), whatever
+      the expansion score;
     * fix_then_expand: expansion likely (high tier) but one lever weak (medium risk, or adoption
       below `healthy_adoption`);
     * expand: expansion likely, low risk, healthy adoption;
@@ -43,7 +43,7 @@ def next_best_action(
               else np.asarray(days_to_renewal, dtype=float))  # fmt: skip
     medium, keen = churn_tier == "medium", expansion_tier == "high"
     short = np.nan_to_num(runway, nan=np.inf) <= cfg.save_runway_days
-    save = (churn_tier == "high") | (medium & short & (at_risk >= cfg.save_arr_at_risk))
+    save = (churn_tier == "high") | (short & (at_risk >= cfg.save_arr_at_risk))
     weak = medium | (np.nan_to_num(adoption, nan=0.0) < cfg.healthy_adoption)
     return np.select(
         [save, keen & weak & pd.notna(churn_tier), keen], ["save", "fix_then_expand", "expand"],

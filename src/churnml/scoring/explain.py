@@ -1,13 +1,12 @@
-"""Reasons that add up: TreeSHAP contributions in probability points, sentences and scorecards.
+"""Reasons that add up: TreeSHAP contributions in probability points, and the families' pulls.
 
 LightGBM's exact TreeSHAP contributions are in log-odds and sum, with the bias, to the raw score.
 They are rescaled so that, per row, they sum exactly to (calibrated probability − base rate),
 where the base rate is the calibrated probability of the bias (the model's average raw score).
 Calibration is monotone, so the rescaling keeps every contribution's sign.
 
-Scorecard mapping (documented for CSMs): a family's score is 100·σ(−Σ of its features' log-odds
-contributions to churn risk). 50 means "no different from the average account", above 50 healthier,
-below 50 riskier. The health score applies the same mapping to all features together.
+The scorecard starts here: a family's pull is the sum of its features' log-odds contributions to
+churn risk, negated (`churnml.scoring.book` ranks it within the segment).
 """
 
 from __future__ import annotations
@@ -21,10 +20,6 @@ from churnml.features.catalogue import Feature
 from churnml.models.artifact import TrainedModel
 
 FAMILIES = ("adoption", "onboarding", "support", "sentiment", "relationship", "contract")
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 @dataclass(frozen=True)
@@ -50,18 +45,20 @@ def explain(model: TrainedModel, df: pd.DataFrame) -> Explanation:
     return Explanation(p, base, logodds.mul(scale, axis=0), logodds)
 
 
-def family_scores(logodds: pd.DataFrame, catalogue: dict[str, Feature]) -> pd.DataFrame:
-    """score_<family> (0–100, higher is healthier) from the churn model's contributions."""
-    families = pd.Series({c: catalogue[c].family for c in logodds.columns if c in catalogue})
+def family_pulls(logodds: pd.DataFrame, values: pd.DataFrame,
+                 catalogue: dict[str, Feature]) -> pd.DataFrame:  # fmt: skip
+    """score_<family>, raw: how much each family lowers churn risk (its log-odds contributions,
+    negated); missing where the account has no value in any of the family's features, or the
+    model uses none. `churnml.scoring.book` turns them into percentiles."""
     out = {}
-    for family in FAMILIES:
-        cols = list(families.index[families == family])
-        if family == "adoption":
-            cols += list(families.index[families == "relative"])
-        total = logodds[cols].sum(axis=1) if cols else pd.Series(0.0, index=logodds.index)
-        out[f"score_{family}"] = np.round(100 * _sigmoid(-total.to_numpy()), 1)
+    for name in FAMILIES:
+        cols = [c for c in logodds.columns if c in catalogue and family(catalogue[c]) == name]
+        seen = values.reindex(columns=cols).notna().any(axis=1).to_numpy()
+        pull = -logodds[cols].sum(axis=1).to_numpy() if cols else np.zeros(len(logodds))
+        out[f"score_{name}"] = np.where(seen, pull, np.nan)
     return pd.DataFrame(out, index=logodds.index)
 
 
-def health_score(logodds: pd.DataFrame) -> np.ndarray:
-    return np.round(100 * _sigmoid(-logodds.sum(axis=1).to_numpy()), 1)
+def family(feature: Feature) -> str:
+    """The scorecard family of a feature (relative-to-segment features count as adoption)."""
+    return "adoption" if feature.family == "relative" else feature.family

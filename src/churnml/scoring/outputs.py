@@ -30,7 +30,8 @@ def _target_fields(target: str) -> list[tuple[str, pa.DataType]]:
     ]
 
 
-# scores.parquet, one row per account: SCORES from each chunk, SCORED once stamped. A target
+# scores.parquet, one row per account: SCORES from each chunk; SCORED once the whole book is in
+# (scorecard percentiles, action, play, priority: churnml.scoring.book) and stamped. A target
 # without a model leaves its columns empty (null), never zero.
 SCORES = pa.schema(
     [
@@ -40,6 +41,11 @@ SCORES = pa.schema(
         ("arr", pa.float64()),
         ("renewal_pending", pa.bool_()),  # last term ended within the grace, no renewal yet
         ("days_since_term_end", pa.int64()),
+        ("renewal_date", pa.date32()),  # the current term's end (in renewal: the last one's)
+        ("last_touch_date", pa.date32()),  # the last CS touchpoint
+        ("tenure_days", pa.int64()),  # context for the CSM: customer for …
+        ("plan", pa.string()),
+        ("seats", pa.float64()),
         *_target_fields("churn"),
         *[(f"score_{f}", pa.float64()) for f in FAMILIES],
         ("health_score", pa.float64()),
@@ -47,12 +53,16 @@ SCORES = pa.schema(
         *[(c, pa.string()) for c in ("churn_tier", "expansion_tier")],
         ("arr_at_risk", pa.float64()),
         ("expected_expansion_arr", pa.float64()),
-        ("next_best_action", pa.string()),
     ]
 )
 SCORED = pa.schema(
     [
         *SCORES,
+        ("next_best_action", pa.string()),
+        ("play", pa.string()),  # from the play library (churnml.scoring.plays)
+        ("play_owner", pa.string()),
+        ("play_due", pa.date32()),
+        ("priority", pa.float64()),  # ARR at stake × urgency: the order of the today list
         ("churn_model", pa.string()),
         ("expansion_model", pa.string()),
         # "ok", or "no_skill" when the model did not beat chance or the rule-based health score

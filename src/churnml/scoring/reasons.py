@@ -16,27 +16,42 @@ from churnml.features.catalogue import Feature
 Lang = Literal["en", "ja"]
 _WORDS = {
     "en": {"yes": "yes", "no": "no", "unknown": "unknown", "days": "{} days",
-           "median": "segment median {}"},
+           "median": " ({segment} median {value})", "churn": "raises risk ",
+           "expansion": "raises propensity ", "points": " pts: ", "is": ": ", "space": " "},
     "ja": {"yes": "はい", "no": "いいえ", "unknown": "不明", "days": "{}日",
-           "median": "セグメント中央値 {}"},
+           "median": "（{segment}の中央値 {value}）", "churn": "リスクを",
+           "expansion": "拡大見込みを", "points": "pt押し上げ：", "is": "：", "space": " "},
 }  # fmt: skip
 
 
-def format_value(value: object, unit: str, lang: Lang) -> str:
+def format_value(value: object, unit: str, lang: Lang, currency: str = "USD") -> str:
     """A feature value as a CSM reads it: 32%, 45 days, $12,000, yes/no."""
     if _missing(value):
         return _WORDS[lang]["unknown"]
-    return value_formatter(unit, lang)(value if unit == "category" else float(value))
+    return value_formatter(unit, lang, currency)(value if unit == "category" else float(value))
 
 
-def value_formatter(unit: str, lang: Lang) -> Callable[[Any], str]:
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "¥", "INR": "₹", "KRW": "₩"}
+
+
+def money(value: float, lang: Lang, currency: str = "USD") -> str:
+    """An amount as people read it: $96,981, €96,981, 96,981円 (yen in Japanese), 96,981 CHF."""
+    if _missing(value):
+        return "–"
+    if lang == "ja" and currency == "JPY":
+        return f"{value:,.0f}円"
+    symbol = SYMBOLS.get(currency)
+    return f"{symbol}{value:,.0f}" if symbol else f"{value:,.0f} {currency}"
+
+
+def value_formatter(unit: str, lang: Lang, currency: str = "USD") -> Callable[[Any], str]:
     """The function that shows a (present) value of this unit."""
     words = _WORDS[lang]
     return {
         "category": str,
         "share": "{:.0%}".format,
         "percentile": "{:.0%}".format,
-        "currency": "${:,.0f}".format,
+        "currency": lambda v: money(v, lang, currency),
         "days": lambda v: words["days"].format(f"{v:,.0f}"),
         "flag": lambda v: words["yes"] if v >= 0.5 else words["no"],
         "ratio": "{:.2f}×".format,
@@ -51,21 +66,34 @@ def _missing(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def _around(feature: Feature, median: object, lang: Lang) -> tuple[str, str]:
-    """The text before and after a feature's value: its description, then its segment median."""
-    text, sep, left, right = (
-        (feature.ja, "：", "（", "）") if lang == "ja" else (feature.en, ": ", " (", ")")
-    )
-    if feature.categorical or _missing(median):
-        return text + sep, ""
-    typical = _WORDS[lang]["median"].format(format_value(median, feature.unit, lang))
-    return text + sep, f"{left}{typical}{right}"
+def segment_label(segment: object, lang: Lang, names: dict[str, dict[str, str]]) -> str:
+    """A segment's display name from `report.segment_names`, else its code."""
+    return names.get(str(segment), {}).get(lang, str(segment))
 
 
-def sentence(feature: Feature, value: object, median: object, lang: Lang) -> str:
-    """'Share of purchased seats active in the last 30 days: 32% (segment median 71%)'."""
-    head, tail = _around(feature, median, lang)
-    return head + format_value(value, feature.unit, lang) + tail
+def _around(feature: Feature, median: object, lang: Lang, segment: str) -> tuple[str, str]:
+    """The text before and after a feature's value: its short label, then its segment median."""
+    words = _WORDS[lang]
+    head = feature.label(lang) + words["is" if feature.unit in ("flag", "category") else "space"]
+    if feature.categorical or feature.unit == "flag" or _missing(median):
+        return head, ""
+    return head, words["median"].format(segment=segment,
+                                        value=format_value(median, feature.unit, lang))  # fmt: skip
+
+
+def _lead(target: str, points: np.ndarray, lang: Lang) -> np.ndarray:
+    """'raises risk +3.1 pts: ' per contribution (probability points, as fractions)."""
+    words = _WORDS[lang]
+    size = np.char.mod("%+.1f", np.round(np.asarray(points, float) * 100, 1))
+    return np.char.add(np.char.add(words[target], size), words["points"])
+
+
+def sentence(feature: Feature, value: object, median: object, lang: Lang, target: str,
+             points: float, segment: str) -> str:  # fmt: skip
+    """'raises risk +3.1 pts: Active seats 30d 32% (Enterprise median 71%)'."""
+    head, tail = _around(feature, median, lang, segment)
+    lead = str(_lead(target, np.array([points]), lang)[0])
+    return lead + head + format_value(value, feature.unit, lang) + tail
 
 
 def segment_medians(values: pd.DataFrame, segment: pd.Series) -> pd.DataFrame:
@@ -74,6 +102,7 @@ def segment_medians(values: pd.DataFrame, segment: pd.Series) -> pd.DataFrame:
     return numeric.groupby(segment.to_numpy()).median()
 
 
+MIN_POINTS = 0.001  # a reason raises its probability by at least 0.1 point (shown as +0.1)
 REASON = pa.struct(
     [
         ("feature", pa.string()),
@@ -93,18 +122,24 @@ def top_reasons(
     catalogue: dict[str, Feature],
     lang: Lang,
     k: int,
+    target: str = "churn",
+    segment_names: dict[str, dict[str, str]] | None = None,
 ) -> pa.ListArray:
     """Per row, the k largest positive contributions as a list of REASON records: feature, value,
     contribution (probability points), segment median (from `segment_medians` of the whole batch)
-    and sentence. Features pushing the other way never appear. Vectorised per feature, not per row.
+    and sentence (see `sentence`). Features pushing the other way or by less than MIN_POINTS
+    never appear, nor values on
+    the other side of their segment median (see `_against`). Vectorised per feature, not per row.
     """
-    matrix = contributions.to_numpy()
+    matrix = np.where(_against(contributions, values, segment, medians, catalogue, target), 0.0,
+                      contributions.to_numpy())  # fmt: skip
     names = np.asarray(contributions.columns)
     k = min(k, matrix.shape[1])
     top = np.argpartition(-matrix, k - 1, axis=1)[:, :k]  # the k largest, then in order
     top = np.take_along_axis(top, np.argsort(-np.take_along_axis(matrix, top, 1), axis=1), 1)
     points = np.take_along_axis(matrix, top, axis=1)
-    rows, slots = np.nonzero(points > 0)  # row-major: each row's reasons in order, positives first
+    shown = points >= MIN_POINTS
+    rows, slots = np.nonzero(shown)  # row-major: each row's reasons in order, largest first
     cols = top[rows, slots]
     by_feature = np.argsort(cols, kind="stable")
     segments = segment.to_numpy()[rows]
@@ -114,19 +149,45 @@ def top_reasons(
             name = names[cols[at[0]]]
             feature = catalogue.get(name) or _unknown(name)
             column = values[name].to_numpy()[rows[at]]
-            phrases.append(_phrases(feature, column, segments[at], medians.get(name), lang))
+            phrases.append(_phrases(feature, column, segments[at], medians.get(name), lang,
+                                    segment_names or {}))  # fmt: skip
     back = np.argsort(by_feature)  # from grouped by feature to row order
     raw, sentences, median = (
         pa.concat_arrays([p[i] for p in phrases] or [pa.array([], kind)]).take(back)
         for i, kind in enumerate((pa.string(), pa.string(), pa.float64()))
     )
+    sentences = pc.binary_join_element_wise(
+        pa.array(_lead(target, points[rows, slots], lang), pa.string()), sentences, "")
     offsets = np.zeros(len(matrix) + 1, np.int32)
-    offsets[1:] = np.cumsum((points > 0).sum(axis=1))
+    offsets[1:] = np.cumsum(shown.sum(axis=1))
     records = pa.StructArray.from_arrays(
         [pa.array(names[cols], pa.string()), raw, pa.array(points[rows, slots]), median, sentences],
         fields=list(REASON),
     )
     return pa.ListArray.from_arrays(pa.array(offsets), records)
+
+
+def _against(
+    contributions: pd.DataFrame,
+    values: pd.DataFrame,
+    segment: pd.Series,
+    medians: pd.DataFrame,
+    catalogue: dict[str, Feature],
+    target: str,
+) -> np.ndarray:
+    """Where a value would read as the opposite of the reason: a churn reason better than its
+    segment median (more active seats than typical), or an expansion signal worse than it. Such a
+    contribution is the model's interaction, not something a CSM can act on, so it is not shown."""
+    out = np.zeros(contributions.shape, dtype=bool)
+    for j, name in enumerate(contributions.columns):
+        feature = catalogue.get(name)
+        if feature is None or feature.healthy == "neutral" or name not in medians:
+            continue
+        typical = medians[name].reindex(segment.to_numpy()).to_numpy(dtype=float)
+        better = values[name].to_numpy(dtype=float) - typical
+        better = better if feature.healthy == "higher" else -better
+        out[:, j] = better > 0 if target == "churn" else better < 0
+    return out
 
 
 def no_reasons(rows: int) -> pa.ListArray:
@@ -145,6 +206,7 @@ def _phrases(
     segments: np.ndarray,
     medians: pd.Series | None,
     lang: Lang,
+    segment_names: dict[str, dict[str, str]],
 ) -> tuple[pa.Array, pa.Array, pa.Array]:
     """Raw values as text, sentences and segment medians for one feature's reasons; each
     distinct value and each segment is formatted once."""
@@ -160,9 +222,10 @@ def _phrases(
     raw = pa.array(text, pa.string()).take(pa.array(codes, mask=missing))
     shown = map(value_formatter(feature.unit, lang), uniques.tolist())
     shown = pa.array([*shown, _WORDS[lang]["unknown"]]).take(np.where(missing, len(uniques), codes))
-    segment_codes, segment_names = pd.factorize(segments)
-    around = [_around(feature, typical.get(s), lang) for s in segment_names]
+    segment_codes, distinct_segments = pd.factorize(segments)
+    around = [_around(feature, typical.get(s), lang, segment_label(s, lang, segment_names))
+              for s in distinct_segments]  # fmt: skip
     tails = pa.array([tail for _, tail in around], pa.string()).take(segment_codes)
-    sentences = pc.binary_join_element_wise(_around(feature, None, lang)[0], shown, tails, "")
+    sentences = pc.binary_join_element_wise(_around(feature, None, lang, "")[0], shown, tails, "")
     median = pa.array(typical.reindex(segments).to_numpy(dtype=float), from_pandas=True)
     return raw, sentences, median

@@ -19,9 +19,10 @@ from churnml.features.build import SOURCE_TABLES, compute_features, with_key_eve
 from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import lapsed_terms, snapshots
 from churnml.models.registry import LoadedModel, resolve_models
-from churnml.scoring.actions import next_best_action, tier
+from churnml.scoring.actions import tier
+from churnml.scoring.book import finish
 from churnml.scoring.crm import load_field_map
-from churnml.scoring.explain import FAMILIES, explain, family_scores, health_score
+from churnml.scoring.explain import FAMILIES, explain, family_pulls
 from churnml.scoring.outputs import (
     ACCOUNT_COLUMNS,
     REASONS,
@@ -65,15 +66,16 @@ def score_frame(
     medians = segment_medians(frame.reindex(columns=sorted(cat)), frame["segment"].astype(str))
     step = cfg.scoring.chunk_rows
     chunks = (frame.iloc[i : i + step] for i in range(0, len(frame), step))
-    parts = [_score_chunk(c, models, cat, cfg.scoring, lang, medians) for c in chunks]
-    return _gather(parts, models)
+    parts = [_score_chunk(c, models, cat, cfg, lang, medians) for c in chunks]
+    return _gather(parts, models, cfg.scoring, cat)
 
 
 def _gather(
-    parts: list[Chunk], models: dict[str, LoadedModel]
+    parts: list[Chunk], models: dict[str, LoadedModel], sc: ScoringConfig, cat: dict[str, Feature]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scored chunks as one table in account order, stamped with the models and the time; the
-    contributions of each scored target in the same order, one target after the other."""
+    """Scored chunks as one table in account order, finished over the whole book (see
+    `churnml.scoring.book`) and stamped with the models and the time; the contributions of each
+    scored target in the same order, one target after the other."""
     if not parts:
         raise ValueError("no account to score")
     scores = pd.concat([s for s, _ in parts], ignore_index=True)
@@ -84,7 +86,7 @@ def _gather(
         block = pd.concat([c[target] for _, c in parts], ignore_index=True)
         block = block if order is None else block.iloc[order]
         blocks.append(block.assign(target=target)[["account_id", "target", *block.columns[1:]]])
-    scores = scores if order is None else scores.iloc[order].reset_index(drop=True)
+    scores = finish(scores if order is None else scores.iloc[order].reset_index(drop=True), sc, cat)
     for target in TARGETS:
         loaded = models.get(target)
         scores[f"{target}_model"] = loaded.source if loaded else None
@@ -99,10 +101,11 @@ def _score_chunk(
     chunk: pd.DataFrame,
     models: dict[str, LoadedModel],
     cat: dict[str, Feature],
-    sc: ScoringConfig,
+    cfg: Config,
     lang: Lang,
     medians: pd.DataFrame,
 ) -> Chunk:
+    sc = cfg.scoring
     segment = chunk["segment"].astype(str)
     out = chunk.reindex(columns=[*KEYS, *ACCOUNT_COLUMNS]).reset_index(drop=True)
     out["as_of"] = pd.to_datetime(out["as_of"]).dt.date
@@ -111,6 +114,11 @@ def _score_chunk(
     out["renewal_pending"] = pending.fillna(False).to_numpy(dtype=bool)
     days = chunk.get("days_since_term_end", pd.Series(None, index=chunk.index, dtype=float))
     out["days_since_term_end"] = pd.array(days.to_numpy(dtype=float), dtype="Int64")
+    out["renewal_date"] = _date(out.as_of, chunk.get("days_to_renewal"), -days)
+    out["last_touch_date"] = _date(out.as_of, None, chunk.get("days_since_touchpoint"))
+    for name, kind in (("tenure_days", "Int64"), ("plan", object), ("seats", float)):
+        column = chunk.get(name, pd.Series(None, index=chunk.index, dtype=object))
+        out[name] = column.reset_index(drop=True).astype(kind)
     out = out.assign(**{f"score_{f}": np.nan for f in FAMILIES}, health_score=np.nan)
     points = {}
     for target in TARGETS:
@@ -128,11 +136,13 @@ def _score_chunk(
             values = chunk.reindex(columns=loaded.model.features)
             levers = [f for f in ex.points.columns if f in cat and cat[f].lever]  # not context
             shown = ex.points[levers] if levers else ex.points
-            reasons = top_reasons(shown, values, segment, medians, cat, lang, sc.reasons)
+            reasons = top_reasons(shown, values, segment, medians, cat, lang, sc.reasons, target,
+                                  cfg.report.segment_names)  # fmt: skip
         out[column], out[f"{column}_text"] = as_columns(reasons)
-        if target == "churn" and not loaded.no_skill:
-            out.update(family_scores(ex.logodds, cat).reset_index(drop=True))
-            out["health_score"] = health_score(ex.logodds)
+        if target == "churn" and not loaded.no_skill:  # raw here, percentiles once all are in
+            values = chunk.reindex(columns=loaded.model.features)
+            out.update(family_pulls(ex.logodds, values, cat).reset_index(drop=True))
+            out["health_score"] = 1 - ex.probability
         points[target] = ex.points.reset_index(drop=True)
         points[target].insert(0, "account_id", out["account_id"].to_numpy())
     arr = out["arr"].to_numpy(dtype=float)
@@ -141,12 +151,16 @@ def _score_chunk(
     out["expansion_tier"] = tier(expansion_p, sc.expansion_high, sc.expansion_medium)
     out["arr_at_risk"] = np.round(churn_p * arr, 2)
     out["expected_expansion_arr"] = np.round(expansion_p * arr * sc.expansion_size, 2)
-    runway = chunk["days_to_renewal"].to_numpy(dtype=float) if "days_to_renewal" in chunk else None
-    out["next_best_action"] = next_best_action(
-        out.churn_tier.to_numpy(), out.expansion_tier.to_numpy(), out.score_adoption.to_numpy(), sc,
-        out.arr_at_risk.to_numpy(), runway,
-    )  # fmt: skip
     return out, points
+
+
+def _date(as_of: pd.Series, ahead: pd.Series | None, behind: pd.Series | None) -> pd.Series:
+    """as_of plus `ahead` days, else minus `behind` days (a date, or missing)."""
+    none = pd.Series(np.nan, index=as_of.index)
+    days = none if ahead is None else pd.Series(ahead.to_numpy(dtype=float), index=as_of.index)
+    if behind is not None:
+        days = days.fillna(-pd.Series(behind.to_numpy(dtype=float), index=as_of.index))
+    return (pd.to_datetime(as_of) + pd.to_timedelta(days, unit="D")).dt.date
 
 
 def scoring_table(tables: dict[str, ir.Table], as_of: dt.date, cfg: Config) -> ir.Table:
@@ -262,19 +276,18 @@ def score_table(
         from churnml.scoring.spark import map_in_pandas
 
         def score_batch(batch: pd.DataFrame) -> Chunk:
-            return _score_chunk(batch, models, cat, cfg.scoring, lang, medians)
+            return _score_chunk(batch, models, cat, cfg, lang, medians)
 
         features = {t: m.model.features for t, m in models.items()}
         parts = map_in_pandas(table, score_batch, SCORES, features)
     else:
         batches = table.to_pyarrow_batches(chunk_size=cfg.scoring.chunk_rows)
         parts = [
-            _score_chunk(b.to_pandas(), models, cat, cfg.scoring, lang, medians) for b in batches
+            _score_chunk(b.to_pandas(), models, cat, cfg, lang, medians) for b in batches
         ]
-    try:
-        return _gather(parts, models)
-    except ValueError:
-        raise ValueError("no account is active at as_of: nothing to score") from None
+    if not any(len(scores) for scores, _ in parts):
+        raise ValueError("no account is active at as_of: nothing to score")
+    return _gather(parts, models, cfg.scoring, cat)
 
 
 def _engine_medians(table: ir.Table, names: list[str]) -> pd.DataFrame:

@@ -1,0 +1,76 @@
+"""What depends on the whole scored book, done once every chunk is in: the scorecard and health
+as percentiles, the next best action, the play, and the priority of the today list.
+
+Scorecard (documented for CSMs): each family's score is the account's percentile within its
+segment of how much that family lowers its churn risk (the family's log-odds contributions,
+negated). 90 means the family looks at least as good as for 90% of the segment's accounts; empty
+means "no signal" (the account has no data in that family, or the model does not use it). Health
+is the account's percentile of low churn risk across the whole book: 90 means its churn risk is
+no higher than that of 90% of the book, so its order is the order of risk.
+
+Priority ("act today"): ARR at stake (ARR at risk plus expected expansion ARR) × urgency, where
+urgency rises from 1 to 2 as the renewal comes within `scoring.save_runway_days` (2 when the
+renewal is overdue or pending).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from churnml.config import ScoringConfig
+from churnml.features.catalogue import Feature
+from churnml.scoring.actions import next_best_action
+from churnml.scoring.explain import FAMILIES, family
+from churnml.scoring.plays import choose_plays, load_library
+from churnml.scoring.reasons import REASON
+
+
+def percentile(values: pd.Series, groups: pd.Series | None = None) -> pd.Series:
+    """Share (0–100) of its group's values that each value is at least as high as; missing
+    values stay missing (and do not count)."""
+    values = pd.to_numeric(values, errors="coerce")
+    grouped = values.groupby(pd.Series(0, index=values.index) if groups is None else groups)
+    rank, size = grouped.rank(method="max"), grouped.transform("count")
+    return (rank / size * 100).round(1)
+
+
+def first_feature(reasons: pd.Series) -> pd.Series:
+    """The feature of each row's first reason (None where there is none)."""
+    out = np.full(len(reasons), None, dtype=object)
+    if reasons.notna().any():
+        lists = pa.array(reasons.array, type=pa.list_(REASON))
+        lengths = lists.value_lengths().fill_null(0).to_numpy()
+        names = np.asarray(lists.flatten().field("feature").to_numpy(zero_copy_only=False), object)
+        has = lengths > 0
+        out[has] = names[(np.cumsum(lengths) - lengths)[has]]
+    return pd.Series(out, index=reasons.index, dtype=object)
+
+
+def finish(scores: pd.DataFrame, sc: ScoringConfig, cat: dict[str, Feature]) -> pd.DataFrame:
+    """Turn the chunks' raw family pulls into the scorecard, then add health, the action, the
+    play and the priority (see the module docstring)."""
+    out = scores.copy()
+    segment = out.segment.astype(str)
+    for f in FAMILIES:
+        out[f"score_{f}"] = percentile(out[f"score_{f}"], segment)
+    out["health_score"] = percentile(out.health_score)  # chunks: 1 − p, from a skilled model
+    days_to_renewal = (pd.to_datetime(out.renewal_date) - pd.to_datetime(out.as_of)).dt.days
+    out["next_best_action"] = next_best_action(
+        out.churn_tier.to_numpy(), out.expansion_tier.to_numpy(), out.score_adoption.to_numpy(),
+        sc, out.arr_at_risk.to_numpy(), days_to_renewal.to_numpy(dtype=float),
+    )  # fmt: skip
+    expanding = out.next_best_action == "expand"
+    signal = first_feature(out.expansion_signals)
+    driver = first_feature(out.churn_reasons).where(~expanding, signal)
+    driver_family = driver.map({n: family(cat[n]) for n in driver.dropna().unique() if n in cat})
+    library = load_library(sc.plays)
+    plays = choose_plays(library, out.next_best_action, driver, driver_family, segment, out.as_of,
+                         out.renewal_date)  # fmt: skip
+    out[plays.columns] = plays
+    stake = out.arr_at_risk.fillna(0) + out.expected_expansion_arr.fillna(0)
+    runway = max(sc.save_runway_days, 1)
+    urgency = 1 + ((runway - days_to_renewal.fillna(np.inf)) / runway).clip(0, 1)
+    out["priority"] = (stake * urgency).round(2)
+    return out
