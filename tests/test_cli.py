@@ -117,12 +117,15 @@ def test_written_files_get_the_mode_the_umask_allows(tmp_path: Path) -> None:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "out" / "b.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
 
 
-def test_an_output_on_another_device_is_copied_then_renamed(
+def test_an_output_folder_that_is_a_mount_point_gets_its_files_copied_then_renamed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real, calls = os.replace, []
+    (tmp_path / "out").mkdir()
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == tmp_path / "out")
 
     def cross_device_once(src: object, dest: object) -> None:
         calls.append(dest)
@@ -152,3 +155,28 @@ def test_anything_unexpected_is_one_line_and_ctrl_c_keeps_the_output(
     assert cli.main(["validate", "--data", "."]) == code
     err = capsys.readouterr().err
     assert words in " ".join(err.split()) and "Traceback" not in err and "second line" not in err
+
+
+def test_a_folder_of_outputs_is_replaced_as_a_whole_and_other_files_are_kept(
+    tmp_path: Path,
+) -> None:
+    """The new set takes the old one's place in one step (the folder itself is new), files the
+    run did not write stay (the same file, linked), and a failed run changes nothing."""
+    out = tmp_path / "out"
+    with atomic_dir(out) as tmp:
+        write_text("old a", tmp / "a.txt")
+        write_text("old b", tmp / "sub" / "b.txt")
+    (out / "mine.txt").write_text("the user's")
+    before, mine = out.stat().st_ino, (out / "mine.txt").stat().st_ino
+    with atomic_dir(out) as tmp:
+        write_text("new a", tmp / "a.txt")
+        write_text("new b", tmp / "sub" / "b.txt")
+        assert (out / "a.txt").read_text() == "old a"  # nothing changes before the end
+    assert (out / "a.txt").read_text() == "new a" and (out / "sub" / "b.txt").read_text() == "new b"
+    assert (out / "mine.txt").stat().st_ino == mine
+    assert out.stat().st_ino != before  # swapped in one step, not file by file
+    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+        write_text("half", tmp / "a.txt")
+        raise RuntimeError("interrupted")
+    assert (out / "a.txt").read_text() == "new a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp folder left

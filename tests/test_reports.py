@@ -87,3 +87,23 @@ def test_no_skill_an_empty_target_and_a_renewal_are_said_plainly(tmp_path: Path)
     assert "In renewal: the term ended 3 day(s) ago" in account
     assert "How the churn risk adds up" not in account  # no waterfall either
     assert "In renewal" not in (out / "account" / safe_name("A0")).read_text(encoding="utf-8")
+
+
+def test_money_follows_the_configured_currency_and_language() -> None:
+    from churnml.reports.messages import money
+
+    assert money(96981.4, "en") == "$96,981"
+    assert money(96981.4, "ja") == "$96,981"  # dollars stay dollars in Japanese
+    assert money(96981.4, "ja", "JPY") == "96,981円"
+    assert money(96981.4, "en", "JPY") == "¥96,981"
+    assert money(96981.4, "en", "CHF") == "96,981 CHF"
+    assert money(float("nan"), "en", "EUR") == "–"
+
+
+def test_a_japanese_book_in_yen_with_named_segments(tmp_path: Path) -> None:
+    cfg = Config.model_validate({"report": {"currency": "JPY", "segment_names": {
+        "smb": {"en": "Small business", "ja": "小規模"}}}})  # fmt: skip
+    index = build_report(_scores(tmp_path / "scores"), tmp_path / "site", cfg, "ja")
+    html = index.read_text(encoding="utf-8")
+    assert "2,000円" in html and "ドル" not in html and "$" not in html
+    assert "小規模" in html and ">smb<" not in html

@@ -305,3 +305,34 @@ def test_a_float_where_a_whole_number_belongs_is_an_error(world: Path) -> None:
     error = _only_error(world)
     assert (error.column, error.rule) == ("score", "values that are not whole numbers")
     assert error.rows == 1
+
+
+def _shift_jis_accounts(world: Path) -> None:
+    accounts = pd.read_parquet(world / "accounts.parquet").assign(account_name="株式会社テスト")
+    (world / "accounts.parquet").unlink()
+    accounts.to_csv(world / "accounts.csv", index=False, encoding="shift_jis")
+
+
+REFUSED = {  # how the data is broken → words the refusal must say
+    "infinite ARR": (lambda w: _edit(w, "subscriptions", lambda df: df.assign(
+        arr=df.arr.where(df.index != 2, float("inf")))), "must be a finite number"),
+    "no usage events": (lambda w: _edit(w, "usage_events", lambda df: df.head(0)),
+                        "required table has no rows"),
+    "a Shift-JIS CSV": (_shift_jis_accounts, "accounts.csv is not utf-8 text"),
+    "a null key": (lambda w: _edit(w, "accounts", lambda df: df.assign(
+        account_id=df.account_id.where(df.index != 0, None))), "account_id"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_score_refuses_broken_data_in_one_message_and_writes_nothing(
+    case: str, world: Path, tmp_path: Path
+) -> None:
+    breaks, words = REFUSED[case]
+    breaks(world)
+    out = tmp_path / "scores"
+    result = CliRunner().invoke(app, ["score", "--data", str(world), "--as-of", "2024-01-01",
+                                      "--out", str(out)])  # fmt: skip
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and words in message and "Traceback" not in result.output
+    assert not out.exists() and not list(tmp_path.glob(".scores*"))

@@ -1,14 +1,17 @@
 """Atomic writes: a temp file (or folder) next to the target, renamed into place when complete.
 
-An interrupted run leaves the previous output intact, never a half-written file. Written files
-get the mode the umask allows (as any other file), not the temp file's private one.
+An interrupted run leaves the previous output intact, never a half-written file, and a folder of
+outputs is replaced as a whole (`atomic_dir`). Written files get the mode the umask allows (as
+any other file), not the temp file's private one.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,11 +38,11 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def _file_mode() -> int:
-    """What `open` would give a new file under the current umask."""
+def _file_mode(base: int = 0o666) -> int:
+    """What `open` would give a new file (`mkdir` a folder: base 0o777) under the umask."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return base & ~umask
 
 
 def _move(src: Path, dest: Path) -> None:
@@ -68,21 +71,67 @@ def check_output(target: Path | str, kind: str = "folder") -> None:
 
 @contextmanager
 def atomic_dir(target: Path | str) -> Iterator[Path]:
-    """Yield an empty temp folder; on success its files replace those of `target` one by one.
+    """Yield an empty temp folder beside `target`; on success it becomes `target`, as a whole.
 
-    Files in `target` that the run did not write are left alone; each written file appears whole.
+    Entries of `target` that the run did not write are kept (hard-linked into the new folder).
+    On Linux the two folders are exchanged in one step (renameat2 with RENAME_EXCHANGE), so a
+    reader sees the old set of files or the new one, never a mix. Elsewhere, and when `target` is
+    a mount point, the written files replace the old ones one by one, each whole.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            dest = target / src.relative_to(tmp)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            _move(src, dest)
+        tmp.chmod(stat.S_IMODE(target.stat().st_mode) if target.is_dir() else _file_mode(0o777))
+        if not _swap(tmp, target):
+            for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
+                dest = target / src.relative_to(tmp)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                _move(src, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap(new: Path, target: Path) -> bool:
+    """Put folder `new` in the place of `target` in one step; False where that cannot be done."""
+    if not target.exists():
+        try:
+            os.rename(new, target)
+            return True
+        except OSError:
+            return False
+    if os.path.ismount(target) or target.is_symlink() or not target.is_dir():
+        return False
+    shutil.copytree(target, new, symlinks=True, dirs_exist_ok=True, copy_function=_keep)
+    return _exchange(new, target)
+
+
+def _keep(src: str, dest: str) -> None:
+    """Carry an entry the run did not write into the new folder (a hard link, else a copy)."""
+    if os.path.lexists(dest):
+        return  # the run wrote it
+    try:
+        os.link(src, dest, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dest, follow_symlinks=False)
+
+
+_RENAME_EXCHANGE, _AT_FDCWD = 2, -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2); False where the system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    done = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def write_parquet(data: pd.DataFrame | pa.Table, path: Path | str) -> None:
