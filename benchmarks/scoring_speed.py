@@ -47,10 +47,13 @@ def _models(work: Path, world: Path) -> Path:
 def _features(world: Path, accounts: int, seed: int = 0) -> pd.DataFrame:
     """`accounts` rows resampled from the world's active accounts, numeric values jittered."""
     from churnml.data.sources import connect, load_tables
+    from churnml.features.build import with_key_events
     from churnml.scoring.score import scoring_table
 
     cfg = Config()
-    real = scoring_table(load_tables(world, cfg.data, connect()), AS_OF, cfg).execute()
+    tables = load_tables(world, cfg.data, connect())
+    cfg = with_key_events(cfg, tables, AS_OF)  # the event types training chose, from the same data
+    real = scoring_table(tables, AS_OF, cfg).execute()
     rng = np.random.default_rng(seed)
     frame = real.sample(accounts, replace=True, random_state=seed).reset_index(drop=True)
     for name in frame.select_dtypes("number").columns:
@@ -79,6 +82,8 @@ def _full(features: Path, model_dir: Path, out: Path) -> float:
 
     cfg = Config()
     models, _ = resolve_models(cfg, {}, model_dir)
+    events = next(m.model.meta["key_events"] for m in models.values())
+    cfg = cfg.with_key_events(tuple(events))  # reasons named after the models' key events
     frame = pd.read_parquet(features)
     fields = load_field_map("salesforce")
     began = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Labels follow DESIGN.md: churn after grace, involuntary marked, expansion by ARR or product."""
+"""Labels follow docs/design.md: churn after grace, involuntary marked, expansion by ARR
+or product."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ def _before(snaps: ir.Table, rows: ir.Table, time_col: str) -> ir.Table:
 def materialize(expr: ir.Table) -> ir.Table:
     """Compute `expr` once and reuse the result (DuckDB temp table); Spark plans stay lazy, since
     its cache does not see in-memory tables (ibis 12)."""
-    return expr if expr._find_backend(use_default=True).name == "pyspark" else expr.cache()
+    return expr if ibis.get_backend(expr).name == "pyspark" else expr.cache()
 
 
 # -- usage rollups -----------------------------------------------------------------------------

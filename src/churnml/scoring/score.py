@@ -272,7 +272,7 @@ def score_table(
     cat = by_name(cfg.features)
     table = cached(expr)
     medians = _engine_medians(table, sorted(cat))
-    if table._find_backend().name == "pyspark":
+    if ibis.get_backend(table).name == "pyspark":
         from churnml.scoring.spark import map_in_pandas
 
         def score_batch(batch: pd.DataFrame) -> Chunk:
@@ -300,5 +300,5 @@ def _engine_medians(table: ir.Table, names: list[str]) -> pd.DataFrame:
 def cached(expr: ir.Table) -> ir.Table:
     """The table computed once and kept by its engine (Spark: its in-memory tables, such as
     calendars, are registered first, which ibis 12 does not do for `cache`)."""
-    expr._find_backend()._run_pre_execute_hooks(expr)
+    ibis.get_backend(expr)._run_pre_execute_hooks(expr)  # no public way in ibis 12
     return expr.cache()

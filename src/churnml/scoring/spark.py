@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
@@ -24,8 +25,8 @@ def map_in_pandas(
 ) -> list[Chunk]:
     """Score `table` (an Ibis table on Spark) batch by batch on the executors; return the scored
     rows gathered on the driver, as `score_batch` gives them."""
-    con = table._find_backend()
-    frame = con._session.sql(con.compile(table))
+    con = ibis.get_backend(table)
+    frame = con.raw_sql(con.compile(table))
     packed = scores
     for target, names in features.items():
         for name in names:
