@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from tests.helpers import T, accounts, day, events, promote_every_target, subscription, tables
 from typer.testing import CliRunner
@@ -529,3 +530,17 @@ def test_a_play_library_without_a_catch_all_is_refused(tmp_path: Path) -> None:
                        "  en: {title: t, text: t}\n  ja: {title: t, text: t}\n")  # fmt: skip
     with pytest.raises(ConfigError, match="no catch-all play"):
         load_library(str(library))
+
+
+def test_the_main_driver_is_read_from_reasons_gathered_from_chunks() -> None:
+    from churnml.scoring.book import first_feature
+    from churnml.scoring.reasons import REASON
+
+    def chunk(rows: list) -> pd.Series:
+        return pd.Series(pd.arrays.ArrowExtensionArray(pa.array(rows, pa.list_(REASON))))
+
+    reason = {"feature": "nps_last", "value": "3", "contribution": 0.02, "segment_median": 8.0,
+              "sentence": "s"}  # fmt: skip
+    gathered = pd.concat([chunk([[reason], []]), chunk([None, [{**reason, "feature": "x"}]])],
+                         ignore_index=True)  # fmt: skip
+    assert first_feature(gathered).tolist() == ["nps_last", None, None, "x"]

@@ -41,6 +41,8 @@ def first_feature(reasons: pd.Series) -> pd.Series:
     out = np.full(len(reasons), None, dtype=object)
     if reasons.notna().any():
         lists = pa.array(reasons.array, type=pa.list_(REASON))
+        if isinstance(lists, pa.ChunkedArray):  # scored in chunks
+            lists = lists.combine_chunks()
         lengths = lists.value_lengths().fill_null(0).to_numpy()
         names = np.asarray(lists.flatten().field("feature").to_numpy(zero_copy_only=False), object)
         has = lengths > 0
