@@ -317,9 +317,14 @@ def score(
         Path | None, typer.Option(help="A previous --out: write only CRM rows that changed.")
     ] = None,
     engine: Annotated[Engine, typer.Option(help="Where the feature queries run.")] = "duckdb",
+    previous: Annotated[
+        Path | None,
+        typer.Option(help="A previous --out: add what changed since, and why, and alerts.csv."),
+    ] = None,
 ) -> None:
     """Score every active account: probabilities, tiers, health, next best action, reasons."""
     from churnml.scoring.crm import load_field_map
+    from churnml.scoring.score import read_previous
     from churnml.scoring.score import score as run_scoring
 
     cfg = _config(config)
@@ -327,7 +332,9 @@ def score(
     _output(out)
     try:
         load_field_map(crm)
-    except FileNotFoundError as exc:
+        if previous is not None:
+            read_previous(previous, day)
+    except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     began = time.perf_counter()
     try:
@@ -343,6 +350,7 @@ def score(
                 lang,
                 changed_since,
                 engine,
+                previous,
             )
     except (DataValidationError, MissingTableError, OSError, ValueError, KeyError) as exc:
         raise fail(str(exc)) from None
@@ -352,12 +360,13 @@ def score(
             {
                 "accounts scored": result.rows,
                 "CRM rows written": result.crm_rows,
+                **({} if result.alerts is None else {"alerts": result.alerts}),
                 **{f"{t} model": m for t, m in result.models.items()},
                 "seconds": f"{time.perf_counter() - began:.1f}",
             },
         )
     )
-    for name in ("scores.parquet", "contributions.parquet", "crm_export.csv"):
+    for name in ("scores.parquet", "contributions.parquet", "crm_export.csv", "alerts.csv"):
         console.print(f"  {escape(str(result.out.resolve() / name))}", highlight=False)
     for target, why in result.missing.items():
         console.print(f"[yellow]{target} columns left empty:[/] {escape(why)}", highlight=False)

@@ -197,6 +197,9 @@ class ScoringConfig(_Strict):
     expansion_size: float = Field(0.2, gt=0, description="typical ARR uplift of an expansion")
     reasons: int = Field(3, ge=1)
     plays: str | None = Field(None, description="a play library (YAML); default: churnml's own")
+    alert_points: float = Field(
+        0.05, gt=0, le=1, description="--previous: a probability move this large is an alert"
+    )
     chunk_rows: int = Field(50_000, ge=1, description="rows scored at a time (bounded memory)")
     max_data_gap_days: int = Field(
         3, ge=0, description="days before as_of that may have no usage events at all"

@@ -387,7 +387,7 @@ def _contract() -> list[Feature]:
     return [
         Feature("tenure_days", "contract", "account", "days", "higher",
                 "Days since the account signed up", "契約開始からの日数", lambda t: t.tenure_days,
-                short=("Customer for", "契約期間")),
+                short=("Tenure", "契約期間")),
         _account_feature("segment", "Customer segment", "顧客セグメント"),
         _account_feature("industry", "Industry", "業種"),
         _account_feature("region", "Region", "地域"),
@@ -413,7 +413,7 @@ def _contract() -> list[Feature]:
         Feature("days_to_renewal", "contract", "contract", "days", "higher",
                 "Days until the current term ends (empty for open-ended plans)",
                 "現在の契約期間の終了（更新）までの日数（期間の定めのない契約は空欄）",
-                lambda t: t.end_in_days.min(), short=("Renewal in", "更新まで")),
+                lambda t: t.end_in_days.min(), short=("Days to renewal", "更新までの日数")),
         Feature("term_months", "contract", "contract", "months", "higher",
                 "Length of the current contract term in months (0 for monthly plans)",
                 "現在の契約期間の長さ（月、月額プランは0）",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from typing import Literal
 
-from churnml.scoring.reasons import money
+from churnml.scoring.reasons import date, money
 
 __all__ = ["MESSAGES", "Lang", "date", "money", "number", "percent"]
 
@@ -192,13 +191,6 @@ def percent(value: float, lang: Lang, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{value * 100:.{digits}f}%"
-
-
-def date(value: dt.date, lang: Lang, short: bool = False) -> str:
-    """January 26, 2026 (short: Jan 26, 2026), or 2026年1月26日."""
-    if lang == "ja":
-        return f"{value.year}年{value.month}月{value.day}日"
-    return f"{value:%b %-d, %Y}" if short else f"{value:%B %-d, %Y}"
 
 
 def number(value: float, lang: Lang) -> str:

@@ -55,7 +55,7 @@ def _cells(column: pd.Series) -> pd.Series:
     """Numbers with at most 4 decimals and no trailing zeros; text made inert; missing as ''."""
     if pd.api.types.is_float_dtype(column):
         text = pa.array(column.round(4), from_pandas=True).cast(pa.string())
-        return pd.Series(text.to_pandas(), index=column.index).fillna("")
+        return pd.Series(text.to_numpy(zero_copy_only=False), index=column.index).fillna("")
     text = column.astype(str).where(column.notna(), "")
     return text if pd.api.types.is_numeric_dtype(column) else neutralise(text)
 

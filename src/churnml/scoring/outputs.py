@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from churnml.io import atomic_dir, write_parquet
+from churnml.scoring.changes import change_columns
 from churnml.scoring.crm import FieldMap, changed_rows, crm_frame, write_csv
 from churnml.scoring.explain import FAMILIES
 from churnml.scoring.reasons import REASON
@@ -63,6 +64,8 @@ SCORED = pa.schema(
         ("play_owner", pa.string()),
         ("play_due", pa.date32()),
         ("priority", pa.float64()),  # ARR at stake × urgency: the order of the today list
+        *change_columns("churn"),  # with --previous (churnml.scoring.changes), else empty
+        *change_columns("expansion"),
         ("churn_model", pa.string()),
         ("expansion_model", pa.string()),
         # "ok", or "no_skill" when the model did not beat chance or the rule-based health score
@@ -80,6 +83,10 @@ def as_columns(reasons: pa.ListArray) -> tuple[pd.Series, pd.Series]:
     return pd.Series(pd.arrays.ArrowExtensionArray(reasons)), pd.Series(text, dtype=object)
 
 
+ALERTS = ("account_id", "account_name", "csm_owner", "segment", "arr", "churn_probability",
+          "churn_change", "churn_tier_before", "churn_tier", "expansion_probability",
+          "expansion_change", "arr_at_risk", "priority", "next_best_action", "play",
+          "churn_change_text", "expansion_change_text")  # alerts.csv  # fmt: skip
 KEY_EVENTS = "churnml.key_events"
 
 
@@ -97,17 +104,24 @@ def write_outputs(
     out: Path | str,
     changed_since: Path | None = None,
     key_events: tuple[str, ...] = (),
+    alerts: pd.DataFrame | None = None,
 ) -> int:
-    """Write scores.parquet, contributions.parquet and crm_export.csv into `out`, all or none;
-    return the number of CRM rows (only changed ones with `changed_since`). The key events the
-    features were built with go in scores.parquet's metadata (`read_key_events`), for the report."""
+    """Write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv (no rows
+    without `alerts`) into `out`, all or none; return the number of CRM rows (only changed ones
+    with `changed_since`). The key events the features were built with go in scores.parquet's
+    metadata (`read_key_events`), for the report."""
     feed = crm_frame(scores, fields)
     if changed_since is not None:
         feed = changed_rows(feed, Path(changed_since) / "crm_export.csv", fields)
+    missing = [n for n in SCORED.names if n not in scores]  # change columns without --previous
+    scores = scores.assign(**dict.fromkeys(missing))
     table = pa.Table.from_pandas(scores, schema=SCORED, preserve_index=False)
+    alerts = pd.DataFrame(columns=ALERTS) if alerts is None else alerts[list(ALERTS)]
     with atomic_dir(out) as tmp:
         meta = {KEY_EVENTS: json.dumps(list(key_events))}
         write_parquet(table.replace_schema_metadata(meta), tmp / "scores.parquet")
         write_parquet(contributions, tmp / "contributions.parquet")
         write_csv(feed, tmp / "crm_export.csv")
+        write_csv(crm_frame(alerts, FieldMap("account_id", {c: c for c in ALERTS})),
+                  tmp / "alerts.csv")  # fmt: skip
     return len(feed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable
 from typing import Any, Literal
@@ -42,6 +43,13 @@ def money(value: float, lang: Lang, currency: str = "USD") -> str:
         return f"{value:,.0f}円"
     symbol = SYMBOLS.get(currency)
     return f"{symbol}{value:,.0f}" if symbol else f"{value:,.0f} {currency}"
+
+
+def date(value: dt.date, lang: Lang, short: bool = False) -> str:
+    """January 26, 2026 (short: Jan 26, 2026), or 2026年1月26日."""
+    if lang == "ja":
+        return f"{value.year}年{value.month}月{value.day}日"
+    return f"{value:%b %-d, %Y}" if short else f"{value:%B %-d, %Y}"
 
 
 def value_formatter(unit: str, lang: Lang, currency: str = "USD") -> Callable[[Any], str]:
@@ -128,40 +136,30 @@ def top_reasons(
     """Per row, the k largest positive contributions as a list of REASON records: feature, value,
     contribution (probability points), segment median (from `segment_medians` of the whole batch)
     and sentence (see `sentence`). Features pushing the other way or by less than MIN_POINTS
-    never appear, nor values on
-    the other side of their segment median (see `_against`). Vectorised per feature, not per row.
+    never appear, nor values on the other side of their segment median (see `_against`).
+    Vectorised per feature, not per row.
     """
     matrix = np.where(_against(contributions, values, segment, medians, catalogue, target), 0.0,
                       contributions.to_numpy())  # fmt: skip
     names = np.asarray(contributions.columns)
-    k = min(k, matrix.shape[1])
-    top = np.argpartition(-matrix, k - 1, axis=1)[:, :k]  # the k largest, then in order
-    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(matrix, top, 1), axis=1), 1)
-    points = np.take_along_axis(matrix, top, axis=1)
-    shown = points >= MIN_POINTS
-    rows, slots = np.nonzero(shown)  # row-major: each row's reasons in order, largest first
-    cols = top[rows, slots]
-    by_feature = np.argsort(cols, kind="stable")
+    rows, cols, points, offsets = largest(matrix, k, MIN_POINTS)
+    groups, back = by_column(cols)
     segments = segment.to_numpy()[rows]
     phrases = []  # one (raw, sentences, median) per feature that is someone's reason
-    for at in np.split(by_feature, np.flatnonzero(np.diff(cols[by_feature])) + 1):
-        if len(at):
-            name = names[cols[at[0]]]
-            feature = catalogue.get(name) or _unknown(name)
-            column = values[name].to_numpy()[rows[at]]
-            phrases.append(_phrases(feature, column, segments[at], medians.get(name), lang,
-                                    segment_names or {}))  # fmt: skip
-    back = np.argsort(by_feature)  # from grouped by feature to row order
+    for at in groups:
+        name = names[cols[at[0]]]
+        feature = catalogue.get(name) or _unknown(name)
+        column = values[name].to_numpy()[rows[at]]
+        phrases.append(_phrases(feature, column, segments[at], medians.get(name), lang,
+                                segment_names or {}))  # fmt: skip
     raw, sentences, median = (
         pa.concat_arrays([p[i] for p in phrases] or [pa.array([], kind)]).take(back)
         for i, kind in enumerate((pa.string(), pa.string(), pa.float64()))
     )
     sentences = pc.binary_join_element_wise(
-        pa.array(_lead(target, points[rows, slots], lang), pa.string()), sentences, "")
-    offsets = np.zeros(len(matrix) + 1, np.int32)
-    offsets[1:] = np.cumsum(shown.sum(axis=1))
+        pa.array(_lead(target, points, lang), pa.string()), sentences, "")
     records = pa.StructArray.from_arrays(
-        [pa.array(names[cols], pa.string()), raw, pa.array(points[rows, slots]), median, sentences],
+        [pa.array(names[cols], pa.string()), raw, pa.array(points), median, sentences],
         fields=list(REASON),
     )
     return pa.ListArray.from_arrays(pa.array(offsets), records)
@@ -188,6 +186,33 @@ def _against(
         better = better if feature.healthy == "higher" else -better
         out[:, j] = better > 0 if target == "churn" else better < 0
     return out
+
+
+def largest(
+    matrix: np.ndarray, k: int, minimum: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, the (up to) k largest values that reach `minimum`, largest first: their row and
+    column indices and values (row-major), and each row's offset into them (for a ListArray)."""
+    k = min(k, matrix.shape[1])
+    if k == 0:
+        empty = np.array([], dtype=int)
+        return empty, empty, np.array([]), np.zeros(len(matrix) + 1, np.int32)
+    top = np.argpartition(-matrix, k - 1, axis=1)[:, :k]  # the k largest, then in order
+    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(matrix, top, 1), axis=1), 1)
+    values = np.take_along_axis(matrix, top, axis=1)
+    kept = values >= minimum
+    rows, slots = np.nonzero(kept)
+    offsets = np.zeros(len(matrix) + 1, np.int32)
+    offsets[1:] = np.cumsum(kept.sum(axis=1))
+    return rows, top[rows, slots], values[rows, slots], offsets
+
+
+def by_column(cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Positions grouped by column (each group non-empty), and the order that takes values
+    concatenated group by group back to the original positions."""
+    order = np.argsort(cols, kind="stable")
+    groups = [g for g in np.split(order, np.flatnonzero(np.diff(cols[order])) + 1) if len(g)]
+    return groups, np.argsort(order)
 
 
 def no_reasons(rows: int) -> pa.ListArray:

@@ -21,6 +21,7 @@ from churnml.features.labels import lapsed_terms, snapshots
 from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import tier
 from churnml.scoring.book import finish
+from churnml.scoring.changes import alerts, compare
 from churnml.scoring.crm import load_field_map
 from churnml.scoring.explain import FAMILIES, explain, family_pulls
 from churnml.scoring.outputs import (
@@ -47,6 +48,7 @@ class ScoreResult:
     missing: dict[str, str]  # target → why it has no model (its columns are empty)
     no_skill: list[str]  # targets whose model shows no skill (no reasons shown)
     top_at_risk: pd.DataFrame  # the accounts with the most ARR at risk, largest first
+    alerts: int | None = None  # rows of alerts.csv (with --previous)
 
 
 class MissingFeaturesError(ValueError):
@@ -241,8 +243,11 @@ def score(
     lang: Lang = "en",
     changed_since: Path | None = None,
     engine: Engine = "duckdb",
+    previous: Path | None = None,
 ) -> ScoreResult:
-    """Score, then write scores.parquet, contributions.parquet and crm_export.csv into `out`."""
+    """Score, then write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv
+    into `out`; with `previous` (an earlier `out`), what changed since and why."""
+    before = read_previous(previous, as_of) if previous is not None else None
     report = validate(data_dir, cfg.data)
     if not report.ok:
         raise DataValidationError(report)
@@ -253,24 +258,64 @@ def score(
     cfg = trained_config(cfg, models, tables, as_of)
     expr = scoring_table(tables, as_of, cfg)
     require_features(expr.columns, models, cfg)
-    scores, contributions = score_table(expr, models, cfg, lang)
+    table = cached(expr)
+    scores, contributions = score_table(table, models, cfg, lang)
+    found = None
+    if before is not None:
+        changes = _changes(scores, contributions, table, before, tables, models, cfg, lang)
+        scores = scores.assign(**changes)
+        found = alerts(scores, cfg.scoring.alert_points)
     key_events = cfg.features.key_events or ()
-    crm_rows = write_outputs(scores, contributions, fields, out, changed_since, key_events)
+    crm_rows = write_outputs(scores, contributions, fields, out, changed_since, key_events, found)
     top = scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")[list(TOP_COLUMNS)]
     return ScoreResult(
         Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()}, missing,
         [t for t, m in models.items() if m.no_skill], top.reset_index(drop=True),
+        None if found is None else len(found),
     )  # fmt: skip
 
 
+def read_previous(previous: Path, as_of: dt.date) -> pd.DataFrame:
+    """The scores of an earlier run (`--previous`), which must be of an earlier date."""
+    path = Path(previous) / "scores.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"--previous: no scores.parquet in {previous} (give an earlier "
+                                "--out of churnml score)")  # fmt: skip
+    before = pd.read_parquet(path)
+    since = pd.Timestamp(before.as_of.iloc[0]).date() if len(before) else None
+    if since is None or since >= as_of:
+        raise ValueError(f"--previous: {path} was scored as of {since}; it must be before {as_of}")
+    return before
+
+
+def _changes(
+    scores: pd.DataFrame,
+    contributions: pd.DataFrame,
+    table: ir.Table,
+    before: pd.DataFrame,
+    tables: dict[str, ir.Table],
+    models: dict[str, LoadedModel],
+    cfg: Config,
+    lang: Lang,
+) -> pd.DataFrame:
+    """The change columns (`churnml.scoring.changes`): the previous date is scored again with
+    today's models from today's data, then compared feature by feature."""
+    since = pd.Timestamp(before.as_of.iloc[0]).date()
+    then_table = cached(scoring_table(tables, since, cfg))
+    then, then_contributions = score_table(then_table, models, cfg, lang)
+    names = sorted({f for m in models.values() for f in m.model.features} & set(table.columns))
+    values = tuple(t.select("account_id", *names).execute() for t in (table, then_table))
+    return compare(scores, then, before, (contributions, then_contributions), values,
+                   by_name(cfg.features), lang)  # fmt: skip
+
+
 def score_table(
-    expr: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang = "en"
+    table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang = "en"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score a feature table where it lives: features are computed once (cached in the engine),
+    """Score a feature table where it lives (computed once and kept by the engine: `cached`):
     segment medians are taken there, then rows are scored in chunks — streamed from DuckDB, or
     by `mapInPandas` on Spark's executors."""
     cat = by_name(cfg.features)
-    table = cached(expr)
     medians = _engine_medians(table, sorted(cat))
     if ibis.get_backend(table).name == "pyspark":
         from churnml.scoring.spark import map_in_pandas

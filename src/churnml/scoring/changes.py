@@ -1,0 +1,231 @@
+"""What changed since a previous scoring run, and exactly why (`churnml score --previous DIR`).
+
+Both dates are scored with today's models from today's data, so for each target:
+
+    p_now − p_before = data part + model part
+    data part  = p_now(x_now) − p_now(x_before) = Σ over features of c(x_now) − c(x_before)
+    model part = p_now(x_before) − p_before, from the previous run's file
+
+The data part splits exactly into per-feature deltas (same model, same base rate). The model part
+is the new model's doing when the model changed, else the earlier data restated (late rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churnml.features.catalogue import Feature
+from churnml.scoring.explain import family
+from churnml.scoring.reasons import (
+    MIN_POINTS,
+    Lang,
+    by_column,
+    date,
+    format_value,
+    largest,
+)
+from churnml.vocabulary import TARGETS, TIERS
+
+CHANGE = pa.struct(
+    [
+        ("feature", pa.string()),
+        ("before", pa.string()),
+        ("after", pa.string()),
+        ("points", pa.float64()),
+        ("sentence", pa.string()),
+    ]
+)
+_WORDS = {
+    "en": {"churn": "Churn risk", "expansion": "Expansion propensity", "since": " since {}",
+           "colon": ": ",
+           "rose": " rose ", "fell": " fell ", "is": ": ", "arrow": " → ", "open": " (",
+           "pts": " pts)", "model": "model changed", "restated": "earlier data restated",
+           "sep": "; ", "unit": " pts"},
+    "ja": {"churn": "解約リスク", "expansion": "拡大の見込み", "since": "（{}から）", "colon": "：",
+           "rose": " ",
+           "fell": " ", "is": "：", "arrow": " → ", "open": "（", "pts": "pt）",
+           "model": "モデル変更", "restated": "過去データの修正", "sep": "；", "unit": "pt"},
+}  # fmt: skip
+
+
+def change_columns(target: str) -> list[tuple[str, pa.DataType]]:
+    """The columns `--previous` fills for a target (null without it)."""
+    return [
+        (f"{target}_change", pa.float64()),  # probability now − before (points as a fraction)
+        (f"{target}_change_model", pa.float64()),  # of which the model part
+        (f"{target}_tier_before", pa.string()),
+        (f"{target}_change_drivers", pa.list_(CHANGE)),
+        (f"{target}_change_families", pa.string()),
+        (f"{target}_change_text", pa.string()),
+    ]
+
+
+def compare(
+    now: pd.DataFrame,
+    then: pd.DataFrame,
+    before: pd.DataFrame,
+    contributions: tuple[pd.DataFrame, pd.DataFrame],
+    values: tuple[pd.DataFrame, pd.DataFrame],
+    catalogue: dict[str, Feature],
+    lang: Lang,
+) -> pd.DataFrame:
+    """Change columns for `now`'s accounts (see the module docstring): `then` is the previous
+    date scored with today's models, `before` the previous run's scores; contributions and
+    feature values are (now, then). Accounts new since, and targets without a model on either
+    side, are left empty."""
+    since = pd.Timestamp(before.as_of.iloc[0]).date()
+    ids = now.account_id
+    prior = before.set_index("account_id").reindex(ids)
+    out = pd.DataFrame(index=now.index)
+    for target in TARGETS:
+        p = f"{target}_probability"
+        if p not in prior or now[p].isna().all() or prior[p].isna().all():
+            out = out.assign(**{name: None for name, _ in change_columns(target)})
+            continue
+        p_then = then.set_index("account_id")[p].reindex(ids).to_numpy()
+        now_c, then_c = (c[c.target == target].drop(columns="target").set_index("account_id")
+                         .reindex(ids) for c in contributions)  # fmt: skip
+        deltas = (now_c - then_c).fillna(0.0)
+        change = now[p].to_numpy() - prior[p].to_numpy()
+        model_part = p_then - prior[p].to_numpy()
+        drivers = _drivers(deltas, values, ids, catalogue, lang)
+        changed_model = now[f"{target}_model"].to_numpy() != prior[f"{target}_model"].to_numpy()
+        out[f"{target}_change"] = change
+        out[f"{target}_change_model"] = model_part
+        out[f"{target}_tier_before"] = prior[f"{target}_tier"].to_numpy()
+        out[f"{target}_change_drivers"] = pd.Series(pd.arrays.ArrowExtensionArray(drivers),
+                                                    index=now.index)  # fmt: skip
+        out[f"{target}_change_families"] = _families(deltas, catalogue)
+        out[f"{target}_change_text"] = _text(target, change, drivers, model_part, changed_model,
+                                             since, lang)  # fmt: skip
+    return out
+
+
+def _drivers(deltas: pd.DataFrame, values: tuple[pd.DataFrame, pd.DataFrame], ids: pd.Series,
+             catalogue: dict[str, Feature], lang: Lang, k: int = 3) -> pa.ListArray:  # fmt: skip
+    """Per account, the k features that moved its probability most in the direction it moved
+    (at least MIN_POINTS each) and whose value changed, as CHANGE records. (A feature whose value
+    did not change can still move a little through its interactions with others: it counts in
+    the totals and families, not as a driver.) Vectorised per feature, not per row."""
+    matrix = deltas.to_numpy()
+    total = matrix.sum(axis=1, keepdims=True)
+    sign = np.where(np.abs(total) >= MIN_POINTS, np.sign(total), 0.0)  # no move, no drivers
+    now, then = (v.set_index("account_id").reindex(ids) for v in values)
+    moved = _moved(now.reindex(columns=deltas.columns), then.reindex(columns=deltas.columns))
+    rows, cols, _, offsets = largest(np.where(moved, matrix * sign, 0.0), k, MIN_POINTS)
+    points = matrix[rows, cols]
+    names = np.asarray(deltas.columns)
+    groups, back = by_column(cols)
+    parts = [_phrases(names[cols[at[0]]], then, now, rows[at], points[at], catalogue, lang)
+             for at in groups]  # fmt: skip
+    before, after, sentences = (
+        pa.concat_arrays([part[i] for part in parts] or [pa.array([], pa.string())]).take(back)
+        for i in range(3)
+    )
+    records = pa.StructArray.from_arrays(
+        [pa.array(names[cols], pa.string()), before, after, pa.array(points, pa.float64()),
+         sentences], fields=list(CHANGE),
+    )  # fmt: skip
+    return pa.ListArray.from_arrays(pa.array(offsets), records)
+
+
+def _phrases(name: str, then: pd.DataFrame, now: pd.DataFrame, rows: np.ndarray,
+             points: np.ndarray, catalogue: dict[str, Feature],
+             lang: Lang) -> tuple[pa.Array, pa.Array, pa.Array]:  # fmt: skip
+    """Before and after as text, and the sentence, for one feature's changes:
+    'Active users 30d fell 41 → 18 (+7.0 pts)'."""
+    words, feature = _WORDS[lang], catalogue.get(name)
+    old, new = (_column(frame, name, rows) for frame in (then, now))
+    shown = [_shown(v, feature, lang) for v in (old, new)]
+    numeric = feature is not None and not feature.categorical and feature.unit != "flag"
+    if numeric:  # a move too small for the usual format is shown with more digits
+        same = pc.equal(shown[0], shown[1]).to_numpy(zero_copy_only=False)
+        shown = [pa.array(np.where(same, _precise(v, feature.unit), t.to_numpy(False)))
+                 for v, t in zip((old, new), shown, strict=True)]
+        a, b = new.astype(float), old.astype(float)
+        verb = np.where(a > b, words["rose"], np.where(a < b, words["fell"], words["is"]))
+    else:
+        verb = np.full(len(rows), words["is"])
+    label = feature.label(lang) if feature else name
+    sentence = pc.binary_join_element_wise(
+        label, pa.array(verb.astype(str)), shown[0], words["arrow"], shown[1], words["open"],
+        pa.array(_points(points)), words["pts"], "")  # fmt: skip
+    return shown[0], shown[1], sentence
+
+
+def _precise(values: np.ndarray, unit: str) -> np.ndarray:
+    """Values with more digits than a CSM usually needs: 3.4%, 1.234×, 12.35."""
+    fmt = {"share": "{:.1%}", "percentile": "{:.1%}", "ratio": "{:.3f}×"}.get(unit, "{:,.2f}")
+    return np.array([fmt.format(v) if v is not None and v == v else "–" for v in values])
+
+
+def _moved(now: pd.DataFrame, then: pd.DataFrame) -> np.ndarray:
+    """Where a feature's value differs between the two dates (missing on one side only counts)."""
+    differ = now.to_numpy(dtype=object) != then.to_numpy(dtype=object)
+    return differ & ~(now.isna().to_numpy() & then.isna().to_numpy())
+
+
+def _column(frame: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
+    return frame[name].to_numpy(dtype=object)[rows] if name in frame else np.full(len(rows), None)
+
+
+def _shown(values: np.ndarray, feature: Feature | None, lang: Lang) -> pa.Array:
+    """Values as a CSM reads them, each distinct value formatted once."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object))
+    unit = feature.unit if feature else "category"
+    text = [format_value(v, unit, lang) for v in uniques] + [format_value(None, unit, lang)]
+    return pa.array(text, pa.string()).take(np.where(codes < 0, len(uniques), codes))
+
+
+def _families(deltas: pd.DataFrame, catalogue: dict[str, Feature]) -> np.ndarray:
+    """'adoption +8.0; support +3.0': the families that moved the probability, largest first
+    (points, at least MIN_POINTS)."""
+    fam = deltas.T.groupby(lambda f: family(catalogue[f]) if f in catalogue else "other").sum().T
+    rows, cols, _, offsets = largest(np.abs(fam.to_numpy()), len(fam.columns), MIN_POINTS)
+    names = np.asarray(fam.columns)[cols]
+    items = _join(names, " ", _points(fam.to_numpy()[rows, cols]))
+    lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(items, pa.string()))
+    return pc.binary_join(lists, "; ").to_numpy(zero_copy_only=False)
+
+
+def _text(target: str, change: np.ndarray, drivers: pa.ListArray, model_part: np.ndarray,
+          changed_model: np.ndarray, since: dt.date, lang: Lang) -> np.ndarray:  # fmt: skip
+    """'Churn risk +12.0 pts since Jan 1, 2026: Active users 30d fell 41 → 18 (+7.0 pts); …',
+    with the model part last when it counts; missing for accounts new since."""
+    w = _WORDS[lang]
+    head = _join(w[target] + " ", _points(change), w["unit"],
+                 w["since"].format(date(since, lang, short=True)))  # fmt: skip
+    sentences = pa.ListArray.from_arrays(drivers.offsets, drivers.values.field("sentence"))
+    body = pc.binary_join(sentences, w["sep"]).to_numpy(zero_copy_only=False).astype(str)
+    why = np.where(changed_model, w["model"], w["restated"])
+    tail = _join(why, w["open"], _points(model_part), w["pts"])
+    counts = np.abs(np.nan_to_num(model_part)) >= MIN_POINTS
+    body = np.where(counts, np.where(body != "", _join(body, w["sep"], tail), tail), body)
+    text = np.where(body != "", _join(head, w["colon"], body), head).astype(object)
+    text[np.isnan(change)] = None
+    return text
+
+
+def _points(values: np.ndarray) -> np.ndarray:
+    """Probability changes as signed points with one decimal: +7.0."""
+    return np.char.mod("%+.1f", np.round(np.asarray(values, float) * 100, 1))
+
+
+def _join(*parts: object) -> np.ndarray:
+    """Element-wise concatenation of string arrays and strings."""
+    return functools.reduce(np.char.add, [np.asarray(p, dtype=str) for p in parts])
+
+
+def alerts(scores: pd.DataFrame, points: float) -> pd.DataFrame:
+    """Accounts whose churn risk rose into a higher tier or by at least `points`, or whose
+    expansion propensity rose into a higher tier, ranked by ARR at stake (priority)."""
+    rank = {t: len(TIERS) - i for i, t in enumerate(TIERS)}  # high 3, medium 2, low 1
+    up = [scores[f"{t}_tier"].map(rank) > scores[f"{t}_tier_before"].map(rank) for t in TARGETS]
+    rose = scores.churn_change >= points
+    return scores[up[0] | up[1] | rose].sort_values("priority", ascending=False)
