@@ -90,10 +90,12 @@ def _around(feature: Feature, median: object, lang: Lang, segment: str) -> tuple
 
 
 def _lead(target: str, points: np.ndarray, lang: Lang) -> np.ndarray:
-    """'raises risk +3.1 pts: ' per contribution (probability points, as fractions)."""
+    """'raises risk +3.1 pts: ' per contribution (probability points, as fractions); each
+    distinct size is formatted once."""
     words = _WORDS[lang]
-    size = np.char.mod("%+.1f", np.round(np.asarray(points, float) * 100, 1))
-    return np.char.add(np.char.add(words[target], size), words["points"])
+    codes, sizes = pd.factorize(np.round(np.asarray(points, float) * 100, 1))
+    text = np.array([f"{words[target]}{v:+.1f}{words['points']}" for v in sizes], dtype=object)
+    return text[codes]
 
 
 def sentence(feature: Feature, value: object, median: object, lang: Lang, target: str,
@@ -177,11 +179,12 @@ def _against(
     segment median (more active seats than typical), or an expansion signal worse than it. Such a
     contribution is the model's interaction, not something a CSM can act on, so it is not shown."""
     out = np.zeros(contributions.shape, dtype=bool)
+    codes, segments = pd.factorize(segment.to_numpy())  # medians looked up by code, not by name
     for j, name in enumerate(contributions.columns):
         feature = catalogue.get(name)
         if feature is None or feature.healthy == "neutral" or name not in medians:
             continue
-        typical = medians[name].reindex(segment.to_numpy()).to_numpy(dtype=float)
+        typical = medians[name].reindex(segments).to_numpy(dtype=float)[codes]
         better = values[name].to_numpy(dtype=float) - typical
         better = better if feature.healthy == "higher" else -better
         out[:, j] = better > 0 if target == "churn" else better < 0
