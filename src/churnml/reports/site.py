@@ -56,11 +56,13 @@ def _label(feature: str, cat: dict[str, Feature], lang: Lang) -> str:
 
 
 def waterfall(contrib: pd.Series, base: float, cat: dict[str, Feature], lang: Lang,
-              other: str, top: int = 8) -> str:  # fmt: skip
-    """Horizontal waterfall from the base rate to the probability (inline SVG, escaped labels)."""
-    order = contrib.abs().sort_values(ascending=False).index
+              other: str, top: int = 8, ordered: bool = False) -> str:  # fmt: skip
+    """Horizontal waterfall from the base rate to the probability (inline SVG, escaped labels):
+    the `top` largest steps then the rest as `other`, or the steps as given (`ordered`)."""
+    order = contrib.index if ordered else contrib.abs().sort_values(ascending=False).index
     steps = [(_label(f, cat, lang), float(contrib[f])) for f in order[:top]]
-    steps.append((other, float(contrib[order[top:]].sum())))
+    if len(order) > top:
+        steps.append((other, float(contrib[order[top:]].sum())))
     levels = np.cumsum([base] + [v for _, v in steps])
     lo, hi = min(levels.min(), 0.0), max(levels.max(), 1e-9)
     scale = lambda v: 330 + 320 * (v - lo) / (hi - lo)  # noqa: E731
@@ -159,6 +161,8 @@ class _Site:
             for t in TARGETS if t not in self.shown
         ]  # fmt: skip
         self.library = load_library(cfg.scoring.plays)
+        since = scores.get("previous_as_of", pd.Series(dtype=object)).dropna()
+        self.since = self.day(since.iloc[0]) if len(since) else None  # --previous: compared with
         self.env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                                autoescape=select_autoescape(["html", "j2"]))  # fmt: skip
 
@@ -175,8 +179,37 @@ class _Site:
 
     def render(self, template: str, **context: object) -> str:
         return self.env.get_template(template).render(
-            m=self.m, lang=self.lang, as_of=self.as_of, notices=self.notices, **context
+            m=self.m, lang=self.lang, as_of=self.as_of, notices=self.notices, since=self.since,
+            **context,
         )
+
+    def _points(self, value: object) -> str:
+        """A change of probability in points: +3.1 pts (–: not compared)."""
+        if value is None or pd.isna(value):
+            return "–"
+        return self.m["points"].format(value * 100)
+
+    def movers(self, rows: pd.DataFrame, top: int = 10) -> list[dict[str, object]]:
+        """The accounts whose churn risk rose most since the previous run, by ARR it puts at
+        risk (empty without --previous)."""
+        if "churn_change" not in rows or rows.churn_change.isna().all():
+            return []
+        rose = rows[rows.churn_change > 0]
+        added = (rose.churn_change * rose.arr).nlargest(top)
+        return [self._row(r) for _, r in rose.loc[added.index].iterrows()]
+
+    def _change_waterfall(self, row: pd.Series) -> str | None:
+        """From the previous run's churn risk to today's: the drivers, every other signal, and
+        the model part (None without --previous)."""
+        if pd.isna(row.get("churn_change")) or "churn" not in self.shown:
+            return None
+        steps = {d["feature"]: d["points"] for d in _listed(row.churn_change_drivers)}
+        data = row.churn_change - row.churn_change_model
+        steps[self.m["other"]] = data - sum(steps.values())
+        steps[self.m["model_part"]] = row.churn_change_model
+        before = row.churn_probability - row.churn_change
+        return waterfall(pd.Series(steps), before, self.cat, self.lang, self.m["other"],
+                         top=len(steps), ordered=True)  # fmt: skip
 
     def _scorecard(self, row: pd.Series) -> list[tuple[str, str]]:
         """Each family's percentile within the segment, or 'no signal'."""
@@ -220,8 +253,11 @@ class _Site:
             "account_id": row.account_id, "file": safe_name(row.account_id), "name": row["name"],
             "segment": self.segment(row.segment), "owner": row.owner, "arr": money_(row.arr),
             "play": self._play(row), "renewal_date": self.day(row.get("renewal_date")),
+            "change": self._points(row.get("churn_change")),
+            "change_text": row.get("churn_change_text") or "",
             "last_touch": self.day(row.get("last_touch_date")), "stake": money_(stake),
             "sort": {"arr": row.arr, "churn": row.churn_probability, "risk": row.arr_at_risk,
+                     "change": row.get("churn_change"),
                      "health": row.health_score, "stake": stake,
                      "renewal": str(row.get("renewal_date") or ""),
                      "touch": str(row.get("last_touch_date") or "")},
@@ -273,7 +309,7 @@ class _Site:
         today = [self._row(r) for _, r in s.nlargest(self.cfg.report.today, "priority").iterrows()]
         return self.render(
             "summary.html.j2", title=self.m["title_summary"], totals=totals, by_segment=by_segment,
-            today=today, runway=self.cfg.scoring.save_runway_days,
+            today=today, runway=self.cfg.scoring.save_runway_days, movers=self.movers(s),
             risk_chart=_histogram(s.churn_probability, f"{self.m['churn_probability']} (%)"),
             actions=[(a, number(actions.get(a, 0), lang)) for a in ("save", "fix_then_expand", "expand", "nurture")],
             drivers=self._drivers(), owners=owners, horizon=self.cfg.labels.horizon_days,
@@ -331,6 +367,7 @@ class _Site:
             for _, r in keen.sort_values("expected_expansion_arr", ascending=False).iterrows()
         ]
         return self.render("csm.html.j2", title=self.m["title_csm"].format(owner=owner), owner=owner,
+                           movers=self.movers(rows, top=5),
                            accounts=accounts, candidates=candidates)  # fmt: skip
 
     def account(self, row: pd.Series) -> str:
@@ -354,6 +391,7 @@ class _Site:
             owner_file=safe_name(row.owner),
             waterfall=None if series is None else waterfall(
                 series, row.churn_base_rate, self.cat, self.lang, self.m["other"]),
+            change_waterfall=self._change_waterfall(row),
             adoption=adoption,
         )
 

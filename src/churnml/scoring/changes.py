@@ -82,7 +82,7 @@ def compare(
     since = pd.Timestamp(before.as_of.iloc[0]).date()
     ids = now.account_id
     prior = before.set_index("account_id").reindex(ids)
-    out = pd.DataFrame(index=now.index)
+    out = pd.DataFrame({"previous_as_of": since}, index=now.index)
     for target in TARGETS:
         p = f"{target}_probability"
         if p not in prior or now[p].isna().all() or prior[p].isna().all():

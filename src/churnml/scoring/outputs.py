@@ -64,7 +64,8 @@ SCORED = pa.schema(
         ("play_owner", pa.string()),
         ("play_due", pa.date32()),
         ("priority", pa.float64()),  # ARR at stake × urgency: the order of the today list
-        *change_columns("churn"),  # with --previous (churnml.scoring.changes), else empty
+        ("previous_as_of", pa.date32()),  # with --previous (churnml.scoring.changes), else empty
+        *change_columns("churn"),
         *change_columns("expansion"),
         ("churn_model", pa.string()),
         ("expansion_model", pa.string()),
@@ -110,11 +111,11 @@ def write_outputs(
     without `alerts`) into `out`, all or none; return the number of CRM rows (only changed ones
     with `changed_since`). The key events the features were built with go in scores.parquet's
     metadata (`read_key_events`), for the report."""
+    missing = [n for n in SCORED.names if n not in scores]  # change columns without --previous
+    scores = scores.assign(**dict.fromkeys(missing))
     feed = crm_frame(scores, fields)
     if changed_since is not None:
         feed = changed_rows(feed, Path(changed_since) / "crm_export.csv", fields)
-    missing = [n for n in SCORED.names if n not in scores]  # change columns without --previous
-    scores = scores.assign(**dict.fromkeys(missing))
     table = pa.Table.from_pandas(scores, schema=SCORED, preserve_index=False)
     alerts = pd.DataFrame(columns=ALERTS) if alerts is None else alerts[list(ALERTS)]
     with atomic_dir(out) as tmp:
