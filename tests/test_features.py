@@ -390,3 +390,29 @@ def test_events_loaded_twice_count_once_with_dedupe(tmp_path: Path) -> None:
         out = compute_features(t, snaps, [dt.date(2023, 5, 1)], cfg.features).execute()
         counts[dedupe] = out.set_index("account_id").events_30d.sort_index()
     assert (counts[False] == 2 * counts[True]).all() and counts[True].sum() > 0
+
+
+def test_the_csms_context_sees_only_what_was_known_before_as_of() -> None:
+    """The overdue milestone is the earliest-due one not done before as_of (one done on as_of
+    itself is still overdue); the contact to call is the champion in place, else the sponsor,
+    never someone who starts on as_of or who left before it."""
+    plan = FeatureConfig().onboarding_plan  # kickoff 7, admin_setup 14, … days after signup
+    t = tables(
+        accounts=accounts("a", "b", "c", signup=-100),
+        onboarding_milestones=pd.DataFrame({
+            "account_id": ["a", "a", "b"], "milestone": ["kickoff", "admin_setup", "kickoff"],
+            "completed_at": [day(-95), day(0), day(-90)]}),
+        contacts=pd.DataFrame({
+            "account_id": ["a", "a", "a", "b", "b"], "contact_id": ["a1", "a2", "a3", "b1", "b2"],
+            "role": ["exec_sponsor", "champion", "champion", "exec_sponsor", "champion"],
+            "start_date": [day(-90), day(-80), day(0), day(-90), day(-60)],
+            "end_date": [None, None, None, None, day(-1)]}),
+    )  # fmt: skip
+    snaps = ibis.memtable({"account_id": ["a", "b", "c"], "as_of": [T, T, T]})
+    got = build.csm_context(t, snaps, [T], FeatureConfig()).execute().set_index("account_id")
+    assert list(plan)[:2] == ["kickoff", "admin_setup"]
+    assert got.overdue_milestone.to_dict() == {
+        "a": "admin_setup", "b": "admin_setup", "c": "kickoff"}  # fmt: skip
+    assert got.primary_contact.fillna("-").to_dict() == {"a": "a2", "b": "b1", "c": "-"}
+    assert got.primary_contact_role.fillna("-").to_dict() == {
+        "a": "champion", "b": "exec_sponsor", "c": "-"}  # fmt: skip

@@ -107,3 +107,31 @@ def test_a_japanese_book_in_yen_with_named_segments(tmp_path: Path) -> None:
     html = index.read_text(encoding="utf-8")
     assert "2,000円" in html and "ドル" not in html and "$" not in html
     assert "小規模" in html and ">smb<" not in html
+
+
+def test_movers_and_the_change_waterfall_after_a_previous_run(tmp_path: Path) -> None:
+    folder = _scores(tmp_path / "scores")
+    scores = pd.read_parquet(folder / "scores.parquet")
+    driver = {"feature": "seat_utilisation_30d", "before": "40%", "after": "20%",
+              "points": 0.03, "sentence": "Active seats 30d fell 40% → 20% (+3.0 pts)"}  # fmt: skip
+    scores = scores.assign(
+        previous_as_of=pd.Timestamp("2025-12-01").date(), churn_change=[0.05, -0.02],
+        churn_change_model=[0.01, 0.0], churn_change_drivers=[[driver], []],
+        churn_change_text=["Churn risk +5.0 pts since Dec 1, 2025: " + driver["sentence"],
+                           "Churn risk -2.0 pts since Dec 1, 2025"],
+    )  # fmt: skip
+    scores.to_parquet(folder / "scores.parquet")
+    out = tmp_path / "site"
+    index = build_report(folder, out, Config(), "en").read_text(encoding="utf-8")
+    assert "Whose churn risk rose since Dec 1, 2025" in index
+    movers = index[index.index('id="movers"'):]
+    movers = movers[: movers.index("</table>")]
+    assert 'data-account="A0"' in movers and 'data-account="A1"' not in movers  # A1 fell
+    account = (out / "account" / safe_name("A0")).read_text(encoding="utf-8")
+    assert "How the churn risk changed since Dec 1, 2025" in account
+    chart = account[account.index("How the churn risk changed"):]
+    for step in ("Active seats 30d", "All other signals", "Model changed or data restated",
+                 "+3.00", "+1.00"):  # fmt: skip
+        assert step in chart, step
+    unchanged = build_report(_scores(tmp_path / "again"), tmp_path / "site2", Config(), "en")
+    assert "Whose churn risk rose" not in unchanged.read_text(encoding="utf-8")

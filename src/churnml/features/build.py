@@ -264,7 +264,7 @@ class _Sources:
         day = j.completed_at.cast("date")
         known = day < j.as_of
         return j.select(
-            *KEYS, "due_days", "tenure_days",
+            *KEYS, "milestone", "due_days", "tenure_days",
             done_days=ibis.ifelse(known, day.delta(j.signup_date, unit="day"), ibis.null("int64")),
             first_value=j.milestone == self.cfg.first_value_milestone,
         )  # fmt: skip
@@ -375,6 +375,37 @@ def compute_features(
         **{f.name: _segment_percentile(out, f.inputs[0]) for f in by_source.get("relative", [])}
     )
     return out.select(*KEYS, *[f.name for f in features])
+
+
+def csm_context(
+    tables: dict[str, ir.Table], snaps: ir.Table, as_of: list[dt.date], cfg: FeatureConfig,
+    grace_days: int = GRACE_DAYS,
+) -> ir.Table:
+    """For the CSM, not for the models, per snapshot: the earliest-due onboarding milestone that
+    is overdue (`overdue_milestone`), and the contact to call (`primary_contact`,
+    `primary_contact_role`: the champion in place, else the executive sponsor, else the latest
+    contact in place). Null where there is none, or the table is missing."""
+    snaps = snaps.select("account_id", as_of=snaps.as_of.cast("date"))
+    sources = _Sources(tables, snaps, as_of, cfg, grace_days)
+    out, none = snaps, ibis.null("string")
+    if "onboarding_milestones" in tables:
+        o = sources.get("onboarding")
+        o = o.filter((o.due_days < o.tenure_days) & o.done_days.isnull())
+        late = o.group_by(KEYS).aggregate(late=o.milestone.argmin(o.due_days))
+        out = out.left_join(late, KEYS).select(out, overdue_milestone=late.late)
+    else:
+        out = out.mutate(overdue_milestone=none)
+    if "contacts" in tables:
+        c = sources.get("contacts")
+        c = c.filter(c.active).mutate(
+            rank=ibis.cases((c.role == "champion", 0), (c.role == "exec_sponsor", 1), else_=2))
+        first = ibis.window(group_by=KEYS, order_by=[c.rank, ibis.desc(c.start_date), c.contact_id])
+        c = c.mutate(n=ibis.row_number().over(first))
+        c = c.filter(c.n == 0).select(*KEYS, who=c.contact_id.cast("string"), what=c.role)
+        out = out.left_join(c, KEYS).select(out, primary_contact=c.who, primary_contact_role=c.what)
+    else:
+        out = out.mutate(primary_contact=none, primary_contact_role=none)
+    return out.select(*KEYS, "overdue_milestone", "primary_contact", "primary_contact_role")
 
 
 def _segment_percentile(t: ir.Table, column: str) -> ir.FloatingValue:

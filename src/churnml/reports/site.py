@@ -227,8 +227,18 @@ class _Site:
                     "due": "–"}  # fmt: skip
         words = play.ja if self.lang == "ja" else play.en
         owner = self.library.owners.get(str(row.play_owner), {}).get(self.lang, row.play_owner)
-        return {"title": words.title, "text": words.text, "owner": owner,
-                "due": self.day(row.play_due)}  # fmt: skip
+        milestone = row.get("overdue_milestone")
+        milestone = self.m["earliest_milestone"] if pd.isna(milestone) else str(milestone)
+        return {"title": words.title, "text": words.text.replace("{milestone}", milestone),
+                "owner": owner, "due": self.day(row.play_due)}  # fmt: skip
+
+    def _contact(self, row: pd.Series) -> str:
+        """'C123 (champion)', or – when no contact is in place."""
+        who = row.get("primary_contact")
+        if who is None or pd.isna(who):
+            return "–"
+        role = str(row.get("primary_contact_role"))
+        return f"{who} ({self.m.get(f'role_{role}', role)})"
 
     def _context(self, row: pd.Series) -> list[str]:
         """What frames the account, which a CSM cannot change: renewal, tenure, plan."""
@@ -244,6 +254,10 @@ class _Site:
             out.append(m["customer_for"].format(years=row.tenure_days / 365.25))
         if not pd.isna(row.get("plan")) and not pd.isna(row.get("seats")):
             out.append(m["plan_seats"].format(plan=row.plan, seats=f"{row.seats:,.0f}"))
+        if not pd.isna(row.get("overdue_milestone")):
+            out.append(m["overdue_milestone"].format(milestone=row.overdue_milestone))
+        if self._contact(row) != "–":
+            out.append(f"{m['contact']}: {self._contact(row)}")
         return out
 
     def _row(self, row: pd.Series) -> dict[str, object]:
@@ -256,6 +270,7 @@ class _Site:
             "change": self._points(row.get("churn_change")),
             "change_text": row.get("churn_change_text") or "",
             "last_touch": self.day(row.get("last_touch_date")), "stake": money_(stake),
+            "contact": self._contact(row),
             "sort": {"arr": row.arr, "churn": row.churn_probability, "risk": row.arr_at_risk,
                      "change": row.get("churn_change"),
                      "health": row.health_score, "stake": stake,

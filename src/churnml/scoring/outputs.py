@@ -18,6 +18,7 @@ from churnml.scoring.explain import FAMILIES
 from churnml.scoring.reasons import REASON
 
 ACCOUNT_COLUMNS = ("segment", "csm_owner", "account_name")
+CONTEXT_COLUMNS = ("overdue_milestone", "primary_contact", "primary_contact_role")
 Chunk = tuple[pd.DataFrame, dict[str, pd.DataFrame]]  # scores, contributions per target
 REASONS = {"churn": "churn_reasons", "expansion": "expansion_signals"}
 
@@ -47,6 +48,7 @@ SCORES = pa.schema(
         ("tenure_days", pa.int64()),  # context for the CSM: customer for …
         ("plan", pa.string()),
         ("seats", pa.float64()),
+        *[(c, pa.string()) for c in CONTEXT_COLUMNS],  # churnml.features.build.csm_context
         *_target_fields("churn"),
         *[(f"score_{f}", pa.float64()) for f in FAMILIES],
         ("health_score", pa.float64()),

@@ -15,7 +15,7 @@ import pandas as pd
 from churnml.config import Config, ScoringConfig
 from churnml.data.sources import Engine, connect, load_tables
 from churnml.data.validate import DataValidationError, validate
-from churnml.features.build import SOURCE_TABLES, compute_features, with_key_events
+from churnml.features.build import SOURCE_TABLES, compute_features, csm_context, with_key_events
 from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import lapsed_terms, snapshots
 from churnml.models.registry import LoadedModel, resolve_models
@@ -26,6 +26,7 @@ from churnml.scoring.crm import load_field_map
 from churnml.scoring.explain import FAMILIES, explain, family_pulls
 from churnml.scoring.outputs import (
     ACCOUNT_COLUMNS,
+    CONTEXT_COLUMNS,
     REASONS,
     SCORES,
     Chunk,
@@ -118,7 +119,8 @@ def _score_chunk(
     out["days_since_term_end"] = pd.array(days.to_numpy(dtype=float), dtype="Int64")
     out["renewal_date"] = _date(out.as_of, chunk.get("days_to_renewal"), -days)
     out["last_touch_date"] = _date(out.as_of, None, chunk.get("days_since_touchpoint"))
-    for name, kind in (("tenure_days", "Int64"), ("plan", object), ("seats", float)):
+    for name, kind in (("tenure_days", "Int64"), ("plan", object), ("seats", float),
+                       *((c, object) for c in CONTEXT_COLUMNS)):
         column = chunk.get(name, pd.Series(None, index=chunk.index, dtype=object))
         out[name] = column.reset_index(drop=True).astype(kind)
     out = out.assign(**{f"score_{f}": np.nan for f in FAMILIES}, health_score=np.nan)
@@ -168,17 +170,19 @@ def _date(as_of: pd.Series, ahead: pd.Series | None, behind: pd.Series | None) -
 def scoring_table(tables: dict[str, ir.Table], as_of: dt.date, cfg: Config) -> ir.Table:
     """Every account active at as_of, or in renewal (its last term ended within the grace, with
     `renewal_pending` and `days_since_term_end`), with its features, ARR on the day (`arr_now`)
-    and account attributes (an engine expression, not yet run)."""
+    account attributes and the CSM's context (`csm_context`): an engine expression, not yet
+    run."""
     subs, grace = tables["subscriptions"], cfg.labels.grace_days
     active = snapshots(subs, [as_of]).mutate(days_since_term_end=ibis.null("int64"))
     snaps = active.union(lapsed_terms(subs, [as_of], grace))  # and accounts in renewal
     feats = compute_features(tables, snaps, [as_of], cfg.features, grace_days=grace)
+    context = csm_context(tables, snaps, [as_of], cfg.features, grace_days=grace)
     accounts = tables["accounts"].select("account_id", *ACCOUNT_COLUMNS)
     now = snaps.select(  # ARR on the day (of the last term, in renewal), for ARR at risk
         *KEYS, "days_since_term_end", arr_now=snaps.arr,
         renewal_pending=snaps.days_since_term_end.notnull(),
     )  # fmt: skip
-    return now.inner_join(feats, KEYS).inner_join(accounts, "account_id")
+    return now.inner_join(feats, KEYS).inner_join(accounts, "account_id").left_join(context, KEYS)
 
 
 COVERED_SHARE = 0.999  # the data reaches the day by which this share of usage events happened
