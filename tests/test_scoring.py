@@ -628,3 +628,62 @@ def test_previous_must_be_an_earlier_run(changed: Path, setup: tuple[Config, Pat
     empty = CliRunner().invoke(app, [*args, "--previous", str(tmp_path)])
     assert empty.exit_code == 1 and "no scores.parquet in" in empty.output
     assert not (tmp_path / "o").exists()
+
+
+# -- monitoring -----------------------------------------------------------------------------------
+def test_monitoring_measures_past_runs_and_sees_a_product_change(
+    setup: tuple[Config, Path], changed: Path, tmp_path: Path
+) -> None:
+    """Runs whose horizon has passed are measured against what happened; when most of the
+    product use of the last two months disappears, adoption drifts and the verdict is retrain."""
+    from churnml.data.sources import connect, load_tables
+    from churnml.features.labels import labelled_snapshots
+    from churnml.monitoring.monitor import PSI_SHIFT, monitor, write_page
+
+    cfg, world = setup
+    early = tmp_path / "early"
+    score(cfg, world, dt.date(2024, 3, 1), early)
+    runs = [early, changed / "before", changed / "now"]
+    calm = monitor(cfg, world, runs)
+    assert calm.as_of == AS_OF and dt.date(2024, 3, 1) in set(calm.realised.as_of)
+    book = calm.realised.set_index(["as_of", "segment"]).loc[(dt.date(2024, 3, 1), "all")]
+    scores = pd.read_parquet(early / "scores.parquet").set_index("account_id")
+    labels = labelled_snapshots(load_tables(world, cfg.data, connect()), [dt.date(2024, 3, 1)],
+                                cfg.labels).execute().set_index("account_id")  # fmt: skip
+    labels = labels[labels.involuntary_churn_90d != 1].dropna(subset=["churn_90d"])
+    both = scores.index.intersection(labels.index)
+    from sklearn.metrics import roc_auc_score
+
+    assert book.accounts == len(both) and book.churned == labels.churn_90d[both].sum()
+    assert book.auc == pytest.approx(roc_auc_score(labels.churn_90d[both],
+                                                   scores.churn_probability[both]))  # fmt: skip
+    assert book.auc > 0.6
+    quiet = Path(shutil.copytree(world, tmp_path / "quiet"))
+    events = pd.read_parquet(quiet / "usage_events.parquet")
+    late = events.ts >= pd.Timestamp(AS_OF) - pd.Timedelta(days=60)
+    events[~late | (np.arange(len(events)) % 10 == 0)].to_parquet(quiet / "usage_events.parquet")
+    shifted = monitor(cfg, quiet, [changed / "now"])
+    adoption = shifted.families.set_index("family").largest_psi["adoption"]
+    assert adoption >= PSI_SHIFT > calm.families.set_index("family").largest_psi["adoption"]
+    assert shifted.verdict == "retrain" and any(r.startswith("adoption") for r in shifted.reasons)
+    page = write_page(shifted, tmp_path / "page").read_text(encoding="utf-8")
+    assert 'data-metric="verdict">retrain<' in page
+
+
+def test_cli_monitor_logs_a_run_and_refuses_a_folder_without_scores(
+    setup: tuple[Config, Path], changed: Path, tmp_path: Path
+) -> None:
+    cfg, world = setup
+    config = _config(cfg, tmp_path)
+    args = ["monitor", "--data", str(world), "--config", config, "--out", str(tmp_path / "m")]
+    result = CliRunner().invoke(app, [*args, "--scores", str(changed / "now")])
+    assert result.exit_code == 0, result.output
+    assert "Verdict:" in result.output and (tmp_path / "m" / "monitoring.html").is_file()
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient(cfg.registry.tracking_uri).search_runs(
+        [e.experiment_id for e in MlflowClient(cfg.registry.tracking_uri).search_experiments()],
+        "tags.`churnml.kind` = 'monitoring'")  # fmt: skip
+    assert runs and runs[0].data.tags["churnml.model"].startswith("models:/")
+    refused = CliRunner().invoke(app, [*args, "--scores", str(tmp_path)])
+    assert refused.exit_code == 1 and "no scores.parquet in" in refused.output

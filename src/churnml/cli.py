@@ -459,6 +459,42 @@ def report(
     console.print(f"Report written: {index.resolve()}")
 
 
+@app.command()
+def monitor(
+    data: DataOption,
+    scores: Annotated[
+        list[Path], typer.Option("--scores", help="Folders written by churnml score (repeat).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for monitoring.html.")],
+    config: ConfigOption = None,
+) -> None:
+    """Is the churn model still right? Input and score drift, realised performance of past
+    runs, and a verdict (retrain or keep), logged to MLflow as a monitoring run."""
+    from churnml.models.registry import ModelNotFoundError, TrackingUnavailableError
+    from churnml.monitoring.monitor import PSI_SHIFT, log_monitoring, write_page
+    from churnml.monitoring.monitor import monitor as run_monitor
+
+    cfg = _config(config)
+    _output(out)
+    try:
+        with console.status("checking the churn model"):
+            result = run_monitor(cfg, data, scores)
+            page = write_page(result, out)
+            run_id = log_monitoring(cfg, result, page)
+    except (DataValidationError, ModelNotFoundError, TrackingUnavailableError, OSError,
+            ValueError) as exc:  # fmt: skip
+        raise fail(str(exc)) from None
+    shifted = int((result.features.psi >= PSI_SHIFT).sum())
+    console.print(summary_table(f"Verdict: {result.verdict}", {
+        "scoring run": str(result.as_of), "model": result.model,
+        "churn probability PSI": f"{result.score_psi:.3f}", "features shifted": shifted,
+        "runs with outcomes": result.realised.as_of.nunique() if len(result.realised) else 0,
+        "MLflow run": run_id, "page": str(page.resolve()),
+    }))  # fmt: skip
+    for why in result.reasons:
+        console.print(f"  {escape(why)}", highlight=False)
+
+
 def training_table(report: TrainReport) -> Table:
     table = Table(title="Test metrics (evaluation fit, latest time split)", title_justify="left")
     for column in ("target", "model", "ROC-AUC", "PR-AUC", "log loss", "ECE", "ARR top 10%"):

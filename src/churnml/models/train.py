@@ -36,6 +36,7 @@ from churnml.features.catalogue import Feature
 from churnml.models.artifact import Calibration, TrainedModel
 from churnml.models.estimators import Recipe, candidates, fit
 from churnml.models.metrics import auc_interval, auc_with_variance, evaluate_by_segment
+from churnml.monitoring.drift import reference
 
 log = logging.getLogger(__name__)
 
@@ -425,6 +426,8 @@ def train_target(
                  if split.kind == "time" else [])  # fmt: skip
     model = fit_final(ds, np.ones(len(ds.frame), bool), choice, m, horizon_days)
     model.meta = _facts(ds, split, choice, evaluation, metrics, skill)
+    latest = ds.frame[ds.frame["as_of"] == ds.frame["as_of"].max()]  # the book as scoring sees it
+    model.meta["reference"] = reference(latest, ds.features, model.predict(latest))
     return TargetResult(name, model, evaluation, split, choice, test, metrics, skill, backtests,
                         importance_by_segment(evaluation, test_df), test_df)  # fmt: skip
 
