@@ -125,3 +125,30 @@ def _sorting_by_a_column_header_orders_the_rows(page: Page) -> None:
     assert arr() == sorted(arr())
     page.fill("input[data-filter]", "no account is called this")
     assert page.locator("#accounts tbody tr:visible").count() == 0
+
+
+def test_the_monitoring_page_renders_offline_without_errors(
+    scored: Path, small_world: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from churnml.monitoring.monitor import monitor, write_page
+
+    cfg = Config(registry=RegistryConfig(tracking_uri=f"sqlite:///{scored.parent / 'mlruns.db'}"))
+    result = monitor(cfg, small_world, [scored])
+    page_path = write_page(result, tmp_path)
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(page_path.resolve().as_uri())
+        assert page.text_content('[data-metric="verdict"]') == result.verdict
+        rows = page.locator("#features tbody tr").count()
+        page.locator("#features thead th").nth(2).click()  # PSI, largest first
+        shown = page.eval_on_selector_all(
+            "#features tbody tr", "rs => rs.map(r => parseFloat(r.children[2].dataset.sort))")
+        browser.close()
+    assert rows == len(result.features) and shown == sorted(shown, reverse=True)
+    assert errors == []
