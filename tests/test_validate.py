@@ -313,7 +313,13 @@ def _shift_jis_accounts(world: Path) -> None:
     accounts.to_csv(world / "accounts.csv", index=False, encoding="shift_jis")
 
 
-REFUSED = {  # how the data is broken → words the refusal must say
+def _nps_path_that_is_not_there(world: Path) -> list[str]:
+    config = world / "c.yaml"
+    config.write_text("data:\n  tables:\n    nps_responses: {path: exports/nps.csv}\n")
+    return ["--config", str(config)]
+
+
+REFUSED = {  # how the data is broken (extra arguments, if any) → words the refusal must say
     "infinite ARR": (lambda w: _edit(w, "subscriptions", lambda df: df.assign(
         arr=df.arr.where(df.index != 2, float("inf")))), "must be a finite number"),
     "no usage events": (lambda w: _edit(w, "usage_events", lambda df: df.head(0)),
@@ -321,6 +327,8 @@ REFUSED = {  # how the data is broken → words the refusal must say
     "a Shift-JIS CSV": (_shift_jis_accounts, "accounts.csv is not utf-8 text"),
     "a null key": (lambda w: _edit(w, "accounts", lambda df: df.assign(
         account_id=df.account_id.where(df.index != 0, None))), "account_id"),
+    "a configured table that is not there": (_nps_path_that_is_not_there,
+                                             "table configured but not found"),
 }  # fmt: skip
 
 
@@ -329,10 +337,11 @@ def test_score_refuses_broken_data_in_one_message_and_writes_nothing(
     case: str, world: Path, tmp_path: Path
 ) -> None:
     breaks, words = REFUSED[case]
-    breaks(world)
+    extra = breaks(world)  # the edits return the table; a config case, its arguments
+    extra = extra if isinstance(extra, list) else []
     out = tmp_path / "scores"
     result = CliRunner().invoke(app, ["score", "--data", str(world), "--as-of", "2024-01-01",
-                                      "--out", str(out)])  # fmt: skip
+                                      "--out", str(out), *extra])  # fmt: skip
     message = " ".join(result.output.split())
     assert result.exit_code == 1 and words in message and "Traceback" not in result.output
     assert not out.exists() and not list(tmp_path.glob(".scores*"))
