@@ -157,3 +157,24 @@ def test_truth_is_a_calibrated_oracle(outcomes: pd.DataFrame) -> None:
     )
     top = voluntary[voluntary.p_churn_90d >= voluntary.p_churn_90d.quantile(0.9)]
     assert top.p_churn_90d.mean() == pytest.approx(top.churn_90d.mean(), rel=0.2)
+
+
+def test_a_product_change_mid_way_lowers_recorded_use_in_its_segment_only(tmp_path: Path) -> None:
+    """From the shift on, smb accounts record about half their active days; before it, and in
+    other segments, about as many as in the same world without the shift (events are drawn
+    after the simulation, so not the very same ones); contracts, and so churn, are unchanged."""
+    plain = _shaped(tmp_path / "plain", Shape())
+    shifted = _shaped(tmp_path / "shifted", shape_of(shift="2023-07-01:0.5:smb"))
+
+    def days(world: dict[str, pd.DataFrame], after: bool, smb: bool) -> int:
+        e = world["usage_events"].merge(world["accounts"][["account_id", "segment"]])
+        e = e[(e.ts >= pd.Timestamp("2023-07-01")) == after]
+        e = e[(e.segment == "smb") == smb]
+        return e.assign(day=e.ts.dt.date)[["account_id", "day"]].drop_duplicates().shape[0]
+
+    assert abs(days(shifted, False, True) / days(plain, False, True) - 1) < 0.05
+    assert days(shifted, True, True) < 0.65 * days(plain, True, True)
+    assert abs(days(shifted, True, False) / days(plain, True, False) - 1) < 0.1
+    assert shifted["subscriptions"].equals(plain["subscriptions"])
+    with pytest.raises(ValueError, match="DATE:FACTOR"):
+        shape_of(shift="soon")

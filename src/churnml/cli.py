@@ -139,6 +139,10 @@ def generate(
         bool | None,
         typer.Option("--required-only/--all-tables", help="Write only the three required tables."),
     ] = None,
+    shift: Annotated[
+        str | None,
+        typer.Option(help="A product change mid-way: DATE:FACTOR[:SEGMENT] scales recorded use."),
+    ] = None,
 ) -> None:
     """Generate a synthetic SaaS world (every contract table, plus _truth/truth.parquet)."""
     from churnml.data.synthetic import generate_world, shape_of
@@ -147,7 +151,7 @@ def generate(
     began = time.perf_counter()
     try:
         shape = shape_of(preset, events=events, expansion=expansion, billing=billing,
-                         segment=segment, required_only=required_only)  # fmt: skip
+                         segment=segment, required_only=required_only, shift=shift)  # fmt: skip
     except ValueError as exc:
         raise fail(str(exc)) from None
     with progress_bar() as bar:

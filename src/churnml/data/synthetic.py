@@ -29,6 +29,7 @@ is Monte Carlo, not the churn and expansion draws. Churn here is permanent and r
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
 from collections.abc import Callable
@@ -97,6 +98,35 @@ EVENT_TYPES = SAAS_EVENTS.names
 
 
 @dataclass(frozen=True)
+class Shift:
+    """A product or tracking change mid-way: from `start`, the days with recorded product use in
+    `segment` (every segment if None) are scaled by `factor`. Behaviour, and so churn, is
+    unchanged: a model's inputs drift while the outcomes do not (`churnml monitor` should see
+    it)."""
+
+    start: dt.date
+    factor: float
+    segment: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.factor <= 10:
+            raise ValueError(f"shift factor must be in (0, 10], not {self.factor}")
+        if self.segment is not None and self.segment not in SEGMENTS:
+            raise ValueError(f"unknown segment {self.segment!r}; use one of {', '.join(SEGMENTS)}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shift:
+        """'2025-06-01:0.5' or '2025-06-01:0.5:smb'."""
+        parts = text.split(":")
+        try:
+            start, factor = dt.date.fromisoformat(parts[0]), float(parts[1])
+        except (IndexError, ValueError):
+            raise ValueError(f"--shift {text!r}: use DATE:FACTOR[:SEGMENT], e.g. "
+                             "2025-06-01:0.5:smb") from None  # fmt: skip
+        return cls(start, factor, parts[2] if len(parts) > 2 else None)
+
+
+@dataclass(frozen=True)
 class Shape:
     """The kind of portfolio to simulate. The defaults give the standard B2B world (unchanged
     byte for byte); each option changes one thing, after the same random draws."""
@@ -107,6 +137,7 @@ class Shape:
     segment: str | None = None  # every account in this one segment
     single_user: bool = False  # one user (and one seat) per account, as in a consumer app
     optional_tables: bool = True  # False: only accounts, subscriptions and usage_events
+    shift: Shift | None = None  # a product or tracking change mid-way
 
     def __post_init__(self) -> None:
         if self.segment is not None and self.segment not in SEGMENTS:
@@ -128,6 +159,7 @@ def shape_of(
     billing: str | None = None,
     segment: str | None = None,
     required_only: bool | None = None,
+    shift: str | None = None,
 ) -> Shape:
     """A preset with some of its options replaced (None keeps the preset's). `events` is a
     vocabulary name (saas, social) or event names separated by commas."""
@@ -141,6 +173,8 @@ def shape_of(
         changes["events"] = VOCABULARIES.get(events) or Vocabulary.named(names)
     if required_only is not None:
         changes["optional_tables"] = not required_only
+    if shift is not None:
+        changes["shift"] = Shift.parse(shift)
     given = {"expansion": expansion, "billing": billing, "segment": segment}
     changes |= {key: value for key, value in given.items() if value is not None}
     return replace(base, **changes)
@@ -662,11 +696,21 @@ class _Simulation:
                 "hi": hi,
                 "n_active": n_active,
                 "seats": seats.astype(np.int64),
-                "p_day": _sigmoid(-1.7 + 1.0 * e) * season,
+                "p_day": _sigmoid(-1.7 + 1.0 * e) * season * self._shifted(start, live),
                 "lam": 0.8 * np.exp(0.3 * e) * burst,
                 **{f"w{j}": np.exp(logw[:, j]) for j in range(len(vocab.names))},
             }
         )
+
+    def _shifted(self, start: np.datetime64, live: np.ndarray) -> np.ndarray | float:
+        """The shape's shift factor for these accounts in the month from `start` (else 1)."""
+        shift = self.shape.shift
+        if shift is None or start < np.datetime64(shift.start, "D"):
+            return 1.0
+        inside = np.full(len(live), shift.segment is None)
+        if shift.segment is not None:
+            inside = self.seg[live] == SEGMENTS.index(shift.segment)
+        return np.where(inside, shift.factor, 1.0)
 
     def _timestamps(self, start: np.datetime64, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         day = start + _random_days(self.rng, lo, hi).astype("timedelta64[D]")
