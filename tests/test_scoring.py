@@ -658,6 +658,9 @@ def test_monitoring_measures_past_runs_and_sees_a_product_change(
     assert book.auc == pytest.approx(roc_auc_score(labels.churn_90d[both],
                                                    scores.churn_probability[both]))  # fmt: skip
     assert book.auc > 0.6
+    assert 0 <= book.flagged_60d_churned_arr <= book.flagged_churned_arr <= 1
+    pulls = calm.families.set_index("family")
+    assert (pulls.pull_reference > 0).any() and pulls.pull_now.notna().all()
     quiet = Path(shutil.copytree(world, tmp_path / "quiet"))
     events = pd.read_parquet(quiet / "usage_events.parquet")
     late = events.ts >= pd.Timestamp(AS_OF) - pd.Timedelta(days=60)
@@ -666,6 +669,8 @@ def test_monitoring_measures_past_runs_and_sees_a_product_change(
     adoption = shifted.families.set_index("family").largest_psi["adoption"]
     assert adoption >= PSI_SHIFT > calm.families.set_index("family").largest_psi["adoption"]
     assert shifted.verdict == "retrain" and any(r.startswith("adoption") for r in shifted.reasons)
+    assert (shifted.families.set_index("family").pull_now["adoption"]
+            != pulls.pull_now["adoption"])  # fmt: skip
     page = write_page(shifted, tmp_path / "page").read_text(encoding="utf-8")
     assert 'data-metric="verdict">retrain<' in page
 

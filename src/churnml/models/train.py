@@ -427,7 +427,8 @@ def train_target(
     model = fit_final(ds, np.ones(len(ds.frame), bool), choice, m, horizon_days)
     model.meta = _facts(ds, split, choice, evaluation, metrics, skill)
     latest = ds.frame[ds.frame["as_of"] == ds.frame["as_of"].max()]  # the book as scoring sees it
-    model.meta["reference"] = reference(latest, ds.features, model.predict(latest))
+    model.meta["reference"] = reference(latest, model.features, model.predict(latest),
+                                        model.contributions(latest))
     return TargetResult(name, model, evaluation, split, choice, test, metrics, skill, backtests,
                         importance_by_segment(evaluation, test_df), test_df)  # fmt: skip
 

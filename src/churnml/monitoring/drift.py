@@ -57,8 +57,13 @@ def psi(reference: dict, values: pd.Series) -> tuple[float, float]:
     return float(np.sum((a - e) * np.log(a / e))), missing
 
 
-def reference(frame: pd.DataFrame, features: list[str], probability: np.ndarray) -> dict:
-    """A model's reference profile: each feature's and the probability's (see the module)."""
+def reference(frame: pd.DataFrame, features: list[str], probability: np.ndarray,
+              contributions: np.ndarray) -> dict:  # fmt: skip
+    """A model's reference profile: each feature's and the probability's (see the module), and
+    each feature's mean absolute contribution in log-odds (`contributions`: one column per
+    feature, in `features` order)."""
+    pull = np.abs(np.asarray(contributions, float)[:, : len(features)]).mean(axis=0)
     return {"features": {f: profile(frame[f]) for f in features if f in frame},
             "probability": profile(pd.Series(probability, dtype=float)),
+            "contributions": dict(zip(features, pull.tolist(), strict=True)),
             "rows": len(frame)}  # fmt: skip

@@ -8,7 +8,9 @@ For the model the latest scoring run used:
 - realised performance of every given run whose horizon has passed (its labels are in the data
   now): AUC, expected calibration error (10 bins of equal size), mean probability against the
   churn rate, the share of churned ARR among the top decile of risk, and the share of churned ARR
-  the run had flagged high or medium; for the book and per segment.
+  the run had flagged high or medium (at all, and at least EARLY_DAYS before the churn date); for
+  the book and per segment;
+- contribution drift: each family's mean absolute contribution (log-odds), reference against now.
 
 Verdict: retrain when a lever family's largest PSI (not the contract family's: tenure and renewal
 timing move as a book ages) or the score's PSI reaches PSI_SHIFT, or when a matured run's AUC fell
@@ -41,6 +43,7 @@ from churnml.scoring.score import cached, scoring_table, trained_config
 
 TEMPLATES = Path(__file__).parents[1] / "reports" / "templates"
 PSI_SHIFT = 0.25
+EARLY_DAYS = 60  # flagged this long before the churn date counts as early
 AUC_DROP = 0.05
 
 
@@ -75,8 +78,10 @@ def monitor(cfg: Config, data_dir: Path | str, runs: list[Path]) -> Monitoring:
     names = [f for f in loaded.model.features if f in reference["features"]]
     table = cached(scoring_table(tables, as_of, keyed))
     now = table.select("account_id", *[n for n in names if n in table.columns]).execute()
-    features = _input_drift(reference, now, names, by_name(keyed.features))
-    families = _families(features)
+    catalogue = by_name(keyed.features)
+    features = _input_drift(reference, now, names, catalogue)
+    families = _families(features).merge(
+        _contribution_drift(loaded, reference, now, catalogue), on="family", how="left")
     score_psi, _ = psi(reference["probability"], latest.churn_probability)
     realised = _realised(scored, tables, cfg)
     test_auc = loaded.model.meta.get("evaluation", {}).get("roc_auc")
@@ -115,6 +120,20 @@ def _input_drift(reference: dict, now: pd.DataFrame, names: list[str],
     return pd.DataFrame(rows).sort_values("psi", ascending=False, ignore_index=True)
 
 
+def _contribution_drift(loaded: LoadedModel, reference: dict, now: pd.DataFrame,
+                        catalogue: dict) -> pd.DataFrame:  # fmt: skip
+    """Mean absolute contribution (log-odds) per family: reference against now."""
+    features = loaded.model.features
+    if "contributions" not in reference or not set(features) <= set(now.columns):
+        return pd.DataFrame(columns=["family", "pull_reference", "pull_now"])
+    pull = np.abs(loaded.model.contributions(now)[:, : len(features)]).mean(axis=0)
+    frame = pd.DataFrame({"feature": features, "pull_now": pull,
+                          "pull_reference": [reference["contributions"].get(f, np.nan)
+                                             for f in features]})  # fmt: skip
+    frame["family"] = [family(catalogue[f]) if f in catalogue else "other" for f in features]
+    return frame.groupby("family", as_index=False)[["pull_reference", "pull_now"]].sum()
+
+
 def _families(features: pd.DataFrame) -> pd.DataFrame:
     grouped = features.groupby("family")
     out = grouped.agg(largest_psi=("psi", "max"), features=("feature", "size"))
@@ -126,6 +145,7 @@ def _realised(scored: list[pd.DataFrame], tables: dict, cfg: Config) -> pd.DataF
     """Each run whose horizon has passed, against what happened (see the module docstring)."""
     end = data_end(tables)
     names = label_columns(cfg.labels)
+    subs = tables["subscriptions"].execute()
     rows = []
     for scores in scored:
         as_of = pd.Timestamp(scores.as_of.iloc[0]).date()
@@ -137,9 +157,21 @@ def _realised(scored: list[pd.DataFrame], tables: dict, cfg: Config) -> pd.DataF
             y = y[labels.set_index("account_id")[names["involuntary"]] != 1]
         joined = scores.set_index("account_id").join(y.rename("churned"), how="inner")
         joined = joined.dropna(subset=["churned"])
+        ends = _churn_dates(subs, as_of, cfg.labels.horizon_days).reindex(joined.index)
+        joined["days_to_churn"] = (ends - pd.Timestamp(as_of)).dt.days
         for segment, part in [("all", joined), *joined.groupby("segment")]:
             rows.append({"as_of": as_of, "segment": segment, **_performance(part)})
     return pd.DataFrame(rows)
+
+
+def _churn_dates(subs: pd.DataFrame, as_of: dt.date, horizon: int) -> pd.Series:
+    """Per account, the end of its last term that started within the horizon (cancelled early:
+    the cancellation), as a churn date for the accounts that churned."""
+    until = pd.Timestamp(as_of) + pd.Timedelta(days=horizon)
+    s = subs[pd.to_datetime(subs.start_date) < until]
+    ends = pd.to_datetime(s.get("canceled_at", pd.Series(pd.NaT, index=s.index))).fillna(
+        pd.to_datetime(s.end_date))  # fmt: skip
+    return ends.groupby(s.account_id).max()
 
 
 def _performance(part: pd.DataFrame) -> dict[str, float]:
@@ -156,6 +188,8 @@ def _performance(part: pd.DataFrame) -> dict[str, float]:
         "ece": ece, "mean_probability": p.mean(), "churn_rate": y.mean(),
         "top_decile_churned_arr": lost[top].sum() / lost.sum() if lost.sum() else np.nan,
         "flagged_churned_arr": lost[flagged].sum() / lost.sum() if lost.sum() else np.nan,
+        "flagged_60d_churned_arr": (lost[flagged & (part.days_to_churn >= EARLY_DAYS).to_numpy()]
+                                    .sum() / lost.sum()) if lost.sum() else np.nan,
     }  # fmt: skip
 
 
