@@ -391,7 +391,8 @@ def csm_context(
     if "onboarding_milestones" in tables:
         o = sources.get("onboarding")
         o = o.filter((o.due_days < o.tenure_days) & o.done_days.isnull())
-        late = o.group_by(KEYS).aggregate(late=o.milestone.argmin(o.due_days))
+        key = o.due_days.cast("string").lpad(6, "0").concat(o.milestone)  # ties: by name
+        late = o.group_by(KEYS).aggregate(late=key.min().substr(6))
         out = out.left_join(late, KEYS).select(out, overdue_milestone=late.late)
     else:
         out = out.mutate(overdue_milestone=none)
