@@ -634,9 +634,11 @@ def test_previous_must_be_an_earlier_run(changed: Path, setup: tuple[Config, Pat
 def test_monitoring_measures_past_runs_and_sees_a_product_change(
     setup: tuple[Config, Path], changed: Path, tmp_path: Path
 ) -> None:
-    """Runs whose horizon has passed are measured against what happened; when most of the
-    product use of the last two months disappears, adoption drifts and the verdict is retrain."""
+    """Runs whose horizon has passed are measured against what happened, and the model's own
+    world raises no flag; in the same world generated with a product change that cuts recorded
+    use from July, adoption drifts and the verdict is retrain."""
     from churnml.data.sources import connect, load_tables
+    from churnml.data.synthetic import generate_world, shape_of
     from churnml.features.labels import labelled_snapshots
     from churnml.monitoring.monitor import PSI_SHIFT, monitor, write_page
 
@@ -661,10 +663,10 @@ def test_monitoring_measures_past_runs_and_sees_a_product_change(
     assert 0 <= book.flagged_60d_churned_arr <= book.flagged_churned_arr <= 1
     pulls = calm.families.set_index("family")
     assert (pulls.pull_reference > 0).any() and pulls.pull_now.notna().all()
-    quiet = Path(shutil.copytree(world, tmp_path / "quiet"))
-    events = pd.read_parquet(quiet / "usage_events.parquet")
-    late = events.ts >= pd.Timestamp(AS_OF) - pd.Timedelta(days=60)
-    events[~late | (np.arange(len(events)) % 10 == 0)].to_parquet(quiet / "usage_events.parquet")
+    assert calm.verdict == "keep" and calm.reasons == []
+    quiet = tmp_path / "quiet"  # the same world (conftest), where use falls by 70% in July 2024
+    generate_world(quiet, n_accounts=300, months=24, seed=3, truth_paths=40,
+                   shape=shape_of(shift="2024-07-01:0.3"))  # fmt: skip
     shifted = monitor(cfg, quiet, [changed / "now"])
     adoption = shifted.families.set_index("family").largest_psi["adoption"]
     assert adoption >= PSI_SHIFT > calm.families.set_index("family").largest_psi["adoption"]
@@ -692,3 +694,21 @@ def test_cli_monitor_logs_a_run_and_refuses_a_folder_without_scores(
     assert runs and runs[0].data.tags["churnml.model"].startswith("models:/")
     refused = CliRunner().invoke(app, [*args, "--scores", str(tmp_path)])
     assert refused.exit_code == 1 and "no scores.parquet in" in refused.output
+
+
+def test_the_retrospective_of_a_run_matches_a_case_worked_by_hand() -> None:
+    from churnml.monitoring.monitor import _performance
+
+    run = pd.DataFrame({
+        "churn_probability": [0.9, 0.6, 0.3, 0.1], "churned": [1, 0, 1, 0],
+        "arr": [100.0, 200.0, 300.0, 400.0], "churn_tier": ["high", "medium", "medium", "low"],
+        "days_to_churn": [70, np.nan, 30, np.nan],
+    })  # fmt: skip
+    got = _performance(run)
+    assert got["accounts"] == 4 and got["churned"] == 2
+    assert got["auc"] == pytest.approx(3 / 4)  # 0.9 > 0.6, 0.9 > 0.1, 0.3 > 0.1; not 0.3 > 0.6
+    assert got["ece"] == pytest.approx((0.1 + 0.7 + 0.6 + 0.1) / 4)  # one account per bin
+    assert got["mean_probability"] == pytest.approx(0.475) and got["churn_rate"] == 0.5
+    assert got["top_decile_churned_arr"] == pytest.approx(100 / 400)  # the riskiest account
+    assert got["flagged_churned_arr"] == pytest.approx(1.0)  # both churned were flagged
+    assert got["flagged_60d_churned_arr"] == pytest.approx(100 / 400)  # one 70 days ahead
