@@ -24,14 +24,16 @@ demo: $(STAMP)
 	$(BIN)/churnml generate --out $(DEMO)/world --accounts 2000 --months 36 --seed 42
 	$(BIN)/churnml validate --data $(DEMO)/world
 	cd $(DEMO) && ../$(BIN)/churnml train --data world --config ../configs/demo.yaml
-	cd $(DEMO) && ../$(BIN)/churnml score --data world --as-of 2026-01-01 --out scores --config ../configs/demo.yaml
+	cd $(DEMO) && ../$(BIN)/churnml score --data world --as-of 2025-12-01 --out scores_previous --config ../configs/demo.yaml
+	cd $(DEMO) && ../$(BIN)/churnml score --data world --as-of 2026-01-01 --out scores --previous scores_previous --config ../configs/demo.yaml
 	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report --data world
-	@echo "Open $(CURDIR)/$(DEMO)/report/index.html"
+	cd $(DEMO) && ../$(BIN)/churnml monitor --data world --scores scores_previous --scores scores --out monitoring --config ../configs/demo.yaml
+	@echo "Open $(CURDIR)/$(DEMO)/report/index.html and $(CURDIR)/$(DEMO)/monitoring/monitoring.html"
 
 # Screenshots of the demo's report pages in both languages for the README (after `make demo`).
 screenshots: $(STAMP)
 	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report_ja --data world --lang ja
-	$(BIN)/python docs/screenshots.py $(DEMO)/report $(DEMO)/report_ja --out docs/img
+	$(BIN)/python docs/screenshots.py $(DEMO)/report $(DEMO)/report_ja --monitoring $(DEMO)/monitoring/monitoring.html --out docs/img
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

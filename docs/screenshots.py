@@ -1,6 +1,6 @@
 """Screenshots of each report page type in both languages, for the README (`make screenshots`).
 
-    python docs/screenshots.py REPORT_EN REPORT_JA [--out docs/img]
+    python docs/screenshots.py REPORT_EN REPORT_JA [--monitoring PAGE] [--out docs/img]
 
 Takes the leader summary, the portfolio with the most ARR at risk and its first account, with
 Debian's Chromium (no network).
@@ -29,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("en", type=Path)
     parser.add_argument("ja", type=Path)
+    parser.add_argument("--monitoring", type=Path, help="a monitoring.html (churnml monitor)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "img")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -36,14 +37,17 @@ def main() -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1200, "height": 1000})
-        for lang, report in (("en", args.en), ("ja", args.ja)):
-            for kind, path in pages(report).items():
-                page.goto(path.resolve().as_uri())
-                shot = args.out / f"{kind}_{lang}.png"
-                height = min(1400, page.evaluate("document.documentElement.scrollHeight"))
-                clip = {"x": 0, "y": 0, "width": 1200, "height": height}
-                page.screenshot(path=str(shot), full_page=True, clip=clip)
-                print(shot)
+        shots = [(f"{kind}_{lang}", path) for lang, report in (("en", args.en), ("ja", args.ja))
+                 for kind, path in pages(report).items()]  # fmt: skip
+        if args.monitoring:
+            shots.append(("monitoring", args.monitoring))
+        for name, path in shots:
+            page.goto(path.resolve().as_uri())
+            shot = args.out / f"{name}.png"
+            height = min(1400, page.evaluate("document.documentElement.scrollHeight"))
+            clip = {"x": 0, "y": 0, "width": 1200, "height": height}
+            page.screenshot(path=str(shot), full_page=True, clip=clip)
+            print(shot)
         browser.close()
 
 

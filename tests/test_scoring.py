@@ -590,7 +590,7 @@ def test_score_changes_add_up_exactly_to_the_change_in_probability(changed: Path
 def test_a_new_model_is_told_apart_from_the_data(changed: Path, setup: tuple[Config, Path],
                                                   tmp_path: Path) -> None:  # fmt: skip
     """A previous run by another model: its gap to today's model on the same day is the model
-    part, said as such, in Japanese too."""
+    part, said as such (in Japanese here)."""
     cfg, world = setup
     before = pd.read_parquet(changed / "before" / "scores.parquet")
     before = before.assign(churn_probability=before.churn_probability - 0.02,
@@ -600,7 +600,7 @@ def test_a_new_model_is_told_apart_from_the_data(changed: Path, setup: tuple[Con
     score(cfg, world, AS_OF, tmp_path / "now", lang="ja", previous=tmp_path / "before")
     now = pd.read_parquet(tmp_path / "now" / "scores.parquet").dropna(subset=["churn_change"])
     np.testing.assert_allclose(now.churn_change_model, 0.02, atol=1e-9)
-    assert now.churn_change_text.str.endswith("モデル変更（+2.0pt）").all()
+    assert now.churn_change_text.str.endswith("モデル変更またはデータ修正（+2.0pt）").all()
     assert now.churn_change_text.str.startswith("解約リスク ").all()
 
 

@@ -7,7 +7,8 @@ Both dates are scored with today's models from today's data, so for each target:
     model part = p_now(x_before) − p_before, from the previous run's file
 
 The data part splits exactly into per-feature deltas (same model, same base rate). The model part
-is the new model's doing when the model changed, else the earlier data restated (late rows).
+is a new model's doing, or the earlier data restated (late rows). The two are not told apart: a
+registry alias such as `@champion` names whichever version it points to.
 """
 
 from __future__ import annotations
@@ -45,12 +46,12 @@ _WORDS = {
     "en": {"churn": "Churn risk", "expansion": "Expansion propensity", "since": " since {}",
            "colon": ": ",
            "rose": " rose ", "fell": " fell ", "is": ": ", "arrow": " → ", "open": " (",
-           "pts": " pts)", "model": "model changed", "restated": "earlier data restated",
+           "pts": " pts)", "model": "model change or restated data",
            "sep": "; ", "unit": " pts"},
     "ja": {"churn": "解約リスク", "expansion": "拡大の見込み", "since": "（{}から）", "colon": "：",
            "rose": " ",
            "fell": " ", "is": "：", "arrow": " → ", "open": "（", "pts": "pt）",
-           "model": "モデル変更", "restated": "過去データの修正", "sep": "；", "unit": "pt"},
+           "model": "モデル変更またはデータ修正", "sep": "；", "unit": "pt"},
 }  # fmt: skip
 
 
@@ -95,15 +96,13 @@ def compare(
         change = now[p].to_numpy() - prior[p].to_numpy()
         model_part = p_then - prior[p].to_numpy()
         drivers = _drivers(deltas, values, ids, catalogue, lang)
-        changed_model = now[f"{target}_model"].to_numpy() != prior[f"{target}_model"].to_numpy()
         out[f"{target}_change"] = change
         out[f"{target}_change_model"] = model_part
         out[f"{target}_tier_before"] = prior[f"{target}_tier"].to_numpy()
         out[f"{target}_change_drivers"] = pd.Series(pd.arrays.ArrowExtensionArray(drivers),
                                                     index=now.index)  # fmt: skip
         out[f"{target}_change_families"] = _families(deltas, catalogue)
-        out[f"{target}_change_text"] = _text(target, change, drivers, model_part, changed_model,
-                                             since, lang)  # fmt: skip
+        out[f"{target}_change_text"] = _text(target, change, drivers, model_part, since, lang)
     return out
 
 
@@ -195,7 +194,7 @@ def _families(deltas: pd.DataFrame, catalogue: dict[str, Feature]) -> np.ndarray
 
 
 def _text(target: str, change: np.ndarray, drivers: pa.ListArray, model_part: np.ndarray,
-          changed_model: np.ndarray, since: dt.date, lang: Lang) -> np.ndarray:  # fmt: skip
+          since: dt.date, lang: Lang) -> np.ndarray:  # fmt: skip
     """'Churn risk +12.0 pts since Jan 1, 2026: Active users 30d fell 41 → 18 (+7.0 pts); …',
     with the model part last when it counts; missing for accounts new since."""
     w = _WORDS[lang]
@@ -203,8 +202,7 @@ def _text(target: str, change: np.ndarray, drivers: pa.ListArray, model_part: np
                  w["since"].format(date(since, lang, short=True)))  # fmt: skip
     sentences = pa.ListArray.from_arrays(drivers.offsets, drivers.values.field("sentence"))
     body = pc.binary_join(sentences, w["sep"]).to_numpy(zero_copy_only=False).astype(str)
-    why = np.where(changed_model, w["model"], w["restated"])
-    tail = _join(why, w["open"], _points(model_part), w["pts"])
+    tail = _join(w["model"], w["open"], _points(model_part), w["pts"])
     counts = np.abs(np.nan_to_num(model_part)) >= MIN_POINTS
     body = np.where(counts, np.where(body != "", _join(body, w["sep"], tail), tail), body)
     text = np.where(body != "", _join(head, w["colon"], body), head).astype(object)
