@@ -12,9 +12,10 @@ For the model the latest scoring run used:
   the book and per segment;
 - contribution drift: each family's mean absolute contribution (log-odds), reference against now.
 
-Verdict: retrain when a lever family's largest PSI (not the contract family's: tenure and renewal
-timing move as a book ages) or the score's PSI reaches PSI_SHIFT, or when a matured run's AUC fell
-more than AUC_DROP below the model's own test AUC; else keep. The numbers
+Verdict: retrain when a family's largest PSI over its watched features (levers, not clocks such as
+days since a first use, nor ranks within the segment: see `_watched`) or the score's PSI reaches
+PSI_SHIFT, or when a matured run's AUC fell more than AUC_DROP below the model's own test AUC;
+else keep. The numbers
 go to MLflow as a monitoring run tagged with the model, and to a page for ML engineers.
 """
 
@@ -33,7 +34,7 @@ from sklearn.metrics import roc_auc_score
 from churnml.config import Config
 from churnml.data.sources import connect, load_tables
 from churnml.data.validate import DataValidationError, validate
-from churnml.features.catalogue import by_name
+from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import data_end, label_columns, labelled_snapshots
 from churnml.io import write_text
 from churnml.models.registry import LoadedModel, check_tracking, load_model, tracking_uri
@@ -114,9 +115,10 @@ def _input_drift(reference: dict, now: pd.DataFrame, names: list[str],
     for name in names:
         ref = reference["features"][name]
         value, missing = psi(ref, now[name]) if name in now else (np.nan, np.nan)
-        fam = family(catalogue[name]) if name in catalogue else "other"
-        rows.append({"feature": name, "family": fam, "psi": value,
-                     "missing_reference": ref["missing"], "missing_now": missing})  # fmt: skip
+        feature = catalogue.get(name)
+        rows.append({"feature": name, "family": family(feature) if feature else "other",
+                     "psi": value, "missing_reference": ref["missing"], "missing_now": missing,
+                     "watched": feature is not None and _watched(feature)})  # fmt: skip
     return pd.DataFrame(rows).sort_values("psi", ascending=False, ignore_index=True)
 
 
@@ -134,9 +136,20 @@ def _contribution_drift(loaded: LoadedModel, reference: dict, now: pd.DataFrame,
     return frame.groupby("family", as_index=False)[["pull_reference", "pull_now"]].sum()
 
 
+def _watched(feature: Feature) -> bool:
+    """Whether a feature's drift counts for the verdict: a lever, not a clock (days since a
+    first use, which grows as the book ages) nor a rank within the segment (uniform by
+    construction; its base feature is watched)."""
+    clock = feature.unit == "days" and feature.healthy == "neutral"
+    return feature.lever and not clock and feature.family != "relative"
+
+
 def _families(features: pd.DataFrame) -> pd.DataFrame:
-    grouped = features.groupby("family")
-    out = grouped.agg(largest_psi=("psi", "max"), features=("feature", "size"))
+    """Per family, over its watched features: the largest PSI and how many shifted."""
+    watched = features.psi.where(features.watched)
+    grouped = features.assign(psi=watched).groupby("family")
+    out = grouped.agg(largest_psi=("psi", "max"), features=("feature", "size"),
+                      watched=("watched", "sum"))  # fmt: skip
     out["shifted"] = grouped.psi.apply(lambda p: int((p >= PSI_SHIFT).sum()))
     return out.reset_index().sort_values("largest_psi", ascending=False, ignore_index=True)
 
@@ -195,10 +208,8 @@ def _performance(part: pd.DataFrame) -> dict[str, float]:
 
 def _verdict(families: pd.DataFrame, score_psi: float, realised: pd.DataFrame,
              test_auc: float | None) -> tuple[str, list[str]]:  # fmt: skip
-    """Levers decide (the contract family — tenure, renewal timing — moves as a book ages)."""
     reasons = [f"{r.family}: {r.shifted} feature(s) shifted, largest PSI {r.largest_psi:.2f}"
-               for r in families.itertuples()
-               if r.largest_psi >= PSI_SHIFT and r.family != "contract"]  # fmt: skip
+               for r in families.itertuples() if r.largest_psi >= PSI_SHIFT]  # fmt: skip
     if score_psi >= PSI_SHIFT:
         reasons.append(f"churn probability shifted: PSI {score_psi:.2f}")
     book = realised[realised.segment == "all"] if len(realised) else realised
