@@ -663,7 +663,7 @@ def test_monitoring_measures_past_runs_and_sees_a_product_change(
     assert 0 <= book.flagged_60d_churned_arr <= book.flagged_churned_arr <= 1
     pulls = calm.families.set_index("family")
     assert (pulls.pull_reference > 0).any() and pulls.pull_now.notna().all()
-    assert calm.verdict == "keep" and calm.reasons == []
+    assert calm.verdict == "keep" and calm.reasons == [] and calm.shifted == 0
     quiet = tmp_path / "quiet"  # the same world (conftest), where use falls by 70% in July 2024
     generate_world(quiet, n_accounts=300, months=24, seed=3, truth_paths=40,
                    shape=shape_of(shift="2024-07-01:0.3"))  # fmt: skip
@@ -671,6 +671,7 @@ def test_monitoring_measures_past_runs_and_sees_a_product_change(
     adoption = shifted.families.set_index("family").largest_psi["adoption"]
     assert adoption >= PSI_SHIFT > calm.families.set_index("family").largest_psi["adoption"]
     assert shifted.verdict == "retrain" and any(r.startswith("adoption") for r in shifted.reasons)
+    assert shifted.shifted > 0
     assert (shifted.families.set_index("family").pull_now["adoption"]
             != pulls.pull_now["adoption"])  # fmt: skip
     page = write_page(shifted, tmp_path / "page").read_text(encoding="utf-8")

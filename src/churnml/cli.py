@@ -475,7 +475,7 @@ def monitor(
     """Is the churn model still right? Input and score drift, realised performance of past
     runs, and a verdict (retrain or keep), logged to MLflow as a monitoring run."""
     from churnml.models.registry import ModelNotFoundError, TrackingUnavailableError
-    from churnml.monitoring.monitor import PSI_SHIFT, log_monitoring, write_page
+    from churnml.monitoring.monitor import log_monitoring, write_page
     from churnml.monitoring.monitor import monitor as run_monitor
 
     cfg = _config(config)
@@ -488,10 +488,9 @@ def monitor(
     except (DataValidationError, ModelNotFoundError, TrackingUnavailableError, OSError,
             ValueError) as exc:  # fmt: skip
         raise fail(str(exc)) from None
-    shifted = int((result.features.psi >= PSI_SHIFT).sum())
     console.print(summary_table(f"Verdict: {result.verdict}", {
         "scoring run": str(result.as_of), "model": result.model,
-        "churn probability PSI": f"{result.score_psi:.3f}", "features shifted": shifted,
+        "churn probability PSI": f"{result.score_psi:.3f}", "features shifted": result.shifted,
         "runs with outcomes": result.realised.as_of.nunique() if len(result.realised) else 0,
         "MLflow run": run_id, "page": str(page.resolve()),
     }))  # fmt: skip

@@ -60,6 +60,11 @@ class Monitoring:
     realised: pd.DataFrame  # as_of, segment, accounts, churned, auc, ece, mean_probability, …
     test_auc: float | None
 
+    @property
+    def shifted(self) -> int:
+        """Features that count for the verdict and reached PSI_SHIFT."""
+        return int(((self.features.psi >= PSI_SHIFT) & self.features.watched).sum())
+
 
 def monitor(cfg: Config, data_dir: Path | str, runs: list[Path]) -> Monitoring:
     """Drift and realised performance of the churn model, for the scoring runs in `runs`."""
@@ -232,7 +237,7 @@ def log_monitoring(cfg: Config, result: Monitoring, page: Path) -> str:
         mlflow.log_metrics({
             "score_psi": result.score_psi,
             "largest_feature_psi": float(result.features.psi.max()),
-            "shifted_features": int((result.features.psi >= PSI_SHIFT).sum()),
+            "shifted_features": result.shifted,
             **({} if book is None or book.empty else {"realised_auc": float(book.auc.iloc[-1]),
                                                        "realised_ece": float(book.ece.iloc[-1])}),
         })  # fmt: skip
