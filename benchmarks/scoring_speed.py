@@ -10,8 +10,11 @@ clipped to the observed range) so that values are as varied as a real book's.
 (a) floor: each model's exact contributions (`estimator.contributions(X)`: LightGBM's TreeSHAP
     `pred_contrib`, or a logistic regression's coefficients), X already prepared;
 (b) the full scoring step: probabilities, calibration, reasons and their sentences, scorecard,
-    health, tiers, actions, then scores.parquet + contributions.parquet + crm_export.csv.
-Each stage runs in its own process so that its peak RSS is its own. Target (issue 5): b/a ≤ 1.5.
+    health, tiers, actions, then scores.parquet + contributions.parquet + crm_export.csv;
+(c) (b) on the features re-drawn (another jitter) with `--previous` b's run: what changed, from
+    b's files, and alerts.csv.
+Each stage runs in its own process so that its peak RSS is its own. Targets: b/a ≤ 1.5 (issue 5),
+c/b ≤ 1.2 (issue 13).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import pandas as pd
 from _measure import run_stage
 
 from churnml.config import Config, RegistryConfig
+from churnml.features.catalogue import by_name
 from churnml.models.registry import resolve_models
 
 AS_OF = dt.date(2026, 1, 1)
@@ -75,7 +79,10 @@ def _floor(features: Path, model_dir: Path) -> float:
     return time.perf_counter() - began
 
 
-def _full(features: Path, model_dir: Path, out: Path) -> float:
+def _full(features: Path, model_dir: Path, out: Path, previous: Path | None = None) -> float:
+    """The scoring step with its outputs; with `previous` (an earlier `out` by the same models),
+    what changed since, as `score --previous` computes it from that run's files."""
+    from churnml.scoring.changes import alerts, compare
     from churnml.scoring.crm import load_field_map
     from churnml.scoring.outputs import write_outputs
     from churnml.scoring.score import score_frame
@@ -85,10 +92,20 @@ def _full(features: Path, model_dir: Path, out: Path) -> float:
     events = next(m.model.meta["key_events"] for m in models.values())
     cfg = cfg.with_key_events(tuple(events))  # reasons named after the models' key events
     frame = pd.read_parquet(features)
+    names = sorted({f for m in models.values() for f in m.model.features} & set(frame.columns))
     fields = load_field_map("salesforce")
     began = time.perf_counter()
     scores, contributions = score_frame(frame, models, cfg)
-    write_outputs(scores, contributions, fields, out)
+    values, found = frame[["account_id", *names]], None
+    if previous is not None:
+        before = pd.read_parquet(previous / "scores.parquet")
+        then = (pd.read_parquet(previous / "contributions.parquet"),
+                pd.read_parquet(previous / "features.parquet"))  # fmt: skip
+        changes = compare(scores, before, before, (contributions, then[0]), (values, then[1]),
+                          by_name(cfg.features), "en")  # fmt: skip
+        scores = scores.assign(**changes)
+        found = alerts(scores, cfg.scoring.alert_points)
+    write_outputs(scores, contributions, fields, out, alerts=found, features=values)
     return time.perf_counter() - began
 
 
@@ -106,10 +123,16 @@ def main() -> None:
     _features(work / "world", args.accounts).to_parquet(work / "features.parquet")
     floor_s, floor_gb = run_stage(_floor, work / "features.parquet", model_dir)
     full_s, full_gb = run_stage(_full, work / "features.parquet", model_dir, work / "scores")
+    _features(work / "world", args.accounts, seed=1).to_parquet(work / "later.parquet")
+    changes_s, changes_gb = run_stage(_full, work / "later.parquet", model_dir, work / "later",
+                                      work / "scores")  # fmt: skip
     print(f"accounts scored: {args.accounts:,}; models: {model_dir}")
     print(f"(a) floor, contributions of the models:   {floor_s:6.1f} s  peak RSS {floor_gb:.2f} GB")
     print(f"(b) full scoring step with outputs:      {full_s:6.1f} s  peak RSS {full_gb:.2f} GB")
+    print(f"(c) the same with --previous (b's run):  {changes_s:6.1f} s  "
+          f"peak RSS {changes_gb:.2f} GB")
     print(f"ratio b/a = {full_s / floor_s:.2f} (target ≤ 1.5)")
+    print(f"ratio c/b = {changes_s / full_s:.2f} (target ≤ 1.2)")
 
 
 if __name__ == "__main__":

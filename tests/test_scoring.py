@@ -713,3 +713,28 @@ def test_the_retrospective_of_a_run_matches_a_case_worked_by_hand() -> None:
     assert got["top_decile_churned_arr"] == pytest.approx(100 / 400)  # the riskiest account
     assert got["flagged_churned_arr"] == pytest.approx(1.0)  # both churned were flagged
     assert got["flagged_60d_churned_arr"] == pytest.approx(100 / 400)  # one 70 days ahead
+
+
+def test_with_the_same_model_the_previous_files_are_compared_without_scoring_again(
+    setup: tuple[Config, Path], changed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous run kept its inputs (features.parquet) and named its models: the change is
+    read from its files, and is the same as when the previous date is scored again (as for a
+    previous run without features.parquet)."""
+    from churnml.scoring import score as scoring
+
+    cfg, world = setup
+    calls: list[int] = []
+    real = scoring.score_table
+    monkeypatch.setattr(scoring, "score_table", lambda *a, **k: calls.append(1) or real(*a, **k))
+    score(cfg, world, AS_OF, tmp_path / "fast", previous=changed / "before")
+    assert len(calls) == 1  # today only
+    stripped = Path(shutil.copytree(changed / "before", tmp_path / "stripped"))
+    (stripped / "features.parquet").unlink()
+    score(cfg, world, AS_OF, tmp_path / "slow", previous=stripped)
+    assert len(calls) == 3  # today, then the previous date again
+    fast, slow = (pd.read_parquet(tmp_path / d / "scores.parquet").set_index("account_id")
+                  for d in ("fast", "slow"))  # fmt: skip
+    np.testing.assert_allclose(fast.churn_change, slow.churn_change, atol=1e-12)
+    np.testing.assert_allclose(slow.churn_change_model.dropna(), 0, atol=1e-9)
+    assert fast.churn_change_text.equals(slow.churn_change_text)

@@ -91,6 +91,7 @@ ALERTS = ("account_id", "account_name", "csm_owner", "segment", "arr", "churn_pr
           "expansion_change", "arr_at_risk", "priority", "next_best_action", "play",
           "churn_change_text", "expansion_change_text")  # alerts.csv  # fmt: skip
 KEY_EVENTS = "churnml.key_events"
+MODELS = "churnml.models"  # target → the identity of the model scored with
 
 
 def read_key_events(scores_path: Path | str) -> tuple[str, ...] | None:
@@ -98,6 +99,12 @@ def read_key_events(scores_path: Path | str) -> tuple[str, ...] | None:
     meta = pq.read_schema(scores_path).metadata or {}
     raw = meta.get(KEY_EVENTS.encode())
     return None if raw is None else tuple(json.loads(raw))
+
+
+def read_models(scores_path: Path | str) -> dict[str, str]:
+    """The identity of each model a scores.parquet was scored with (empty if it does not say)."""
+    meta = pq.read_schema(scores_path).metadata or {}
+    return json.loads(meta.get(MODELS.encode(), b"{}"))
 
 
 def write_outputs(
@@ -108,11 +115,15 @@ def write_outputs(
     changed_since: Path | None = None,
     key_events: tuple[str, ...] = (),
     alerts: pd.DataFrame | None = None,
+    features: pd.DataFrame | None = None,
+    models: dict[str, str] | None = None,
 ) -> int:
     """Write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv (no rows
     without `alerts`) into `out`, all or none; return the number of CRM rows (only changed ones
     with `changed_since`). The key events the features were built with go in scores.parquet's
-    metadata (`read_key_events`), for the report."""
+    metadata (`read_key_events`), for the report, with the identity of each model scored with
+    (`read_models`); `features` (the models' inputs) goes to features.parquet, for the next
+    run's `--previous`."""
     missing = [n for n in SCORED.names if n not in scores]  # change columns without --previous
     scores = scores.assign(**dict.fromkeys(missing))
     feed = crm_frame(scores, fields)
@@ -121,9 +132,11 @@ def write_outputs(
     table = pa.Table.from_pandas(scores, schema=SCORED, preserve_index=False)
     alerts = pd.DataFrame(columns=ALERTS) if alerts is None else alerts[list(ALERTS)]
     with atomic_dir(out) as tmp:
-        meta = {KEY_EVENTS: json.dumps(list(key_events))}
+        meta = {KEY_EVENTS: json.dumps(list(key_events)), MODELS: json.dumps(models or {})}
         write_parquet(table.replace_schema_metadata(meta), tmp / "scores.parquet")
         write_parquet(contributions, tmp / "contributions.parquet")
+        if features is not None:
+            write_parquet(features, tmp / "features.parquet")
         write_csv(feed, tmp / "crm_export.csv")
         write_csv(crm_frame(alerts, FieldMap("account_id", {c: c for c in ALERTS})),
                   tmp / "alerts.csv")  # fmt: skip

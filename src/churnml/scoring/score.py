@@ -31,6 +31,7 @@ from churnml.scoring.outputs import (
     SCORES,
     Chunk,
     as_columns,
+    read_models,
     write_outputs,
 )
 from churnml.scoring.reasons import Lang, no_reasons, segment_medians, top_reasons
@@ -264,13 +265,17 @@ def score(
     require_features(expr.columns, models, cfg)
     table = cached(expr)
     scores, contributions = score_table(table, models, cfg, lang)
+    names = sorted({f for m in models.values() for f in m.model.features} & set(table.columns))
+    values = table.select("account_id", *names).execute()  # for the next run's --previous
     found = None
     if before is not None:
-        changes = _changes(scores, contributions, table, before, tables, models, cfg, lang)
+        changes = _changes(scores, contributions, values, before, previous, tables, models, cfg,
+                           lang)  # fmt: skip
         scores = scores.assign(**changes)
         found = alerts(scores, cfg.scoring.alert_points)
     key_events = cfg.features.key_events or ()
-    crm_rows = write_outputs(scores, contributions, fields, out, changed_since, key_events, found)
+    crm_rows = write_outputs(scores, contributions, fields, out, changed_since, key_events, found,
+                             values, {t: identity(m) for t, m in models.items()})  # fmt: skip
     top = scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")[list(TOP_COLUMNS)]
     return ScoreResult(
         Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()}, missing,
@@ -292,25 +297,39 @@ def read_previous(previous: Path, as_of: dt.date) -> pd.DataFrame:
     return before
 
 
+def identity(loaded: LoadedModel) -> str:
+    """What tells one trained model from another (an alias URI does not)."""
+    meta = loaded.model.meta
+    keys = ("target", "trained_at", "training_rows", "base_rate", "rounds")
+    return "|".join(str(meta.get(k)) for k in keys)
+
+
 def _changes(
     scores: pd.DataFrame,
     contributions: pd.DataFrame,
-    table: ir.Table,
+    values: pd.DataFrame,
     before: pd.DataFrame,
+    previous: Path,
     tables: dict[str, ir.Table],
     models: dict[str, LoadedModel],
     cfg: Config,
     lang: Lang,
 ) -> pd.DataFrame:
-    """The change columns (`churnml.scoring.changes`): the previous date is scored again with
-    today's models from today's data, then compared feature by feature."""
-    since = pd.Timestamp(before.as_of.iloc[0]).date()
-    then_table = cached(scoring_table(tables, since, cfg))
-    then, then_contributions = score_table(then_table, models, cfg, lang)
-    names = sorted({f for m in models.values() for f in m.model.features} & set(table.columns))
-    values = tuple(t.select("account_id", *names).execute() for t in (table, then_table))
-    return compare(scores, then, before, (contributions, then_contributions), values,
-                   by_name(cfg.features), lang)  # fmt: skip
+    """The change columns (`churnml.scoring.changes`). When the previous run used the same
+    models and kept its inputs (features.parquet), its files are compared directly; else the
+    previous date is scored again with today's models from today's data."""
+    previous = Path(previous)
+    same = read_models(previous / "scores.parquet") == {t: identity(m) for t, m in models.items()}
+    if same and (previous / "features.parquet").is_file():
+        then, then_contributions = before, pd.read_parquet(previous / "contributions.parquet")
+        then_values = pd.read_parquet(previous / "features.parquet")
+    else:
+        since = pd.Timestamp(before.as_of.iloc[0]).date()
+        then_table = cached(scoring_table(tables, since, cfg))
+        then, then_contributions = score_table(then_table, models, cfg, lang)
+        then_values = then_table.select(*values.columns).execute()
+    return compare(scores, then, before, (contributions, then_contributions),
+                   (values, then_values), by_name(cfg.features), lang)  # fmt: skip
 
 
 def score_table(
