@@ -370,7 +370,8 @@ def score(
             },
         )
     )
-    for name in ("scores.parquet", "contributions.parquet", "crm_export.csv", "alerts.csv"):
+    for name in ("scores.parquet", "contributions.parquet", "features.parquet", "crm_export.csv",
+                 "alerts.csv"):
         console.print(f"  {escape(str(result.out.resolve() / name))}", highlight=False)
     for target, why in result.missing.items():
         console.print(f"[yellow]{target} columns left empty:[/] {escape(why)}", highlight=False)

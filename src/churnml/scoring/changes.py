@@ -14,7 +14,6 @@ registry alias such as `@champion` names whichever version it points to.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 
 import numpy as np
 import pandas as pd
@@ -82,16 +81,16 @@ def compare(
     side, are left empty."""
     since = pd.Timestamp(before.as_of.iloc[0]).date()
     ids = now.account_id
-    prior = before.set_index("account_id").reindex(ids)
+    prior = _aligned(before, ids)
     out = pd.DataFrame({"previous_as_of": since}, index=now.index)
     for target in TARGETS:
         p = f"{target}_probability"
         if p not in prior or now[p].isna().all() or prior[p].isna().all():
             out = out.assign(**{name: None for name, _ in change_columns(target)})
             continue
-        p_then = then.set_index("account_id")[p].reindex(ids).to_numpy()
-        now_c, then_c = (c[c.target == target].drop(columns="target").set_index("account_id")
-                         .reindex(ids) for c in contributions)  # fmt: skip
+        p_then = _aligned(then[["account_id", p]], ids)[p].to_numpy()
+        now_c, then_c = (_aligned(c[c.target == target].drop(columns="target"), ids)
+                         for c in contributions)  # fmt: skip
         deltas = (now_c - then_c).fillna(0.0)
         change = now[p].to_numpy() - prior[p].to_numpy()
         model_part = p_then - prior[p].to_numpy()
@@ -115,7 +114,7 @@ def _drivers(deltas: pd.DataFrame, values: tuple[pd.DataFrame, pd.DataFrame], id
     matrix = deltas.to_numpy()
     total = matrix.sum(axis=1, keepdims=True)
     sign = np.where(np.abs(total) >= MIN_POINTS, np.sign(total), 0.0)  # no move, no drivers
-    now, then = (v.set_index("account_id").reindex(ids) for v in values)
+    now, then = (_aligned(v, ids) for v in values)
     moved = _moved(now.reindex(columns=deltas.columns), then.reindex(columns=deltas.columns))
     rows, cols, _, offsets = largest(np.where(moved, matrix * sign, 0.0), k, MIN_POINTS)
     points = matrix[rows, cols]
@@ -144,9 +143,8 @@ def _phrases(name: str, then: pd.DataFrame, now: pd.DataFrame, rows: np.ndarray,
     shown = [_shown(v, feature, lang) for v in (old, new)]
     numeric = feature is not None and not feature.categorical and feature.unit != "flag"
     if numeric:  # a move too small for the usual format is shown with more digits
-        same = pc.equal(shown[0], shown[1]).to_numpy(zero_copy_only=False)
-        shown = [pa.array(np.where(same, _precise(v, feature.unit), t.to_numpy(False)))
-                 for v, t in zip((old, new), shown, strict=True)]
+        same = pc.fill_null(pc.equal(shown[0], shown[1]), False).to_numpy(zero_copy_only=False)
+        shown = [_refined(t, v, same, feature.unit) for v, t in zip((old, new), shown, strict=True)]
         a, b = new.astype(float), old.astype(float)
         verb = np.where(a > b, words["rose"], np.where(a < b, words["fell"], words["is"]))
     else:
@@ -154,30 +152,44 @@ def _phrases(name: str, then: pd.DataFrame, now: pd.DataFrame, rows: np.ndarray,
     label = feature.label(lang) if feature else name
     sentence = pc.binary_join_element_wise(
         label, pa.array(verb.astype(str)), shown[0], words["arrow"], shown[1], words["open"],
-        pa.array(_points(points)), words["pts"], "")  # fmt: skip
+        _points(points), words["pts"], "")  # fmt: skip
     return shown[0], shown[1], sentence
 
 
-def _precise(values: np.ndarray, unit: str) -> np.ndarray:
-    """Values with more digits than a CSM usually needs: 3.4%, 1.234×, 12.35."""
+def _refined(shown: pa.Array, values: np.ndarray, where: np.ndarray, unit: str) -> pa.Array:
+    """`shown`, with more digits where `where` holds (a move too small for the usual format):
+    3.4%, 1.234×, 12.35."""
+    if not where.any():
+        return shown
     fmt = {"share": "{:.1%}", "percentile": "{:.1%}", "ratio": "{:.3f}×"}.get(unit, "{:,.2f}")
-    return np.array([fmt.format(v) if v is not None and v == v else "–" for v in values])
+    text = shown.to_numpy(zero_copy_only=False).astype(object)
+    text[where] = [fmt.format(v) if v is not None and v == v else "–" for v in values[where]]
+    return pa.array(text, pa.string())
 
 
 def _moved(now: pd.DataFrame, then: pd.DataFrame) -> np.ndarray:
     """Where a feature's value differs between the two dates (missing on one side only counts)."""
-    differ = now.to_numpy(dtype=object) != then.to_numpy(dtype=object)
-    return differ & ~(now.isna().to_numpy() & then.isna().to_numpy())
+    return (now.ne(then) & ~(now.isna() & then.isna())).to_numpy()
 
 
 def _column(frame: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
-    return frame[name].to_numpy(dtype=object)[rows] if name in frame else np.full(len(rows), None)
+    return frame[name].to_numpy()[rows] if name in frame else np.full(len(rows), None)
+
+
+def _aligned(frame: pd.DataFrame, ids: pd.Series) -> pd.DataFrame:
+    """`frame` (with an account_id column) indexed by account, in the order of `ids`."""
+    frame = frame.set_index("account_id")
+    return frame if frame.index.equals(pd.Index(ids)) else frame.reindex(ids)
 
 
 def _shown(values: np.ndarray, feature: Feature | None, lang: Lang) -> pa.Array:
-    """Values as a CSM reads them, each distinct value formatted once."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object))
+    """Values as a CSM reads them: rounded as they are shown, then each distinct value formatted
+    once (so a million jittered values cost a few hundred format calls)."""
     unit = feature.unit if feature else "category"
+    if unit != "category" and not (feature and feature.categorical):
+        digits = {"share": 2, "percentile": 2, "ratio": 2, "flag": 0}.get(unit, 1)
+        values = np.round(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(), digits)
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object))
     text = [format_value(v, unit, lang) for v in uniques] + [format_value(None, unit, lang)]
     return pa.array(text, pa.string()).take(np.where(codes < 0, len(uniques), codes))
 
@@ -185,11 +197,14 @@ def _shown(values: np.ndarray, feature: Feature | None, lang: Lang) -> pa.Array:
 def _families(deltas: pd.DataFrame, catalogue: dict[str, Feature]) -> np.ndarray:
     """'adoption +8.0; support +3.0': the families that moved the probability, largest first
     (points, at least MIN_POINTS)."""
-    fam = deltas.T.groupby(lambda f: family(catalogue[f]) if f in catalogue else "other").sum().T
-    rows, cols, _, offsets = largest(np.abs(fam.to_numpy()), len(fam.columns), MIN_POINTS)
-    names = np.asarray(fam.columns)[cols]
-    items = _join(names, " ", _points(fam.to_numpy()[rows, cols]))
-    lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(items, pa.string()))
+    names = [family(catalogue[f]) if f in catalogue else "other" for f in deltas.columns]
+    codes, families = pd.factorize(np.asarray(names))
+    sums = np.zeros((len(deltas), len(families)))
+    for j, code in enumerate(codes):  # per feature (a hundred), not per row
+        sums[:, code] += deltas.iloc[:, j].to_numpy()
+    rows, cols, _, offsets = largest(np.abs(sums), len(families), MIN_POINTS)
+    items = _join(pa.array(np.asarray(families)[cols].astype(str)), " ", _points(sums[rows, cols]))
+    lists = pa.ListArray.from_arrays(pa.array(offsets), items)
     return pc.binary_join(lists, "; ").to_numpy(zero_copy_only=False)
 
 
@@ -201,23 +216,26 @@ def _text(target: str, change: np.ndarray, drivers: pa.ListArray, model_part: np
     head = _join(w[target] + " ", _points(change), w["unit"],
                  w["since"].format(date(since, lang, short=True)))  # fmt: skip
     sentences = pa.ListArray.from_arrays(drivers.offsets, drivers.values.field("sentence"))
-    body = pc.binary_join(sentences, w["sep"]).to_numpy(zero_copy_only=False).astype(str)
+    body = pc.binary_join(sentences, w["sep"])
     tail = _join(w["model"], w["open"], _points(model_part), w["pts"])
-    counts = np.abs(np.nan_to_num(model_part)) >= MIN_POINTS
-    body = np.where(counts, np.where(body != "", _join(body, w["sep"], tail), tail), body)
-    text = np.where(body != "", _join(head, w["colon"], body), head).astype(object)
-    text[np.isnan(change)] = None
-    return text
+    counts = pa.array(np.abs(np.nan_to_num(model_part)) >= MIN_POINTS)
+    has_body = pc.not_equal(body, "")
+    body = pc.if_else(counts, pc.if_else(has_body, _join(body, w["sep"], tail), tail), body)
+    text = pc.if_else(pc.not_equal(body, ""), _join(head, w["colon"], body), head)
+    return text.to_numpy(zero_copy_only=False)  # missing where the change is (new accounts)
 
 
-def _points(values: np.ndarray) -> np.ndarray:
-    """Probability changes as signed points with one decimal: +7.0."""
-    return np.char.mod("%+.1f", np.round(np.asarray(values, float) * 100, 1))
+def _points(values: np.ndarray) -> pa.Array:
+    """Probability changes as signed points with one decimal (+7.0), each distinct one formatted
+    once; missing stays missing."""
+    codes, sizes = pd.factorize(np.round(np.asarray(values, float) * 100, 1))
+    return pa.array([f"{v:+.1f}" for v in sizes], pa.string()).take(
+        pa.array(codes, mask=codes < 0))  # fmt: skip
 
 
-def _join(*parts: object) -> np.ndarray:
-    """Element-wise concatenation of string arrays and strings."""
-    return functools.reduce(np.char.add, [np.asarray(p, dtype=str) for p in parts])
+def _join(*parts: object) -> pa.Array:
+    """Element-wise concatenation of string arrays and strings (missing if any part is)."""
+    return pc.binary_join_element_wise(*parts, "")
 
 
 def alerts(scores: pd.DataFrame, points: float) -> pd.DataFrame:
