@@ -114,13 +114,13 @@ def adoption_months(as_of: dt.date) -> pd.DatetimeIndex:
     return pd.date_range(this_month - pd.DateOffset(months=12), periods=12, freq="MS")
 
 
-def _histogram(probability: pd.Series, label: str) -> str:
-    """Accounts by churn risk (in %), as an inline SVG."""
+def _histogram(probability: pd.Series) -> str:
+    """Accounts by churn risk (in %), as an inline SVG (numbers only: the page's heading names
+    it, in the page's language and fonts)."""
     values = probability.dropna() * 100
     fig, ax = plt.subplots(figsize=(5, 2.6))
     ax.hist(values, bins=20, range=(0, max(5.0, float(np.ceil(values.max())) if len(values) else 5.0)),
             color="#1d4ed8")  # fmt: skip
-    ax.set_xlabel(label)
     return _svg(fig)
 
 
@@ -325,7 +325,7 @@ class _Site:
         return self.render(
             "summary.html.j2", title=self.m["title_summary"], totals=totals, by_segment=by_segment,
             today=today, runway=self.cfg.scoring.save_runway_days, movers=self.movers(s),
-            risk_chart=_histogram(s.churn_probability, f"{self.m['churn_probability']} (%)"),
+            risk_chart=_histogram(s.churn_probability),
             actions=[(a, number(actions.get(a, 0), lang)) for a in ("save", "fix_then_expand", "expand", "nurture")],
             drivers=self._drivers(), owners=owners, horizon=self.cfg.labels.horizon_days,
         )  # fmt: skip
