@@ -95,12 +95,11 @@ def choose_plays(
 ) -> pd.DataFrame:
     """play, play_owner and play_due per account: the first matching play; due `due_days` after
     as_of and no later than `before_renewal` days before the renewal (never before as_of)."""
-    n = len(action)
-    chosen = np.full(n, -1)
+    chosen = np.full(len(action), -1)
+    names = driver.dropna().unique()  # the few distinct drivers, matched per play
     for i, play in enumerate(library.plays):
         hit = (chosen < 0) & action.isin(play.actions).to_numpy()
         if play.features:
-            names = driver.dropna().unique()
             known = [d for d in names if any(fnmatch.fnmatch(d, p) for p in play.features)]
             hit &= driver.isin(known).to_numpy()
         if play.family:
