@@ -738,3 +738,48 @@ def test_with_the_same_model_the_previous_files_are_compared_without_scoring_aga
     np.testing.assert_allclose(fast.churn_change, slow.churn_change, atol=1e-12)
     np.testing.assert_allclose(slow.churn_change_model.dropna(), 0, atol=1e-9)
     assert fast.churn_change_text.equals(slow.churn_change_text)
+
+
+def test_changes_are_the_same_block_by_block_and_in_any_row_order(
+    changed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compare() works through the rows in blocks, and aligns the previous run's rows by
+    account: blocks of 7 rows, and the previous files shuffled, give the same columns."""
+    from churnml.scoring import changes
+
+    def files(run: str, columns: list[str] | None = None) -> list[pd.DataFrame]:
+        return [pd.read_parquet(changed / run / f"{name}.parquet", columns=columns)
+                for name in ("scores", "contributions", "features")]  # fmt: skip
+
+    now, now_c, now_v = files("now")
+    before, then_c, then_v = files("before")
+    before = before[list(changes.BEFORE)]
+
+    def compared(shuffle: int | None) -> pd.DataFrame:
+        mixed = [f if shuffle is None else f.sample(frac=1, random_state=shuffle)
+                 for f in (before, then_c, then_v)]  # fmt: skip
+        return changes.compare(now, mixed[0], mixed[0], (now_c, mixed[1]), (now_v, mixed[2]),
+                               by_name(Config().features), "en")  # fmt: skip
+
+    whole = compared(None)
+    monkeypatch.setattr(changes, "BLOCK_ROWS", 7)
+    blocks = compared(3)
+    assert whole.churn_change_text.notna().sum() > 50
+    pd.testing.assert_frame_equal(whole.drop(columns=["churn_change_drivers",
+                                                      "expansion_change_drivers"]),
+                                  blocks.drop(columns=["churn_change_drivers",
+                                                       "expansion_change_drivers"]))  # fmt: skip
+    for column in ("churn_change_drivers", "expansion_change_drivers"):
+        assert whole[column].tolist() == blocks[column].tolist()
+
+
+def test_largest_takes_the_top_of_each_row_and_leaves_the_matrix_alone() -> None:
+    from churnml.scoring.reasons import largest
+
+    matrix = np.array([[0.5, np.nan, 0.9, 0.2], [0.0, 0.3, -1.0, 0.3], [0.1, 0.1, 0.1, 0.1]])
+    kept = matrix.copy()
+    rows, cols, values, offsets = largest(matrix, 3, 0.25)
+    assert rows.tolist() == [0, 0, 1, 1] and cols.tolist() == [2, 0, 1, 3]
+    assert values.tolist() == [0.9, 0.5, 0.3, 0.3] and offsets.tolist() == [0, 2, 4, 4]
+    np.testing.assert_array_equal(matrix, kept)
+    assert largest(matrix, 9, 0.0)[3].tolist() == [0, 3, 6, 10]  # k beyond the columns

@@ -29,6 +29,7 @@ from churnml.scoring.reasons import (
     date,
     format_value,
     largest,
+    value_formatter,
 )
 from churnml.vocabulary import TARGETS, TIERS
 
@@ -52,6 +53,14 @@ _WORDS = {
            "fell": " ", "is": "：", "arrow": " → ", "open": "（", "pts": "pt）",
            "model": "モデル変更またはデータ修正", "sep": "；", "unit": "pt"},
 }  # fmt: skip
+
+BEFORE = (  # what compare() reads of the previous run's scores
+    "account_id", "as_of", *(f"{t}_{c}" for t in TARGETS for c in ("probability", "tier")))
+
+ALERTS = ("account_id", "account_name", "csm_owner", "segment", "arr", "churn_probability",
+          "churn_change", "churn_tier_before", "churn_tier", "expansion_probability",
+          "expansion_change", "arr_at_risk", "priority", "next_best_action", "play",
+          "churn_change_text", "expansion_change_text")  # alerts.csv  # fmt: skip
 
 
 def change_columns(target: str) -> list[tuple[str, pa.DataType]]:
@@ -82,43 +91,97 @@ def compare(
     since = pd.Timestamp(before.as_of.iloc[0]).date()
     ids = now.account_id
     prior = _aligned(before, ids)
-    out = pd.DataFrame({"previous_as_of": since}, index=now.index)
-    for target in TARGETS:
+    names = [c for c in contributions[0].columns if c not in ("account_id", "target")]
+    codes, families = pd.factorize(
+        np.asarray([family(catalogue[f]) if f in catalogue else "other" for f in names]))
+    sides = tuple(_aligned(v, ids).reindex(columns=names) for v in values)
+    sides = (*sides, _moved(*sides))  # the feature values (now, then), and where they moved
+
+    def columns(target: str) -> dict[str, object]:
         p = f"{target}_probability"
         if p not in prior or now[p].isna().all() or prior[p].isna().all():
-            out = out.assign(**{name: None for name, _ in change_columns(target)})
-            continue
-        p_then = _aligned(then[["account_id", p]], ids)[p].to_numpy()
-        now_c, then_c = (_aligned(c[c.target == target].drop(columns="target"), ids)
-                         for c in contributions)  # fmt: skip
-        deltas = (now_c - then_c).fillna(0.0)
+            return {name: None for name, _ in change_columns(target)}
+        found, sums = _moves([_rows(c, target, ids, names) for c in contributions], sides[2],
+                             np.eye(len(families))[codes])  # fmt: skip
         change = now[p].to_numpy() - prior[p].to_numpy()
-        model_part = p_then - prior[p].to_numpy()
-        drivers = _drivers(deltas, values, ids, catalogue, lang)
-        out[f"{target}_change"] = change
-        out[f"{target}_change_model"] = model_part
-        out[f"{target}_tier_before"] = prior[f"{target}_tier"].to_numpy()
-        out[f"{target}_change_drivers"] = pd.Series(pd.arrays.ArrowExtensionArray(drivers),
-                                                    index=now.index)  # fmt: skip
-        out[f"{target}_change_families"] = _families(deltas, catalogue)
-        out[f"{target}_change_text"] = _text(target, change, drivers, model_part, since, lang)
+        model_part = _aligned(then[["account_id", p]], ids)[p].to_numpy() - prior[p].to_numpy()
+        drivers = _drivers(found, np.asarray(names), sides, catalogue, lang)
+        text = _text(target, change, drivers, model_part, since, lang)
+        return {
+            f"{target}_change": change,
+            f"{target}_change_model": model_part,
+            f"{target}_tier_before": prior[f"{target}_tier"].to_numpy(),
+            f"{target}_change_drivers": pd.Series(pd.arrays.ArrowExtensionArray(drivers),
+                                                  index=now.index),
+            f"{target}_change_families": _strings(_families(sums, np.asarray(families)),
+                                                  now.index),
+            f"{target}_change_text": _strings(text, now.index),
+        }
+
+    out = pd.DataFrame({"previous_as_of": since}, index=now.index)
+    for target in TARGETS:
+        out = out.assign(**columns(target))
     return out
 
 
-def _drivers(deltas: pd.DataFrame, values: tuple[pd.DataFrame, pd.DataFrame], ids: pd.Series,
-             catalogue: dict[str, Feature], lang: Lang, k: int = 3) -> pa.ListArray:  # fmt: skip
-    """Per account, the k features that moved its probability most in the direction it moved
-    (at least MIN_POINTS each) and whose value changed, as CHANGE records. (A feature whose value
-    did not change can still move a little through its interactions with others: it counts in
-    the totals and families, not as a driver.) Vectorised per feature, not per row."""
-    matrix = deltas.to_numpy()
-    total = matrix.sum(axis=1, keepdims=True)
-    sign = np.where(np.abs(total) >= MIN_POINTS, np.sign(total), 0.0)  # no move, no drivers
-    now, then = (_aligned(v, ids) for v in values)
-    moved = _moved(now.reindex(columns=deltas.columns), then.reindex(columns=deltas.columns))
-    rows, cols, _, offsets = largest(np.where(moved, matrix * sign, 0.0), k, MIN_POINTS)
-    points = matrix[rows, cols]
-    names = np.asarray(deltas.columns)
+BLOCK_ROWS = 8192  # rows compared at a time: temporaries stay small and their memory is reused
+
+
+def _rows(contributions: pd.DataFrame, target: str, ids: pd.Series,
+          names: list[str]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """A target's contributions as (matrix, positions): row `positions[i]` of the matrix (a
+    column per name) is account `ids[i]`'s, −1 where the file has no such account."""
+    matrix = contributions.reindex(columns=names).to_numpy(dtype=float)  # a view when it can
+    rows = np.flatnonzero((contributions.target == target).to_numpy())
+    found = contributions.account_id.to_numpy()[rows]
+    if np.array_equal(found, ids.to_numpy()):
+        return matrix, rows
+    at = pd.Index(found).get_indexer(ids)
+    return matrix, np.where(at < 0, -1, rows[np.maximum(at, 0)])
+
+
+def _moves(sides: list[tuple[np.ndarray, np.ndarray]], moved: np.ndarray, families: np.ndarray,
+           k: int = 3) -> tuple[tuple[np.ndarray, ...], np.ndarray]:  # fmt: skip
+    """Block by block of rows, the contribution deltas (now − then): per account, the k that
+    moved its probability most in the direction it moved (at least MIN_POINTS each) among the
+    features whose value moved, as (rows, columns, points, offsets) for `_drivers`; and the
+    deltas summed by family (`families`: feature × family, 0/1)."""
+    n = len(moved)
+    sums, counts, parts = np.empty((n, families.shape[1])), np.zeros(n, np.int64), []
+    for start in range(0, n, BLOCK_ROWS):
+        block = slice(start, start + BLOCK_ROWS)
+        now, then = (_take(matrix, positions[block]) for matrix, positions in sides)
+        deltas = np.nan_to_num(now - then)  # a feature or account one side lacks: no delta
+        sums[block] = deltas @ families
+        total = deltas.sum(axis=1, keepdims=True)
+        sign = np.where(np.abs(total) >= MIN_POINTS, np.sign(total), 0.0)  # no move, no drivers
+        rows, cols, _, offsets = largest(np.where(moved[block], deltas * sign, 0.0), k,
+                                         MIN_POINTS)  # fmt: skip
+        parts.append((rows + start, cols, deltas[rows, cols]))
+        counts[block] = np.diff(offsets)
+    rows, cols, points = (np.concatenate([part[i] for part in parts]) for i in range(3))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return (rows, cols, points, offsets), sums
+
+
+def _take(matrix: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Rows of `matrix` at `positions` (missing at −1)."""
+    if not len(matrix):
+        return np.full((len(positions), matrix.shape[1]), np.nan)
+    rows = matrix[np.maximum(positions, 0)]
+    rows[positions < 0] = np.nan
+    return rows
+
+
+def _drivers(found: tuple[np.ndarray, ...], names: np.ndarray,
+             sides: tuple[pd.DataFrame, pd.DataFrame, np.ndarray], catalogue: dict[str, Feature],
+             lang: Lang) -> pa.ListArray:  # fmt: skip
+    """The drivers `_moves` found, as lists of CHANGE records: feature, values before and after
+    as shown, points and sentence. (A feature whose value did not change can still move a
+    little through its interactions with others: it counts in the totals and families, not as
+    a driver.) Vectorised per feature, not per row."""
+    now, then, _ = sides
+    rows, cols, points, offsets = found
     groups, back = by_column(cols)
     parts = [_phrases(names[cols[at[0]]], then, now, rows[at], points[at], catalogue, lang)
              for at in groups]  # fmt: skip
@@ -187,29 +250,27 @@ def _shown(values: np.ndarray, feature: Feature | None, lang: Lang) -> pa.Array:
     once (so a million jittered values cost a few hundred format calls)."""
     unit = feature.unit if feature else "category"
     if unit != "category" and not (feature and feature.categorical):
-        digits = {"share": 2, "percentile": 2, "ratio": 2, "flag": 0}.get(unit, 1)
+        digits = {"share": 2, "percentile": 2, "ratio": 2, "flag": 0, "currency": 0,
+                  "days": 0}.get(unit, 1)  # fmt: skip
         values = np.round(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(), digits)
     codes, uniques = pd.factorize(pd.Series(values, dtype=object))
-    text = [format_value(v, unit, lang) for v in uniques] + [format_value(None, unit, lang)]
+    show = value_formatter(unit, lang)  # uniques are never missing
+    text = [show(v if unit == "category" else float(v)) for v in uniques]
+    text.append(format_value(None, unit, lang))
     return pa.array(text, pa.string()).take(np.where(codes < 0, len(uniques), codes))
 
 
-def _families(deltas: pd.DataFrame, catalogue: dict[str, Feature]) -> np.ndarray:
-    """'adoption +8.0; support +3.0': the families that moved the probability, largest first
-    (points, at least MIN_POINTS)."""
-    names = [family(catalogue[f]) if f in catalogue else "other" for f in deltas.columns]
-    codes, families = pd.factorize(np.asarray(names))
-    sums = np.zeros((len(deltas), len(families)))
-    for j, code in enumerate(codes):  # per feature (a hundred), not per row
-        sums[:, code] += deltas.iloc[:, j].to_numpy()
+def _families(sums: np.ndarray, families: np.ndarray) -> pa.Array:
+    """'adoption +8.0; support +3.0': the families that moved the probability (`sums`: account ×
+    family, in points as fractions), largest first, at least MIN_POINTS."""
     rows, cols, _, offsets = largest(np.abs(sums), len(families), MIN_POINTS)
-    items = _join(pa.array(np.asarray(families)[cols].astype(str)), " ", _points(sums[rows, cols]))
+    items = _join(pa.array(families[cols].astype(str)), " ", _points(sums[rows, cols]))
     lists = pa.ListArray.from_arrays(pa.array(offsets), items)
-    return pc.binary_join(lists, "; ").to_numpy(zero_copy_only=False)
+    return pc.binary_join(lists, "; ")
 
 
 def _text(target: str, change: np.ndarray, drivers: pa.ListArray, model_part: np.ndarray,
-          since: dt.date, lang: Lang) -> np.ndarray:  # fmt: skip
+          since: dt.date, lang: Lang) -> pa.Array:  # fmt: skip
     """'Churn risk +12.0 pts since Jan 1, 2026: Active users 30d fell 41 → 18 (+7.0 pts); …',
     with the model part last when it counts; missing for accounts new since."""
     w = _WORDS[lang]
@@ -222,7 +283,7 @@ def _text(target: str, change: np.ndarray, drivers: pa.ListArray, model_part: np
     has_body = pc.not_equal(body, "")
     body = pc.if_else(counts, pc.if_else(has_body, _join(body, w["sep"], tail), tail), body)
     text = pc.if_else(pc.not_equal(body, ""), _join(head, w["colon"], body), head)
-    return text.to_numpy(zero_copy_only=False)  # missing where the change is (new accounts)
+    return text  # missing where the change is (new accounts)
 
 
 def _points(values: np.ndarray) -> pa.Array:
@@ -233,6 +294,11 @@ def _points(values: np.ndarray) -> pa.Array:
         pa.array(codes, mask=codes < 0))  # fmt: skip
 
 
+def _strings(text: pa.Array, index: pd.Index) -> pd.Series:
+    """Arrow strings as pandas' string column, without a copy."""
+    return pd.Series(text, dtype=pd.StringDtype("pyarrow", na_value=np.nan), index=index)
+
+
 def _join(*parts: object) -> pa.Array:
     """Element-wise concatenation of string arrays and strings (missing if any part is)."""
     return pc.binary_join_element_wise(*parts, "")
@@ -240,8 +306,9 @@ def _join(*parts: object) -> pa.Array:
 
 def alerts(scores: pd.DataFrame, points: float) -> pd.DataFrame:
     """Accounts whose churn risk rose into a higher tier or by at least `points`, or whose
-    expansion propensity rose into a higher tier, ranked by ARR at stake (priority)."""
+    expansion propensity rose into a higher tier, ranked by ARR at stake (priority); the columns
+    of alerts.csv (ALERTS)."""
     rank = {t: len(TIERS) - i for i, t in enumerate(TIERS)}  # high 3, medium 2, low 1
     up = [scores[f"{t}_tier"].map(rank) > scores[f"{t}_tier_before"].map(rank) for t in TARGETS]
     rose = scores.churn_change >= points
-    return scores[up[0] | up[1] | rose].sort_values("priority", ascending=False)
+    return scores.loc[up[0] | up[1] | rose, list(ALERTS)].sort_values("priority", ascending=False)

@@ -4,6 +4,7 @@ files (scores, contributions, CRM feed) into a folder, all or none."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from churnml.io import atomic_dir, write_parquet
-from churnml.scoring.changes import change_columns
+from churnml.scoring.changes import ALERTS, change_columns
 from churnml.scoring.crm import FieldMap, changed_rows, crm_frame, write_csv
 from churnml.scoring.explain import FAMILIES
 from churnml.scoring.reasons import REASON
@@ -86,10 +87,6 @@ def as_columns(reasons: pa.ListArray) -> tuple[pd.Series, pd.Series]:
     return pd.Series(pd.arrays.ArrowExtensionArray(reasons)), pd.Series(text, dtype=object)
 
 
-ALERTS = ("account_id", "account_name", "csm_owner", "segment", "arr", "churn_probability",
-          "churn_change", "churn_tier_before", "churn_tier", "expansion_probability",
-          "expansion_change", "arr_at_risk", "priority", "next_best_action", "play",
-          "churn_change_text", "expansion_change_text")  # alerts.csv  # fmt: skip
 KEY_EVENTS = "churnml.key_events"
 MODELS = "churnml.models"  # target → the identity of the model scored with
 
@@ -131,13 +128,18 @@ def write_outputs(
         feed = changed_rows(feed, Path(changed_since) / "crm_export.csv", fields)
     table = pa.Table.from_pandas(scores, schema=SCORED, preserve_index=False)
     alerts = pd.DataFrame(columns=ALERTS) if alerts is None else alerts[list(ALERTS)]
-    with atomic_dir(out) as tmp:
-        meta = {KEY_EVENTS: json.dumps(list(key_events)), MODELS: json.dumps(models or {})}
-        write_parquet(table.replace_schema_metadata(meta), tmp / "scores.parquet")
-        write_parquet(contributions, tmp / "contributions.parquet")
-        if features is not None:
-            write_parquet(features, tmp / "features.parquet")
-        write_csv(feed, tmp / "crm_export.csv")
-        write_csv(crm_frame(alerts, FieldMap("account_id", {c: c for c in ALERTS})),
-                  tmp / "alerts.csv")  # fmt: skip
+    alerts = crm_frame(alerts, FieldMap("account_id", {c: c for c in ALERTS}))
+    meta = {KEY_EVENTS: json.dumps(list(key_events)), MODELS: json.dumps(models or {})}
+    files = {
+        "scores.parquet": (write_parquet, table.replace_schema_metadata(meta)),
+        "contributions.parquet": (write_parquet, contributions),
+        "features.parquet": (write_parquet, features),
+        "crm_export.csv": (write_csv, feed),
+        "alerts.csv": (write_csv, alerts),
+    }
+    with atomic_dir(out) as tmp, ThreadPoolExecutor(2) as pool:  # Arrow writes free the GIL
+        writes = [pool.submit(write, data, tmp / name)
+                  for name, (write, data) in files.items() if data is not None]  # fmt: skip
+        for done in writes:
+            done.result()  # a failed write raises here, and nothing is published
     return len(feed)

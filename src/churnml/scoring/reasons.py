@@ -195,14 +195,19 @@ def largest(
     matrix: np.ndarray, k: int, minimum: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per row, the (up to) k largest values that reach `minimum`, largest first: their row and
-    column indices and values (row-major), and each row's offset into them (for a ListArray)."""
+    column indices and values (row-major), and each row's offset into them (for a ListArray).
+    `matrix` is left as it was."""
     k = min(k, matrix.shape[1])
-    if k == 0:
-        empty = np.array([], dtype=int)
-        return empty, empty, np.array([]), np.zeros(len(matrix) + 1, np.int32)
-    top = np.argpartition(-matrix, k - 1, axis=1)[:, :k]  # the k largest, then in order
-    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(matrix, top, 1), axis=1), 1)
-    values = np.take_along_axis(matrix, top, axis=1)
+    if not matrix.flags.writeable or np.isnan(matrix).any():
+        matrix = np.where(np.isnan(matrix), -np.inf, matrix)
+    every = np.arange(len(matrix))
+    top = np.empty((len(matrix), k), dtype=np.intp)
+    values = np.empty((len(matrix), k))
+    for slot in range(k):  # k passes of argmax (each taken out, then put back): a few of many
+        top[:, slot] = matrix.argmax(axis=1)
+        values[:, slot] = matrix[every, top[:, slot]]
+        matrix[every, top[:, slot]] = -np.inf
+    matrix[every[:, None], top] = values
     kept = values >= minimum
     rows, slots = np.nonzero(kept)
     offsets = np.zeros(len(matrix) + 1, np.int32)

@@ -21,7 +21,7 @@ from churnml.features.labels import lapsed_terms, snapshots
 from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import tier
 from churnml.scoring.book import finish
-from churnml.scoring.changes import alerts, compare
+from churnml.scoring.changes import BEFORE, alerts, compare
 from churnml.scoring.crm import load_field_map
 from churnml.scoring.explain import FAMILIES, explain, family_pulls
 from churnml.scoring.outputs import (
@@ -290,7 +290,7 @@ def read_previous(previous: Path, as_of: dt.date) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"--previous: no scores.parquet in {previous} (give an earlier "
                                 "--out of churnml score)")  # fmt: skip
-    before = pd.read_parquet(path)
+    before = pd.read_parquet(path, columns=list(BEFORE))
     since = pd.Timestamp(before.as_of.iloc[0]).date() if len(before) else None
     if since is None or since >= as_of:
         raise ValueError(f"--previous: {path} was scored as of {since}; it must be before {as_of}")
