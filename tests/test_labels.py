@@ -108,3 +108,18 @@ def test_month_starts_are_strictly_after_the_first_day() -> None:
         dt.date(2024, 2, 1),
         dt.date(2024, 3, 1),
     ]
+
+
+def test_arr_after_the_horizon_is_the_arr_on_that_day() -> None:
+    """ARR at as_of + 90 days: a renewal at a new price counts, a churn is 0, an ARR change on
+    day 91 is not seen yet; unknown where the data ends before the day."""
+    subs = [
+        subscription("up", -300, 30, arr=1000.0),
+        subscription("up", 30, 400, arr=1300.0),
+        subscription("gone", -300, 60, arr=800.0),
+        subscription("late", -300, 91, arr=500.0),
+        subscription("late", 91, 400, arr=900.0),
+    ]
+    assert _labels(subs).arr_after_90d.to_dict() == {"gone": 0.0, "late": 500.0, "up": 1300.0}
+    assert _labels(subs, end=day(89).date()).arr_after_90d.isna().all()
+    assert _labels(subs, end=day(90).date()).arr_after_90d.notna().all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,6 +87,7 @@ def test_report_renders_offline_without_errors(scored: Path, small_world: Path, 
                     == f"{(scores.next_best_action == 'save').sum():,}"
                 )
                 _act_today_lists_the_largest_stake(page, scores, lang)
+                _the_forecast_gives_each_group_a_range(page, scores)
             if name == "portfolio":
                 _sorting_by_a_column_header_orders_the_rows(page)
             if name == "account":
@@ -94,6 +96,23 @@ def test_report_renders_offline_without_errors(scored: Path, small_world: Path, 
         browser.close()
     assert errors == []
     assert outside == []
+
+
+def _the_forecast_gives_each_group_a_range(page: Page, scores: pd.DataFrame) -> None:
+    """The forecast table: the whole book, each segment and each CSM, every GRR and NRR a
+    central value inside its 80% range; the headline GRR is the whole book's."""
+    rows = page.locator("#forecast-book tr[data-level]")
+    levels = [rows.nth(i).get_attribute("data-level") for i in range(rows.count())]
+    assert levels.count("all") == 1
+    assert levels.count("segment") == scores.segment.nunique()
+    assert levels.count("owner") == scores.csm_owner.fillna("").nunique()
+    for i in range(rows.count()):
+        for metric in ("grr", "nrr"):
+            text = rows.nth(i).locator(f'[data-metric="{metric}"]').text_content()
+            central, low, high = (float(v) for v in re.findall(r"(\d+\.\d)%", text))
+            assert low <= central <= high, text
+    whole = page.locator('#forecast-book tr[data-level="all"] [data-metric="grr"]').text_content()
+    assert page.text_content('.kpi [data-metric="grr"]') == whole
 
 
 def _act_today_lists_the_largest_stake(page: Page, scores: pd.DataFrame, lang: str) -> None:

@@ -295,6 +295,15 @@ def train(
         if r.skill.no_skill:
             console.print(f"  [bold yellow]no skill:[/] {escape(r.skill.reason)}", highlight=False)
     console.print(training_table(report))
+    churn = [r.model.meta.get("forecast") or {} for r in report.results if r.name == "churn"]
+    tested = churn[0].get("backtest") if churn else None
+    if tested:
+        console.print(
+            f"revenue forecast, backtest at {tested['forecast_cutoffs']:.0f} cut-offs: the 80% "
+            f"range held the realised GRR {tested['forecast_grr_coverage']:.0%} of the time "
+            f"(NRR {tested['forecast_nrr_coverage']:.0%}); central value off by "
+            f"{tested['forecast_grr_mae_pts']:.1f} pts (GRR), {tested['forecast_nrr_mae_pts']:.1f} "
+            "pts (NRR)", highlight=False)
     for p in report.promotions:
         console.print(f"{p.name} v{p.version} → [bold]{p.alias}[/]: {escape(p.reason)}")
     console.print(f"MLflow run {report.run_id}; {report.rows:,} rows; {report.seconds:.0f} s")

@@ -206,6 +206,12 @@ class ScoringConfig(_Strict):
     )
 
 
+class ForecastConfig(_Strict):
+    """The revenue forecast (`churnml.forecast.revenue`)."""
+
+    draws: int = Field(1000, ge=100, description="simulated outcomes per account (seeded)")
+
+
 class ReportConfig(_Strict):
     """How reports and reason sentences show money and segments."""
 
@@ -229,6 +235,7 @@ class Config(_Strict):
     health_score: HealthScoreConfig = Field(default_factory=HealthScoreConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     def with_key_events(self, events: tuple[str, ...]) -> Config:

@@ -9,6 +9,8 @@ Definitions (docs/design.md, shared with the synthetic world):
   cancelled rows carry a reason from ``involuntary_reasons``.
 * ``expansion_{H}d``: ARR(a, d) ≥ ratio × ARR(a, as_of) for some d in (as_of, as_of + H], or a
   product active at d that was not active at as_of.
+* ``arr_after_{H}d``: ARR(a, as_of + H), 0 if the account is not active then (revenue outcomes,
+  for the forecast).
 * A label is known (not null) only if the data reaches as_of + H (+ grace for churn).
 """
 
@@ -32,6 +34,7 @@ def label_columns(cfg: LabelConfig) -> dict[str, str]:
         "churn": f"churn_{h}d",
         "involuntary": f"involuntary_churn_{h}d",
         "expansion": f"expansion_{h}d",
+        "arr_after": f"arr_after_{h}d",
     }
 
 
@@ -198,12 +201,28 @@ def labelled_snapshots(
     tables: dict[str, ir.Table], as_of: list[dt.date], cfg: LabelConfig, end: dt.date | None = None
 ) -> ir.Table:
     """Snapshots with ARR and every label: account_id, as_of, arr, churn_Hd, involuntary_churn_Hd,
-    expansion_Hd (labels null where the data does not reach far enough)."""
+    expansion_Hd, arr_after_Hd (labels null where the data does not reach far enough)."""
     subs = tables["subscriptions"]
     end = end or data_end(tables)
     snaps = snapshots(subs, as_of)
     churn = _churn(snaps, subs, cfg, end)
     expansion = _expansion(snaps, subs, cfg, end)
-    return snaps.inner_join(churn, ["account_id", "as_of"]).inner_join(
-        expansion, ["account_id", "as_of"]
+    return (
+        snaps.inner_join(churn, ["account_id", "as_of"])
+        .inner_join(expansion, ["account_id", "as_of"])
+        .inner_join(_arr_after(snaps, subs, as_of, cfg, end), ["account_id", "as_of"])
     )
+
+
+def _arr_after(snaps: ir.Table, subs: ir.Table, as_of: list[dt.date], cfg: LabelConfig,
+               end: dt.date) -> ir.Table:  # fmt: skip
+    """ARR at as_of + H per snapshot (0 if inactive then; null where the data ends before)."""
+    h = cfg.horizon_days
+    later = snapshots(subs, [d + dt.timedelta(days=h) for d in as_of])
+    back = (later.as_of - ibis.interval(days=h)).cast("date")
+    later = later.select("account_id", as_of=back, later_arr=later.arr)
+    j = snaps.left_join(later, ["account_id", "as_of"])
+    known = j.as_of + ibis.interval(days=h) <= ibis.date(end)
+    value = j.later_arr.fill_null(0.0)
+    return j.select("account_id", "as_of", **{
+        label_columns(cfg)["arr_after"]: ibis.ifelse(known, value, ibis.null("float64"))})

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +20,7 @@ from churnml.features.build import build_features, with_key_events
 from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import default_as_of, label_columns
 from churnml.features.truth import load_truth
+from churnml.forecast.revenue import backtest, learn, levels, summary
 from churnml.models.registry import (
     Promotion,
     TrackingUnavailableError,
@@ -144,6 +145,11 @@ def train(
         results.append(result)
     if not results:
         raise TrainingError("no target can be trained: " + "; ".join(skipped.values()))
+    revenue = None
+    if features_path is None and any(r.name == "churn" for r in results):
+        progress("backtesting the revenue forecast")
+        revenue = _revenue(frame, results, cfg)
+        next(r for r in results if r.name == "churn").model.meta["forecast"] = revenue[0]
     progress("logging to MLflow")
     params = {
         "data": str(data_dir or features_path),
@@ -155,7 +161,8 @@ def train(
     }
     params |= {f"{name}_skipped": why[:250] for name, why in skipped.items()}
     try:
-        run_id, promotions = log_training(results, cfg, _used(cat, features), params)
+        run_id, promotions = log_training(results, cfg, _used(cat, features), params,
+                                          revenue and revenue[1])  # fmt: skip
     except (MlflowException, OSError) as exc:  # the server went down: keep the work
         kept = save_unregistered(results, Path(time.strftime("churnml-unregistered-%Y%m%d-%H%M%S")))
         reason = str(exc).splitlines()[0][:200]
@@ -167,6 +174,25 @@ def train(
     return TrainReport(
         run_id, results, promotions, skipped, len(frame), time.perf_counter() - began
     )
+
+
+def _revenue(frame: pd.DataFrame, results: list[TargetResult],
+             cfg: Config) -> tuple[dict[str, object], pd.DataFrame]:  # fmt: skip
+    """The revenue forecast's history (for scoring) and its backtest at the cut-offs where both
+    models made out-of-time predictions: (meta["forecast"] of the churn model, the backtest)."""
+    names, reach = label_columns(cfg.labels), cfg.labels.horizon_days + cfg.labels.grace_days
+    preds = {r.name: r.predictions.rename(columns={"p": f"{r.name}_probability"}) for r in results}
+    both = preds["churn"]
+    if "expansion" in preds:
+        dates = set(preds["expansion"]["as_of"])
+        both = both[both["as_of"].isin(dates)].merge(preds["expansion"], on=KEYS, how="left")
+    else:
+        both = both.assign(expansion_probability=float("nan"))
+    backtested = backtest(frame, both, names, reach, cfg.forecast.draws, cfg.model.seed)
+    history = learn(frame, names)
+    if len(backtested):
+        history = replace(history, levels=levels(backtested))
+    return {"history": history.as_dict(), "backtest": summary(backtested)}, backtested
 
 
 def _used(cat: dict[str, Feature], features: list[str]) -> dict[str, Feature]:

@@ -28,6 +28,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 import churnml
 from churnml.config import Config, RegistryConfig
 from churnml.features.catalogue import Feature
+from churnml.forecast.revenue import summary
 from churnml.io import atomic_dir
 from churnml.models import pyfunc_model
 from churnml.models.artifact import META_FILE, TrainedModel
@@ -204,9 +205,11 @@ def log_training(
     cfg: Config,
     catalogue: dict[str, Feature],
     params: dict[str, object],
+    forecast: pd.DataFrame | None = None,
 ) -> tuple[str, list[Promotion]]:
     """Log a parent run with a child per target (the evaluation fit) and, inside it, a child for
-    the production fit; register each production model and apply the gate."""
+    the production fit; register each production model and apply the gate. The revenue
+    forecast's backtest, if any, goes on the parent run (its summary as metrics)."""
     mlflow.set_tracking_uri(tracking_uri(cfg.registry))
     mlflow.set_experiment(cfg.registry.experiment)
     client = MlflowClient()
@@ -215,6 +218,9 @@ def log_training(
         mlflow.log_params(params)
         mlflow.log_text(json.dumps(cfg.model_dump(mode="json"), indent=1), "config.json")
         mlflow.log_text(_catalogue_markdown(catalogue), "feature_catalogue.md")
+        if forecast is not None:
+            mlflow.log_metrics(summary(forecast))
+            mlflow.log_text(forecast.to_csv(index=False), "forecast_backtest.csv")
         for result in results:
             folder = Path(tmp) / result.name
             folder.mkdir()

@@ -349,6 +349,7 @@ class TargetResult:
     backtests: list[dict[str, float | str]]
     importance: pd.DataFrame  # segment × feature: mean |contribution| on test rows
     test_rows: pd.DataFrame  # the test rows as given (features included)
+    predictions: pd.DataFrame  # KEYS, p: out of time, on the test and the backtests' test rows
 
 
 def _segment(df: pd.DataFrame) -> pd.Series:
@@ -422,15 +423,18 @@ def train_target(
     metrics = {key: evaluate_by_segment(test.y.to_numpy(), p, test.arr.to_numpy(), test.segment)
                for key, p in preds.items() if not np.isnan(p).any()}  # fmt: skip
     skill = judge_skill(test.y.to_numpy(), preds["churnml"], test.account_id, health, m)
-    backtests = (_backtest(ds, split, choice, cfg, horizon_days, truth)
-                 if split.kind == "time" else [])  # fmt: skip
+    backtests, predictions = (_backtest(ds, split, choice, cfg, horizon_days, truth)
+                              if split.kind == "time" else ([], []))  # fmt: skip
+    predictions = pd.concat([test[KEYS].assign(p=preds["churnml"]), *predictions],
+                            ignore_index=True)  # fmt: skip
     model = fit_final(ds, np.ones(len(ds.frame), bool), choice, m, horizon_days)
     model.meta = _facts(ds, split, choice, evaluation, metrics, skill)
     latest = ds.frame[ds.frame["as_of"] == ds.frame["as_of"].max()]  # the book as scoring sees it
     model.meta["reference"] = reference(latest, model.features, model.predict(latest),
                                         model.contributions(latest))
     return TargetResult(name, model, evaluation, split, choice, test, metrics, skill, backtests,
-                        importance_by_segment(evaluation, test_df), test_df)  # fmt: skip
+                        importance_by_segment(evaluation, test_df), test_df,
+                        predictions)  # fmt: skip
 
 
 def _facts(ds: Dataset, split: Split, choice: Choice, evaluation: TrainedModel,
@@ -457,10 +461,11 @@ def _facts(ds: Dataset, split: Split, choice: Choice, evaluation: TrainedModel,
 
 
 def _backtest(ds: Dataset, first: Split, choice: Choice, cfg: Config, horizon_days: int,
-              truth: pd.Series | None) -> list[dict]:  # fmt: skip
+              truth: pd.Series | None) -> tuple[list[dict], list[pd.DataFrame]]:  # fmt: skip
     """The chosen recipe measured at earlier cut-offs (each test window moved back by its
-    length), with rounds from the last validation fold before each cut-off."""
-    out = []
+    length), with rounds from the last validation fold before each cut-off; and its
+    predictions there (KEYS, p)."""
+    out, predictions = [], []
     m = cfg.model
     test_len = ds.frame.loc[first.test, "as_of"].nunique()
     for k in range(1, m.backtests + 1):
@@ -476,8 +481,9 @@ def _backtest(ds: Dataset, first: Split, choice: Choice, cfg: Config, horizon_da
         _, rounds = fit(choice.recipe, x[last.fit], y[last.fit], m, valid)
         model = fit_final(ds, split.train, Choice(choice.recipe, rounds, {}), m, horizon_days)
         test = ds.frame[split.test]
-        evaluated = evaluate_by_segment(y[split.test], model.predict(test), _arr(test).to_numpy(),
-                                        _segment(test))["all"]  # fmt: skip
+        predictions.append(test[KEYS].assign(p=model.predict(test)))
+        evaluated = evaluate_by_segment(y[split.test], predictions[-1].p.to_numpy(),
+                                        _arr(test).to_numpy(), _segment(test))["all"]  # fmt: skip
         row = {"cutoff": split.dates["test"],
                **{key: evaluated[key] for key in ("roc_auc", "log_loss", "ece")}}  # fmt: skip
         if truth is not None:
@@ -485,4 +491,4 @@ def _backtest(ds: Dataset, first: Split, choice: Choice, cfg: Config, horizon_da
                                          _arr(test).to_numpy(), _segment(test))["all"]  # fmt: skip
             row["oracle_roc_auc"] = oracle["roc_auc"]
         out.append(row)
-    return out
+    return out, predictions

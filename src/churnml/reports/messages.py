@@ -24,6 +24,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "expected_grr": "Expected gross revenue retention",
         "expected_nrr": "Expected net revenue retention",
         "horizon_note": "over the next {days} days, from the models' probabilities",
+        "forecast": "Revenue forecast, next {days} days",
+        "forecast_note": (
+            "Central value (the mean of {draws:,} simulated outcomes of every account, from the "
+            "models' calibrated probabilities) and, in brackets, the range that holds 80% of "
+            "them. Involuntary churn (bankruptcy, acquisition, non-payment) is forecast apart, at"
+            " each segment's historical rate."
+        ),
+        "forecast_renewals": "Renewals due in the next {days} days",
+        "forecast_backtest": (
+            "Backtest: at {cutoffs} past cut-offs, the 80% range held the realised GRR {grr} of "
+            "the time and the realised NRR {nrr}; the central value missed by {grr_error} points "
+            "(GRR) and {nrr_error} points (NRR) on average."
+        ),
+        "churned_arr": "Churned ARR",
+        "involuntary_arr": "of which involuntary",
+        "expanded_arr": "Expanded ARR",
+        "grr": "GRR",
+        "nrr": "NRR",
+        "group": "Group",
+        "level_all": "All accounts",
         "by_segment_tier": "By segment and churn tier",
         "segment": "Segment",
         "tier": "Tier",
@@ -121,6 +141,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "expected_grr": "見込みグロス収益維持率（GRR）",
         "expected_nrr": "見込みネット収益維持率（NRR）",
         "horizon_note": "今後{days}日間、モデルの確率に基づく",
+        "forecast": "収益予測（今後{days}日間）",
+        "forecast_note": (
+            "中心値（モデルの較正済み確率から全アカウントの結果を{draws:,}回シミュレ"
+            "ーションした平均）と、括弧内にその80%が入る範囲。非自発的解約（倒産・買収・未"
+            "払い）は、セグメントごとの過去の発生率で別に予測します。"
+        ),
+        "forecast_renewals": "今後{days}日間に更新を迎える契約",
+        "forecast_backtest": (
+            "バックテスト：過去{cutoffs}時点で、80%の範囲に実績のGRRが入った割"
+            "合は{grr}、NRRは{nrr}。中心値の平均誤差はGRRで{grr_erro"
+            "r}pt、NRRで{nrr_error}pt。"
+        ),
+        "churned_arr": "解約ARR",
+        "involuntary_arr": "うち非自発的",
+        "expanded_arr": "拡大ARR",
+        "grr": "GRR",
+        "nrr": "NRR",
+        "group": "グループ",
+        "level_all": "全アカウント",
         "by_segment_tier": "セグメント別・解約リスク区分別",
         "segment": "セグメント",
         "tier": "区分",

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -23,10 +24,11 @@ from markupsafe import escape
 from churnml.config import Config
 from churnml.data.sources import connect, load_tables
 from churnml.features.catalogue import Feature, by_name
+from churnml.forecast.revenue import History, forecast
 from churnml.io import atomic_dir, write_text
 from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
 from churnml.scoring.explain import FAMILIES, family
-from churnml.scoring.outputs import read_key_events
+from churnml.scoring.outputs import FORECAST, read_key_events, read_meta
 from churnml.scoring.plays import load_library
 from churnml.scoring.reasons import format_value, segment_label, sentence
 from churnml.vocabulary import TARGETS, TIERS
@@ -141,8 +143,9 @@ def monthly_adoption(data_dir: Path, cfg: Config, as_of: dt.date) -> pd.DataFram
 
 class _Site:
     def __init__(self, scores: pd.DataFrame, contributions: pd.DataFrame, cfg: Config, lang: Lang,
-                 adoption: pd.DataFrame | None) -> None:  # fmt: skip
+                 adoption: pd.DataFrame | None, outlook: dict | None = None) -> None:  # fmt: skip
         self.s, self.c, self.cfg, self.lang = scores, contributions, cfg, lang
+        self.outlook = outlook  # the churn model's meta["forecast"], if scoring kept it
         self.m = MESSAGES[lang]
         self.cat = by_name(cfg.features)
         churn = contributions[contributions.target == "churn"]
@@ -302,6 +305,10 @@ class _Site:
                   "arr_at_risk": self.money(s.arr_at_risk.sum()),
                   "expected_expansion_arr": self.money(s.expected_expansion_arr.sum(min_count=1)),
                   "grr": percent(grr, lang), "nrr": percent(nrr, lang)}  # fmt: skip
+        outlook = self.forecast()
+        if outlook:  # the simulated forecast replaces the point values, with its range
+            whole = outlook["book"][0]
+            totals |= {"grr": whole["grr"], "nrr": whole["nrr"]}
         grouped = s.groupby(["segment", "churn_tier"]).agg(
             accounts=("account_id", "size"), arr=("arr", "sum"), arr_at_risk=("arr_at_risk", "sum"),
             expected_expansion_arr=("expected_expansion_arr", lambda v: v.sum(min_count=1)),
@@ -328,6 +335,51 @@ class _Site:
             risk_chart=_histogram(s.churn_probability),
             actions=[(a, number(actions.get(a, 0), lang)) for a in ("save", "fix_then_expand", "expand", "nurture")],
             drivers=self._drivers(), owners=owners, horizon=self.cfg.labels.horizon_days,
+            outlook=outlook, draws=self.cfg.forecast.draws,
+        )  # fmt: skip
+
+    def forecast(self) -> dict[str, object] | None:
+        """The revenue forecast for the book (all, per segment, per CSM) and for the renewals
+        due within the horizon, with its backtest; None when training kept no history."""
+        if not self.outlook:
+            return None
+        history = History.from_dict(self.outlook["history"])
+        run = {"history": history, "draws": self.cfg.forecast.draws, "seed": self.cfg.model.seed}
+        h = self.cfg.labels.horizon_days
+        due = pd.to_datetime(self.s.renewal_date) <= pd.to_datetime(self.s.as_of) + pd.Timedelta(
+            days=h)  # fmt: skip
+        renewals = self.s[due]
+        return {
+            "book": self._outlook_rows(forecast(self.s, by=("segment", "owner"), **run)),
+            "renewals": self._outlook_rows(forecast(renewals, by=("segment",), **run))
+            if len(renewals) else [],
+            "backtest": self._backtest(self.outlook.get("backtest") or {}),
+        }
+
+    def _outlook_rows(self, table: pd.DataFrame) -> list[dict[str, str]]:
+        def shown(r: pd.Series, name: str, fmt: Callable[[float], str]) -> str:
+            low, high = fmt(r[f"{name}_low"]), fmt(r[f"{name}_high"])
+            return f"{fmt(r[name])} ({low}–{high})"
+
+        def pct(v: float) -> str:
+            return percent(v, self.lang)
+
+        names = {"all": lambda g: self.m["level_all"], "segment": self.segment, "owner": str}
+        return [{"level": r.level, "group": names[r.level](r.group),
+                 "accounts": number(r.accounts, self.lang), "arr": self.money(r.arr),
+                 "churned_arr": shown(r, "churned_arr", self.money),
+                 "involuntary_arr": self.money(r.involuntary_arr),
+                 "expanded_arr": shown(r, "expanded_arr", self.money),
+                 "grr": shown(r, "grr", pct), "nrr": shown(r, "nrr", pct)}
+                for _, r in table.iterrows()]  # fmt: skip
+
+    def _backtest(self, summary: dict[str, float]) -> str:
+        if not summary:
+            return ""
+        return self.m["forecast_backtest"].format(
+            cutoffs=int(summary["forecast_cutoffs"]),
+            **{f"{m}": percent(summary[f"forecast_{m}_coverage"], self.lang, 0) for m in ("grr", "nrr")},
+            **{f"{m}_error": f"{summary[f'forecast_{m}_mae_pts']:.1f}" for m in ("grr", "nrr")},
         )  # fmt: skip
 
     def _drivers(self) -> list[dict[str, object]]:
@@ -445,7 +497,8 @@ def build_report(
     adoption = monthly_adoption(Path(data_dir), cfg, as_of) if data_dir else None
     events = read_key_events(scores_dir / "scores.parquet")  # the report's texts name them
     cfg = cfg if events is None else cfg.with_key_events(events)
-    site = _Site(scores, contributions, cfg, lang, adoption)
+    outlook = read_meta(scores_dir / "scores.parquet", FORECAST)
+    site = _Site(scores, contributions, cfg, lang, adoption, outlook)
     with atomic_dir(out) as tmp:
         write_text(site.summary(), tmp / "index.html")
         for owner, rows in site.s.groupby("owner"):

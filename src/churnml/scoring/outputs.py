@@ -87,21 +87,26 @@ def as_columns(reasons: pa.ListArray) -> tuple[pd.Series, pd.Series]:
     return pd.Series(pd.arrays.ArrowExtensionArray(reasons)), pd.Series(text, dtype=object)
 
 
-KEY_EVENTS = "churnml.key_events"
+KEY_EVENTS = "churnml.key_events"  # the key events the features were built with
 MODELS = "churnml.models"  # target → the identity of the model scored with
+FORECAST = "churnml.forecast"  # the churn model's meta["forecast"]: history and backtest
+
+
+def read_meta(scores_path: Path | str, key: str) -> object:
+    """What a scores.parquet's metadata holds under `key` (None if it does not say)."""
+    raw = (pq.read_schema(scores_path).metadata or {}).get(key.encode())
+    return None if raw is None else json.loads(raw)
 
 
 def read_key_events(scores_path: Path | str) -> tuple[str, ...] | None:
     """The key events a scores.parquet was built with (None if it does not say)."""
-    meta = pq.read_schema(scores_path).metadata or {}
-    raw = meta.get(KEY_EVENTS.encode())
-    return None if raw is None else tuple(json.loads(raw))
+    events = read_meta(scores_path, KEY_EVENTS)
+    return None if events is None else tuple(events)
 
 
 def read_models(scores_path: Path | str) -> dict[str, str]:
     """The identity of each model a scores.parquet was scored with (empty if it does not say)."""
-    meta = pq.read_schema(scores_path).metadata or {}
-    return json.loads(meta.get(MODELS.encode(), b"{}"))
+    return read_meta(scores_path, MODELS) or {}
 
 
 def write_outputs(
@@ -110,17 +115,15 @@ def write_outputs(
     fields: FieldMap,
     out: Path | str,
     changed_since: Path | None = None,
-    key_events: tuple[str, ...] = (),
     alerts: pd.DataFrame | None = None,
     features: pd.DataFrame | None = None,
-    models: dict[str, str] | None = None,
+    meta: dict[str, object] | None = None,
 ) -> int:
     """Write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv (no rows
     without `alerts`) into `out`, all or none; return the number of CRM rows (only changed ones
-    with `changed_since`). The key events the features were built with go in scores.parquet's
-    metadata (`read_key_events`), for the report, with the identity of each model scored with
-    (`read_models`); `features` (the models' inputs) goes to features.parquet, for the next
-    run's `--previous`."""
+    with `changed_since`). `meta` goes in scores.parquet's metadata as JSON (KEY_EVENTS,
+    MODELS, FORECAST: `read_meta`), for the report and the next run; `features` (the models'
+    inputs) goes to features.parquet, for the next run's `--previous`."""
     missing = [n for n in SCORED.names if n not in scores]  # change columns without --previous
     scores = scores.assign(**dict.fromkeys(missing))
     feed = crm_frame(scores, fields)
@@ -129,7 +132,7 @@ def write_outputs(
     table = pa.Table.from_pandas(scores, schema=SCORED, preserve_index=False)
     alerts = pd.DataFrame(columns=ALERTS) if alerts is None else alerts[list(ALERTS)]
     alerts = crm_frame(alerts, FieldMap("account_id", {c: c for c in ALERTS}))
-    meta = {KEY_EVENTS: json.dumps(list(key_events)), MODELS: json.dumps(models or {})}
+    meta = {key: json.dumps(value) for key, value in (meta or {}).items()}
     files = {
         "scores.parquet": (write_parquet, table.replace_schema_metadata(meta)),
         "contributions.parquet": (write_parquet, contributions),

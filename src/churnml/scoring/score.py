@@ -27,6 +27,9 @@ from churnml.scoring.explain import FAMILIES, explain, family_pulls
 from churnml.scoring.outputs import (
     ACCOUNT_COLUMNS,
     CONTEXT_COLUMNS,
+    FORECAST,
+    KEY_EVENTS,
+    MODELS,
     REASONS,
     SCORES,
     Chunk,
@@ -273,9 +276,12 @@ def score(
                            lang)  # fmt: skip
         scores = scores.assign(**changes)
         found = alerts(scores, cfg.scoring.alert_points)
-    key_events = cfg.features.key_events or ()
-    crm_rows = write_outputs(scores, contributions, fields, out, changed_since, key_events, found,
-                             values, {t: identity(m) for t, m in models.items()})  # fmt: skip
+    meta = {KEY_EVENTS: list(cfg.features.key_events or ()),
+            MODELS: {t: identity(m) for t, m in models.items()}}  # fmt: skip
+    if "churn" in models and "forecast" in models["churn"].model.meta:
+        meta[FORECAST] = models["churn"].model.meta["forecast"]
+    crm_rows = write_outputs(scores, contributions, fields, out, changed_since, found, values,
+                             meta)  # fmt: skip
     top = scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")[list(TOP_COLUMNS)]
     return ScoreResult(
         Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()}, missing,
