@@ -143,6 +143,10 @@ def generate(
         str | None,
         typer.Option(help="A product change mid-way: DATE:FACTOR[:SEGMENT] scales recorded use."),
     ] = None,
+    problem: Annotated[
+        str | None,
+        typer.Option(help="A segment problem: INDUSTRY:CHANNEL accounts onboard poorly."),
+    ] = None,
 ) -> None:
     """Generate a synthetic SaaS world (every contract table, plus _truth/truth.parquet)."""
     from churnml.data.synthetic import generate_world, shape_of
@@ -151,7 +155,8 @@ def generate(
     began = time.perf_counter()
     try:
         shape = shape_of(preset, events=events, expansion=expansion, billing=billing,
-                         segment=segment, required_only=required_only, shift=shift)  # fmt: skip
+                         segment=segment, required_only=required_only, shift=shift,
+                         problem=problem)  # fmt: skip
     except ValueError as exc:
         raise fail(str(exc)) from None
     with progress_bar() as bar:

@@ -225,6 +225,9 @@ class ReportConfig(_Strict):
         description="segment code → display name per language (other codes are shown as is)",
     )
     today: int = Field(15, ge=1, description="accounts on the leader page's 'act today' list")
+    min_cell_accounts: int = Field(
+        20, ge=5, description="accounts a segment × channel × industry cell needs to be shown"
+    )
 
 
 class Config(_Strict):

@@ -113,6 +113,9 @@ class Shift:
             raise ValueError(f"shift factor must be in (0, 10], not {self.factor}")
         if self.segment is not None and self.segment not in SEGMENTS:
             raise ValueError(f"unknown segment {self.segment!r}; use one of {', '.join(SEGMENTS)}")
+        if self.problem is not None and self.problem[0] not in INDUSTRIES:
+            raise ValueError(f"unknown industry {self.problem[0]!r}; use one of "
+                             f"{', '.join(INDUSTRIES)}")  # fmt: skip
 
     @classmethod
     def parse(cls, text: str) -> Shift:
@@ -138,10 +141,14 @@ class Shape:
     single_user: bool = False  # one user (and one seat) per account, as in a consumer app
     optional_tables: bool = True  # False: only accounts, subscriptions and usage_events
     shift: Shift | None = None  # a product or tracking change mid-way
+    problem: tuple[str, str] | None = None  # (industry, channel) whose onboarding goes poorly
 
     def __post_init__(self) -> None:
         if self.segment is not None and self.segment not in SEGMENTS:
             raise ValueError(f"unknown segment {self.segment!r}; use one of {', '.join(SEGMENTS)}")
+        if self.problem is not None and self.problem[0] not in INDUSTRIES:
+            raise ValueError(f"unknown industry {self.problem[0]!r}; use one of "
+                             f"{', '.join(INDUSTRIES)}")  # fmt: skip
 
 
 PRESETS = {
@@ -160,6 +167,7 @@ def shape_of(
     segment: str | None = None,
     required_only: bool | None = None,
     shift: str | None = None,
+    problem: str | None = None,
 ) -> Shape:
     """A preset with some of its options replaced (None keeps the preset's). `events` is a
     vocabulary name (saas, social) or event names separated by commas."""
@@ -175,6 +183,11 @@ def shape_of(
         changes["optional_tables"] = not required_only
     if shift is not None:
         changes["shift"] = Shift.parse(shift)
+    if problem is not None:
+        industry, _, channel = problem.partition(":")
+        if not channel:
+            raise ValueError(f"--problem {problem!r}: give INDUSTRY:CHANNEL, e.g. retail:partner")
+        changes["problem"] = (industry, channel)
     given = {"expansion": expansion, "billing": billing, "segment": segment}
     changes |= {key: value for key, value in given.items() if value is not None}
     return replace(base, **changes)
@@ -266,6 +279,7 @@ def _churn_logit(st: State) -> np.ndarray:
         + CHURN_W_NO_CHAMPION[seg] * ~st["champion"]
         + CHURN_W_CHAMPION_LOST[seg] * (st["since_champion_lost"] < 6)
         + CHURN_W_SPONSOR[seg] * (st["has_sponsor"] & st["sponsor_engaged"])
+        + st["stall_weight"] * st["stalled"]  # 0 but in a planted problem's world
     )
 
 
@@ -415,6 +429,11 @@ class _Simulation:
         seg, signup, signup_month = seg[order], signup[order], signup_month[order]
         never = rng.random(n) < 0.03
         q = rng.standard_normal(n)
+        self.firms = None
+        if self.shape.problem is not None:  # its own stream: the other draws stay the same
+            self.firms = _firmographics(np.random.default_rng([self.seed, 3]), seg)
+            industry, channel = self.shape.problem
+            q = q - POOR_ONBOARDING * ((self.firms[2] == industry) & (self.firms[0] == channel))
         mu_e = np.where(never, -2.5, rng.normal(0.0, 0.7, n))
         mu_s = np.where(never, -2.5, rng.normal(0.0, 0.7, n))
         seats = np.maximum(1, np.round(np.exp(rng.normal(SEATS_LOG_MEAN[seg], 0.6))))
@@ -454,6 +473,8 @@ class _Simulation:
             "term_end": _add_months(signup, np.maximum(term, 1)),
             "addon_held": np.zeros((n, 2), bool),
             "expands": np.full(n, self.shape.expansion),
+            "stalled": np.zeros(n, bool),  # never reached first value
+            "stall_weight": np.full(n, STALL_WEIGHT if self.shape.problem else 0.0),
         }
         self.seats = seats
         self.core_arr = seats * self.price
@@ -782,6 +803,8 @@ class _Simulation:
             completed = self.signup[idx].astype("datetime64[s]") + (took * 86400).astype(
                 "timedelta64[s]"
             )
+            if name == "first_value":
+                self.state["stalled"][idx] = ~done
             self.rec.add(
                 "onboarding_milestones",
                 account=idx,
@@ -906,31 +929,16 @@ class _Simulation:
             "digital_cs",
             owners[np.where(seg == 0, rng.integers(0, 6, n), rng.integers(6, 20, n))],
         )
-        industries = np.array(
-            [
-                "software",
-                "retail",
-                "healthcare",
-                "finance",
-                "manufacturing",
-                "media",
-                "logistics",
-                "education",
-            ]
-        )
-        channel = np.where(
-            seg == 2,
-            np.array(["self_serve", "inbound", "partner"])[rng.choice(3, n, p=[0.6, 0.3, 0.1])],
-            np.array(["outbound", "inbound", "partner"])[rng.choice(3, n, p=[0.5, 0.3, 0.2])],
-        )
-        employees = np.round(np.exp(rng.normal(np.array([8.5, 6.0, 3.5])[seg], 0.7)))
+        channel, employees, industry = _firmographics(rng, seg)
+        if self.firms is not None:  # drawn at the start, for a planted problem
+            channel, employees, industry = self.firms
         return pd.DataFrame(
             {
                 "account_id": self.account_ids,
                 "account_name": names,
                 "segment": np.array(SEGMENTS, dtype=object)[seg],
                 "signup_date": self.signup,
-                "industry": industries[rng.integers(0, len(industries), n)].astype(object),
+                "industry": industry.astype(object),
                 "region": region.astype(object),
                 "csm_owner": owner.astype(object),
                 "acquisition_channel": channel.astype(object),
@@ -952,6 +960,26 @@ class _Simulation:
                 "end_date": self.contact_end[ids],
             }
         )
+
+
+INDUSTRIES = ("software", "retail", "healthcare", "finance", "manufacturing", "media",
+              "logistics", "education")  # fmt: skip
+POOR_ONBOARDING = 2.5  # how far onboarding quality falls (in its SDs) in a planted problem
+STALL_WEIGHT = 2.0  # churn log-odds added, in that world, for never reaching first value
+
+
+def _firmographics(rng: np.random.Generator,
+                   seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Acquisition channel, employees and industry of each account."""
+    n = len(seg)
+    channel = np.where(
+        seg == 2,
+        np.array(["self_serve", "inbound", "partner"])[rng.choice(3, n, p=[0.6, 0.3, 0.1])],
+        np.array(["outbound", "inbound", "partner"])[rng.choice(3, n, p=[0.5, 0.3, 0.2])],
+    )
+    employees = np.round(np.exp(rng.normal(np.array([8.5, 6.0, 3.5])[seg], 0.7)))
+    industry = np.array(INDUSTRIES)[rng.integers(0, len(INDUSTRIES), n)]
+    return channel, employees, industry
 
 
 _ARROW_TYPES = {

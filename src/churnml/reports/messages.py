@@ -44,6 +44,30 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nrr": "NRR",
         "group": "Group",
         "level_all": "All accounts",
+        "root_causes": "Root causes by segment",
+        "root_causes_note": (
+            "Groups by segment, acquisition channel and industry with at least {n} accounts. A "
+            "group's driving family is the one that adds the most churn risk beyond what its "
+            "accounts' segments show. A group is flagged when that family adds at least {lift} "
+            "points, hits most of its accounts harder than their segment's median, and the "
+            "group's risk is above its segments': a segment problem, not an account problem. All "
+            "groups are in segments.csv."
+        ),
+        "root_cause_flag": (
+            "{cell} ({accounts} accounts): {family} adds {lift} points of churn risk beyond its "
+            "segments and hits {share} of its accounts harder than their segment's median; "
+            "expected churn {churn} against {baseline}."
+        ),
+        "no_root_cause": (
+            "No group stands out: where risk concentrates, it follows the accounts, not a "
+            "segment."
+        ),
+        "cell": "Group",
+        "main_risk": "Driving family",
+        "churn_expected": "Expected churn",
+        "tickets_per_account": "Tickets per account (90 days)",
+        "nps": "NPS",
+        "onboarding_on_time": "Onboarding on time",
         "by_segment_tier": "By segment and churn tier",
         "segment": "Segment",
         "tier": "Tier",
@@ -160,6 +184,31 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nrr": "NRR",
         "group": "グループ",
         "level_all": "全アカウント",
+        "root_causes": "セグメント別の根本原因",
+        "root_causes_note": (
+            "セグメント・獲得チャネル・業種の組み合わせのうち、{n}社以上のグループ。グルー"
+            "プの主因とは、所属セグメントで見込まれる以上に解約リスクを押し上げている要因群で"
+            "す。主因が{lift}pt以上押し上げ、大半のアカウントでセグメントの中央値より"
+            "強く効き、グループのリスクもセグメントより高い場合に印を付けます。これはアカウン"
+            "ト個別ではなくセグメントの問題です。全グループはsegments.csvにありま"
+            "す。"
+        ),
+        "root_cause_flag": (
+            "{cell}（{accounts}社）：{family}がセグメントの水準より解"
+            "約リスクを{lift}pt押し上げ、{share}のアカウントでセグメントの中央"
+            "値より強く効いています。見込み解約率{churn}（比較値{baseline}）"
+            "。"
+        ),
+        "no_root_cause": (
+            "目立つグループはありません。リスクが集中する場合も、セグメントではなくアカウント"
+            "個別の要因です。"
+        ),
+        "cell": "グループ",
+        "main_risk": "主因",
+        "churn_expected": "見込み解約率",
+        "tickets_per_account": "1社あたりチケット数（90日）",
+        "nps": "NPS",
+        "onboarding_on_time": "オンボーディング期限内完了率",
         "by_segment_tier": "セグメント別・解約リスク区分別",
         "segment": "セグメント",
         "tier": "区分",

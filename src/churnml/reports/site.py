@@ -27,6 +27,8 @@ from churnml.features.catalogue import Feature, by_name
 from churnml.forecast.revenue import History, forecast
 from churnml.io import atomic_dir, write_text
 from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
+from churnml.reports.segments import MIN_LIFT, root_causes
+from churnml.scoring.crm import FieldMap, crm_frame, write_csv
 from churnml.scoring.explain import FAMILIES, family
 from churnml.scoring.outputs import FORECAST, read_key_events, read_meta
 from churnml.scoring.plays import load_library
@@ -143,9 +145,12 @@ def monthly_adoption(data_dir: Path, cfg: Config, as_of: dt.date) -> pd.DataFram
 
 class _Site:
     def __init__(self, scores: pd.DataFrame, contributions: pd.DataFrame, cfg: Config, lang: Lang,
-                 adoption: pd.DataFrame | None, outlook: dict | None = None) -> None:  # fmt: skip
+                 adoption: pd.DataFrame | None, outlook: dict | None = None,
+                 values: pd.DataFrame | None = None) -> None:  # fmt: skip
         self.s, self.c, self.cfg, self.lang = scores, contributions, cfg, lang
         self.outlook = outlook  # the churn model's meta["forecast"], if scoring kept it
+        self.cells = root_causes(scores, contributions, values, by_name(cfg.features),
+                                 cfg.report.min_cell_accounts)  # fmt: skip
         self.m = MESSAGES[lang]
         self.cat = by_name(cfg.features)
         churn = contributions[contributions.target == "churn"]
@@ -335,8 +340,41 @@ class _Site:
             risk_chart=_histogram(s.churn_probability),
             actions=[(a, number(actions.get(a, 0), lang)) for a in ("save", "fix_then_expand", "expand", "nurture")],
             drivers=self._drivers(), owners=owners, horizon=self.cfg.labels.horizon_days,
-            outlook=outlook, draws=self.cfg.forecast.draws,
+            outlook=outlook, draws=self.cfg.forecast.draws, causes=self.root_causes(),
+            min_cell=self.cfg.report.min_cell_accounts, min_lift=MIN_LIFT,
         )  # fmt: skip
+
+    def root_causes(self) -> dict[str, object]:
+        """Flagged groups as sentences, and the groups with the most ARR at risk as a table."""
+        cells, lang = self.cells, self.lang
+        if cells.empty:
+            return {"flags": [], "rows": []}
+
+        def name(r: pd.Series) -> str:
+            parts = [self.segment(r.segment) if pd.notna(r.segment) else None,
+                     r.acquisition_channel, r.industry]  # fmt: skip
+            return " × ".join(str(p) for p in parts if p is not None and pd.notna(p))
+
+        def driver(r: pd.Series) -> str:
+            return self.m[f"score_{r.driver}"]
+
+        def pts(value: float) -> str:
+            return f"{value:+.1f}"
+
+        flags = [self.m["root_cause_flag"].format(
+            cell=name(r), accounts=number(r.accounts, lang), family=driver(r),
+            lift=pts(r.driver_lift_pts), share=percent(r.driver_share, lang, 0),
+            churn=percent(r.churn_expected, lang), baseline=percent(r.churn_baseline, lang))
+            for _, r in cells[cells.flagged].iterrows()]  # fmt: skip
+        rows = [{"cell": name(r), "flagged": bool(r.flagged), "accounts": number(r.accounts, lang),
+                 "arr_at_risk": self.money(r.arr_at_risk),
+                 "churn_expected": percent(r.churn_expected, lang),
+                 "driver": f"{driver(r)} ({pts(r.driver_lift_pts)})",
+                 "tickets": "–" if pd.isna(r.tickets_per_account) else f"{r.tickets_per_account:.1f}",
+                 "nps": "–" if pd.isna(r.nps) else f"{r.nps:.1f}",
+                 "onboarding": percent(r.onboarding_on_time, lang, 0)}
+                for _, r in cells.head(12).iterrows()]  # fmt: skip
+        return {"flags": flags, "rows": rows}
 
     def forecast(self) -> dict[str, object] | None:
         """The revenue forecast for the book (all, per segment, per CSM) and for the renewals
@@ -498,9 +536,13 @@ def build_report(
     events = read_key_events(scores_dir / "scores.parquet")  # the report's texts name them
     cfg = cfg if events is None else cfg.with_key_events(events)
     outlook = read_meta(scores_dir / "scores.parquet", FORECAST)
-    site = _Site(scores, contributions, cfg, lang, adoption, outlook)
+    inputs = scores_dir / "features.parquet"
+    values = pd.read_parquet(inputs) if inputs.is_file() else None
+    site = _Site(scores, contributions, cfg, lang, adoption, outlook, values)
     with atomic_dir(out) as tmp:
         write_text(site.summary(), tmp / "index.html")
+        cells = FieldMap("segment", {c: c for c in site.cells.columns})  # formula-safe text
+        write_csv(crm_frame(site.cells, cells), tmp / "segments.csv")
         for owner, rows in site.s.groupby("owner"):
             write_text(site.csm(str(owner), rows), tmp / "csm" / safe_name(owner))
         for _, row in site.s.iterrows():

@@ -18,7 +18,7 @@ from churnml.scoring.crm import FieldMap, changed_rows, crm_frame, write_csv
 from churnml.scoring.explain import FAMILIES
 from churnml.scoring.reasons import REASON
 
-ACCOUNT_COLUMNS = ("segment", "csm_owner", "account_name")
+ACCOUNT_COLUMNS = ("segment", "csm_owner", "account_name", "industry", "acquisition_channel")
 CONTEXT_COLUMNS = ("overdue_milestone", "primary_contact", "primary_contact_role")
 Chunk = tuple[pd.DataFrame, dict[str, pd.DataFrame]]  # scores, contributions per target
 REASONS = {"churn": "churn_reasons", "expansion": "expansion_signals"}
