@@ -135,3 +135,21 @@ def test_movers_and_the_change_waterfall_after_a_previous_run(tmp_path: Path) ->
         assert step in chart, step
     unchanged = build_report(_scores(tmp_path / "again"), tmp_path / "site2", Config(), "en")
     assert "Whose churn risk rose" not in unchanged.read_text(encoding="utf-8")
+
+
+def test_segments_csv_holds_every_group_formula_safe(tmp_path: Path) -> None:
+    """25 accounts of one industry whose name a spreadsheet would run: the group is in
+    segments.csv, its name inert, and the leader page shows it escaped."""
+    folder = _scores(tmp_path / "scores")
+    scores = pd.read_parquet(folder / "scores.parquet")
+    many = pd.concat([scores.iloc[[1]]] * 25, ignore_index=True)
+    many["account_id"] = [f"B{i}" for i in range(25)]
+    many["industry"] = "=HYPERLINK(\"http://x\")<b>"
+    many.to_parquet(folder / "scores.parquet")
+    contributions = pd.DataFrame({"account_id": many.account_id, "target": "churn",
+                                  "seat_utilisation_30d": 0.02, "nps_last": 0.0})  # fmt: skip
+    contributions.to_parquet(folder / "contributions.parquet")
+    index = build_report(folder, tmp_path / "site", Config(), "en").read_text(encoding="utf-8")
+    cells = pd.read_csv(tmp_path / "site" / "segments.csv", dtype=str)
+    assert "'=HYPERLINK(\"http://x\")<b>" in set(cells.industry)
+    assert "=HYPERLINK(&#34;http://x&#34;)&lt;b&gt;" in index and '")<b>' not in index
