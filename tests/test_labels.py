@@ -123,3 +123,16 @@ def test_arr_after_the_horizon_is_the_arr_on_that_day() -> None:
     assert _labels(subs).arr_after_90d.to_dict() == {"gone": 0.0, "late": 500.0, "up": 1300.0}
     assert _labels(subs, end=day(89).date()).arr_after_90d.isna().all()
     assert _labels(subs, end=day(90).date()).arr_after_90d.notna().all()
+
+
+def test_a_churn_keeps_its_stated_reason() -> None:
+    subs = [
+        subscription("a", -300, 300, canceled_at=day(20), cancel_reason="too_expensive"),
+        subscription("b", -300, 60),  # the term ran out: no reason stated
+        subscription("c", -300, 400),
+        subscription("c", -300, 400, canceled_at=day(-200), cancel_reason="low_usage")
+        | {"product": "addon"},  # an earlier cancellation of another row; c stays
+    ]
+    out = _labels(subs)
+    assert out.churn_reason_90d.fillna("none").to_dict() == {"a": "too_expensive", "b": "none",
+                                                             "c": "none"}  # fmt: skip

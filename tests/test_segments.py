@@ -66,3 +66,13 @@ def test_small_groups_are_left_out() -> None:
     scores, contributions = _book(n=100)
     out = root_causes(scores, contributions, None, CATALOGUE, min_accounts=40)
     assert (out.accounts >= 40).all() and out.industry.isna().all()
+
+
+def test_stated_reasons_are_set_beside_the_family_the_model_saw() -> None:
+    from churnml.reports.segments import stated_reasons
+
+    logodds = pd.DataFrame({ONBOARDING: [0.9, 0.8, -0.1, 0.0], ADOPTION: [0.1, 0.2, 0.7, -0.2],
+                            "days_to_renewal": [5.0, 5.0, 5.0, 5.0]})  # a clock: not a lever
+    reasons = pd.Series(["too_expensive", "too_expensive", "low_usage", "bankruptcy"])
+    assert stated_reasons(reasons, logodds, CATALOGUE) == {
+        "bankruptcy": {"none": 1}, "low_usage": {"adoption": 1}, "too_expensive": {"onboarding": 2}}

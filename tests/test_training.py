@@ -154,6 +154,16 @@ def test_train_tracks_registers_and_promotes(small_world: Path, tmp_path: Path) 
         filter_string=f"source_run_id = '{churn.info.run_id}'",
     )  # fmt: skip
     assert [m.name for m in logged] == ["evaluation_model"]
+    assert {"forecast_cutoffs", "forecast_grr_coverage", "forecast_grr_mae_pts"} <= set(
+        run.data.metrics)  # the revenue forecast's backtest, on the training run
+    assert "forecast_backtest.csv" in {a.path for a in client.list_artifacts(first.run_id)}
+    learnt = first.results[0].model.meta
+    assert learnt["forecast"]["backtest"]["forecast_cutoffs"] >= 3
+    assert set(learnt["forecast"]["history"]["involuntary"]) >= {"*", "smb"}
+    stated = learnt["stated_reasons"]  # the generator's stated reasons, each churn once
+    assert set(stated) <= {"too_expensive", "missing_features", "switched_competitor",
+                           "low_usage", "non_payment", "bankruptcy", "acquisition"}  # fmt: skip
+    assert sum(n for row in stated.values() for n in row.values()) > 10
     model = mlflow.pyfunc.load_model("models:/churnml-churn@champion")
     p = model.predict(first.results[0].test_rows)
     np.testing.assert_allclose(p, first.results[0].model.predict(first.results[0].test_rows))

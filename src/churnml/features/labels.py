@@ -11,6 +11,7 @@ Definitions (docs/design.md, shared with the synthetic world):
   product active at d that was not active at as_of.
 * ``arr_after_{H}d``: ARR(a, as_of + H), 0 if the account is not active then (revenue outcomes,
   for the forecast).
+* ``churn_reason_{H}d``: the cancel reason of the churn, when its last row was cancelled with one.
 * A label is known (not null) only if the data reaches as_of + H (+ grace for churn).
 """
 
@@ -35,6 +36,7 @@ def label_columns(cfg: LabelConfig) -> dict[str, str]:
         "involuntary": f"involuntary_churn_{h}d",
         "expansion": f"expansion_{h}d",
         "arr_after": f"arr_after_{h}d",
+        "reason": f"churn_reason_{h}d",
     }
 
 
@@ -131,6 +133,7 @@ def _islands(subs: ir.Table, cfg: LabelConfig) -> ir.Table:
         island_start=rows.start_date.min(),
         island_end=rows.run_end.max(),
         last_involuntary=rows.row_end.max(where=involuntary),
+        reason=rows.cancel_reason.argmax(rows.row_end),  # the last row's (null if renewal lapsed)
     )
 
 
@@ -150,6 +153,7 @@ def _churn(snaps: ir.Table, subs: ir.Table, cfg: LabelConfig, end: dt.date) -> i
         **{
             names["churn"]: ibis.ifelse(known, churned.cast("int8"), ibis.null("int8")),
             names["involuntary"]: ibis.ifelse(known, inv.cast("int8"), ibis.null("int8")),
+            names["reason"]: ibis.ifelse(known & churned, j.reason, ibis.null("string")),
         },
     )
 

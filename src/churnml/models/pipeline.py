@@ -36,6 +36,7 @@ from churnml.models.train import (
     train_target,
     trainable,
 )
+from churnml.reports.segments import stated_reasons
 
 log = logging.getLogger(__name__)
 TRUTH_COLUMNS = {"churn": "p_churn_90d", "expansion": "p_expansion_90d"}
@@ -149,7 +150,9 @@ def train(
     if features_path is None and any(r.name == "churn" for r in results):
         progress("backtesting the revenue forecast")
         revenue = _revenue(frame, results, cfg)
-        next(r for r in results if r.name == "churn").model.meta["forecast"] = revenue[0]
+        churn = next(r for r in results if r.name == "churn")
+        churn.model.meta["forecast"] = revenue[0]
+        churn.model.meta["stated_reasons"] = _stated(frame, churn, cfg)
     progress("logging to MLflow")
     params = {
         "data": str(data_dir or features_path),
@@ -193,6 +196,21 @@ def _revenue(frame: pd.DataFrame, results: list[TargetResult],
     if len(backtested):
         history = replace(history, levels=levels(backtested))
     return {"history": history.as_dict(), "backtest": summary(backtested)}, backtested
+
+
+def _stated(frame: pd.DataFrame, churn: TargetResult, cfg: Config) -> dict[str, dict[str, int]]:
+    """Cancel reasons stated by churned accounts beside the model's main family in the months
+    before (each churn once: the mean of its snapshots' contributions)."""
+    names = label_columns(cfg.labels)
+    rows = frame[(frame[names["churn"]] == 1) & frame[names["reason"]].notna()]
+    if rows.empty:
+        return {}
+    model = churn.model
+    logodds = pd.DataFrame(model.contributions(rows)[:, : len(model.features)],
+                           columns=model.features, index=rows.index)  # fmt: skip
+    per_churn = logodds.groupby([rows["account_id"], rows[names["reason"]]]).mean()
+    reasons = per_churn.index.get_level_values(1).to_series(index=per_churn.index)
+    return stated_reasons(reasons, per_churn, by_name(cfg.features))
 
 
 def _used(cat: dict[str, Feature], features: list[str]) -> dict[str, Feature]:

@@ -63,6 +63,12 @@ MESSAGES: dict[str, dict[str, str]] = {
             "segment."
         ),
         "cell": "Group",
+        "stated_reasons": "What churned accounts said, and what the model saw",
+        "stated_reasons_note": (
+            "Churned accounts that gave a cancel reason (training history), by the family that "
+            "raised their risk most in the months before (each churn counted once)."
+        ),
+        "stated_reason": "Stated reason",
         "main_risk": "Driving family",
         "churn_expected": "Expected churn",
         "tickets_per_account": "Tickets per account (90 days)",
@@ -204,6 +210,12 @@ MESSAGES: dict[str, dict[str, str]] = {
             "個別の要因です。"
         ),
         "cell": "グループ",
+        "stated_reasons": "解約したアカウントの申告理由とモデルの見立て",
+        "stated_reasons_note": (
+            "解約理由を申告したアカウント（学習期間）を、解約前の数か月にリスクを最も押し上げ"
+            "ていた要因群で分類（解約1件につき1回）。"
+        ),
+        "stated_reason": "申告理由",
         "main_risk": "主因",
         "churn_expected": "見込み解約率",
         "tickets_per_account": "1社あたりチケット数（90日）",

@@ -1,4 +1,5 @@
-"""Root causes by segment: where a group of accounts shares one problem (`segments.csv`).
+"""Root causes by segment: where a group of accounts shares one problem (`segments.csv`), and
+what churned accounts said beside what the model saw (`stated_reasons`).
 
 Cells: each value of segment, acquisition channel and industry (the columns the book has), and
 each combination of two or three of them, kept when it holds at least `min_accounts` accounts.
@@ -109,3 +110,17 @@ def _cell(key: dict[str, object], rows: pd.DataFrame, points: pd.DataFrame,
         "driver_share": above[driver].mean(),
         "p_value": float(test.pvalue) if np.isfinite(test.pvalue) else 1.0,
     }
+
+
+def stated_reasons(reasons: pd.Series, logodds: pd.DataFrame,
+                   catalogue: dict[str, Feature]) -> dict[str, dict[str, int]]:  # fmt: skip
+    """Stated cancel reason × the model's main lever family before the churn: `reasons` and
+    `logodds` (contributions, a column per feature) share an index, one row per churn (its
+    snapshots averaged); the family whose levers raise its risk most ("none" if none does)."""
+    names = [c for c in logodds.columns if c in catalogue and catalogue[c].lever]
+    if not names or reasons.empty:
+        return {}
+    by_family = logodds[names].T.groupby([family(catalogue[c]) for c in names]).sum().T
+    main = by_family.idxmax(axis=1).where(by_family.max(axis=1) > 0, "none")
+    table = pd.crosstab(reasons, main)
+    return {str(r): {str(f): int(n) for f, n in row.items() if n} for r, row in table.iterrows()}

@@ -30,7 +30,7 @@ from churnml.reports.messages import MESSAGES, Lang, date, money, number, percen
 from churnml.reports.segments import MIN_LIFT, root_causes
 from churnml.scoring.crm import FieldMap, crm_frame, write_csv
 from churnml.scoring.explain import FAMILIES, family
-from churnml.scoring.outputs import FORECAST, read_key_events, read_meta
+from churnml.scoring.outputs import FORECAST, STATED, read_key_events, read_meta
 from churnml.scoring.plays import load_library
 from churnml.scoring.reasons import format_value, segment_label, sentence
 from churnml.vocabulary import TARGETS, TIERS
@@ -145,10 +145,11 @@ def monthly_adoption(data_dir: Path, cfg: Config, as_of: dt.date) -> pd.DataFram
 
 class _Site:
     def __init__(self, scores: pd.DataFrame, contributions: pd.DataFrame, cfg: Config, lang: Lang,
-                 adoption: pd.DataFrame | None, outlook: dict | None = None,
+                 adoption: pd.DataFrame | None, learnt: dict[str, dict] | None = None,
                  values: pd.DataFrame | None = None) -> None:  # fmt: skip
         self.s, self.c, self.cfg, self.lang = scores, contributions, cfg, lang
-        self.outlook = outlook  # the churn model's meta["forecast"], if scoring kept it
+        learnt = learnt or {}  # what training kept, from scores.parquet's metadata
+        self.outlook, self.stated = learnt.get(FORECAST), learnt.get(STATED) or {}
         self.cells = root_causes(scores, contributions, values, by_name(cfg.features),
                                  cfg.report.min_cell_accounts)  # fmt: skip
         self.m = MESSAGES[lang]
@@ -341,8 +342,17 @@ class _Site:
             actions=[(a, number(actions.get(a, 0), lang)) for a in ("save", "fix_then_expand", "expand", "nurture")],
             drivers=self._drivers(), owners=owners, horizon=self.cfg.labels.horizon_days,
             outlook=outlook, draws=self.cfg.forecast.draws, causes=self.root_causes(),
+            stated=self.stated_reasons(),
             min_cell=self.cfg.report.min_cell_accounts, min_lift=MIN_LIFT,
         )  # fmt: skip
+
+    def stated_reasons(self) -> dict[str, object]:
+        """Stated cancel reasons (rows) × the model's main family before the churn (columns)."""
+        families = [f for f in (*FAMILIES, "none") if any(f in r for r in self.stated.values())]
+        rows = [{"reason": reason, "counts": [number(n.get(f, 0), self.lang) for f in families]}
+                for reason, n in sorted(self.stated.items(), key=lambda kv: -sum(kv[1].values()))]
+        names = [self.m[f"score_{f}"] if f != "none" else "–" for f in families]
+        return {"families": names, "rows": rows}
 
     def root_causes(self) -> dict[str, object]:
         """Flagged groups as sentences, and the groups with the most ARR at risk as a table."""
@@ -535,10 +545,10 @@ def build_report(
     adoption = monthly_adoption(Path(data_dir), cfg, as_of) if data_dir else None
     events = read_key_events(scores_dir / "scores.parquet")  # the report's texts name them
     cfg = cfg if events is None else cfg.with_key_events(events)
-    outlook = read_meta(scores_dir / "scores.parquet", FORECAST)
+    learnt = {key: read_meta(scores_dir / "scores.parquet", key) for key in (FORECAST, STATED)}
     inputs = scores_dir / "features.parquet"
     values = pd.read_parquet(inputs) if inputs.is_file() else None
-    site = _Site(scores, contributions, cfg, lang, adoption, outlook, values)
+    site = _Site(scores, contributions, cfg, lang, adoption, learnt, values)
     with atomic_dir(out) as tmp:
         write_text(site.summary(), tmp / "index.html")
         cells = FieldMap("segment", {c: c for c in site.cells.columns})  # formula-safe text

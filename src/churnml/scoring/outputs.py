@@ -90,6 +90,7 @@ def as_columns(reasons: pa.ListArray) -> tuple[pd.Series, pd.Series]:
 KEY_EVENTS = "churnml.key_events"  # the key events the features were built with
 MODELS = "churnml.models"  # target → the identity of the model scored with
 FORECAST = "churnml.forecast"  # the churn model's meta["forecast"]: history and backtest
+STATED = "churnml.stated_reasons"  # the churn model's: stated cancel reason × main family
 
 
 def read_meta(scores_path: Path | str, key: str) -> object:
@@ -122,7 +123,7 @@ def write_outputs(
     """Write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv (no rows
     without `alerts`) into `out`, all or none; return the number of CRM rows (only changed ones
     with `changed_since`). `meta` goes in scores.parquet's metadata as JSON (KEY_EVENTS,
-    MODELS, FORECAST: `read_meta`), for the report and the next run; `features` (the models'
+    MODELS, FORECAST, STATED: `read_meta`), for the report and the next run; `features` (the models'
     inputs) goes to features.parquet, for the next run's `--previous`."""
     missing = [n for n in SCORED.names if n not in scores]  # change columns without --previous
     scores = scores.assign(**dict.fromkeys(missing))

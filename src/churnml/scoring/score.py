@@ -32,6 +32,7 @@ from churnml.scoring.outputs import (
     MODELS,
     REASONS,
     SCORES,
+    STATED,
     Chunk,
     as_columns,
     read_models,
@@ -278,8 +279,9 @@ def score(
         found = alerts(scores, cfg.scoring.alert_points)
     meta = {KEY_EVENTS: list(cfg.features.key_events or ()),
             MODELS: {t: identity(m) for t, m in models.items()}}  # fmt: skip
-    if "churn" in models and "forecast" in models["churn"].model.meta:
-        meta[FORECAST] = models["churn"].model.meta["forecast"]
+    learnt = models["churn"].model.meta if "churn" in models else {}
+    meta |= {key: learnt[name] for key, name in ((FORECAST, "forecast"),
+                                                 (STATED, "stated_reasons")) if name in learnt}
     crm_rows = write_outputs(scores, contributions, fields, out, changed_since, found, values,
                              meta)  # fmt: skip
     top = scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")[list(TOP_COLUMNS)]
