@@ -214,19 +214,19 @@ def labelled_snapshots(
     return (
         snaps.inner_join(churn, ["account_id", "as_of"])
         .inner_join(expansion, ["account_id", "as_of"])
-        .inner_join(_arr_after(snaps, subs, as_of, cfg, end), ["account_id", "as_of"])
+        .inner_join(_arr_after(subs, as_of, cfg, end), ["account_id", "as_of"])
     )
 
 
-def _arr_after(snaps: ir.Table, subs: ir.Table, as_of: list[dt.date], cfg: LabelConfig,
+def _arr_after(subs: ir.Table, as_of: list[dt.date], cfg: LabelConfig,
                end: dt.date) -> ir.Table:  # fmt: skip
-    """ARR at as_of + H per snapshot (0 if inactive then; null where the data ends before)."""
-    h = cfg.horizon_days
-    later = snapshots(subs, [d + dt.timedelta(days=h) for d in as_of])
-    back = (later.as_of - ibis.interval(days=h)).cast("date")
-    later = later.select("account_id", as_of=back, later_arr=later.arr)
-    j = snaps.left_join(later, ["account_id", "as_of"])
-    known = j.as_of + ibis.interval(days=h) <= ibis.date(end)
-    value = j.later_arr.fill_null(0.0)
-    return j.select("account_id", "as_of", **{
+    """ARR at as_of + H per account and as_of (0 if inactive then; null where the data ends
+    before): one pass over rows × dates, as `snapshots`."""
+    rows = _rows(subs).cross_join(_dates(as_of))
+    later = rows.as_of + ibis.interval(days=cfg.horizon_days)
+    held = (rows.start_date <= later) & (later < rows.row_end)
+    g = rows.group_by("account_id", "as_of").aggregate(later_arr=rows.arr.sum(where=held))
+    known = g.as_of + ibis.interval(days=cfg.horizon_days) <= ibis.date(end)
+    value = g.later_arr.fill_null(0.0)
+    return g.select("account_id", "as_of", **{
         label_columns(cfg)["arr_after"]: ibis.ifelse(known, value, ibis.null("float64"))})
