@@ -100,7 +100,9 @@ def test_report_renders_offline_without_errors(scored: Path, small_world: Path, 
 
 def _the_forecast_gives_each_group_a_range(page: Page, scores: pd.DataFrame) -> None:
     """The forecast table: the whole book, each segment and each CSM, every GRR and NRR a
-    central value inside its 80% range; the headline GRR is the whole book's."""
+    central value (the mean) and an ordered 80% range, the whole book's central value inside
+    it (a small group's mean may not be: most often none of its few accounts churns); the
+    headline GRR is the whole book's."""
     rows = page.locator("#forecast-book tr[data-level]")
     levels = [rows.nth(i).get_attribute("data-level") for i in range(rows.count())]
     assert levels.count("all") == 1
@@ -110,7 +112,7 @@ def _the_forecast_gives_each_group_a_range(page: Page, scores: pd.DataFrame) -> 
         for metric in ("grr", "nrr"):
             text = rows.nth(i).locator(f'[data-metric="{metric}"]').text_content()
             central, low, high = (float(v) for v in re.findall(r"(\d+\.\d)%", text))
-            assert low <= central <= high, text
+            assert low <= high and (low <= central <= high or levels[i] != "all"), text
     whole = page.locator('#forecast-book tr[data-level="all"] [data-metric="grr"]').text_content()
     assert page.text_content('.kpi [data-metric="grr"]') == whole
 
