@@ -113,9 +113,6 @@ class Shift:
             raise ValueError(f"shift factor must be in (0, 10], not {self.factor}")
         if self.segment is not None and self.segment not in SEGMENTS:
             raise ValueError(f"unknown segment {self.segment!r}; use one of {', '.join(SEGMENTS)}")
-        if self.problem is not None and self.problem[0] not in INDUSTRIES:
-            raise ValueError(f"unknown industry {self.problem[0]!r}; use one of "
-                             f"{', '.join(INDUSTRIES)}")  # fmt: skip
 
     @classmethod
     def parse(cls, text: str) -> Shift:
