@@ -195,7 +195,8 @@ def backtest(frame: pd.DataFrame, predictions: pd.DataFrame, names: dict[str, st
         got = forecast(book, replace(history, levels=levels(facts[apart])), draws=draws,
                        seed=seed).iloc[0]  # fmt: skip
         after, before = realised(book, names), book["arr"]
-        rows.append({"cutoff": cutoff.date(), "accounts": len(book), **got.iloc[4:],
+        rows.append({"cutoff": cutoff.date(), "accounts": len(book),
+                     **got.drop(["level", "group", "accounts", "arr"]),
                      "grr_realised": float(np.minimum(after, before).sum() / before.sum()),
                      "nrr_realised": float(after.sum() / before.sum()),
                      **facts.iloc[k]})  # fmt: skip
