@@ -99,11 +99,11 @@ def test_report_renders_offline_without_errors(scored: Path, small_world: Path, 
 
 
 def _the_forecast_gives_each_group_a_range(page: Page, scores: pd.DataFrame) -> None:
-    """The forecast table: the whole book, each segment and each CSM, every GRR and NRR a
+    """The forecast tables: the whole book, each segment and (folded) each CSM, every GRR and NRR a
     central value (the mean) and an ordered 80% range, the whole book's central value inside
     it (a small group's mean may not be: most often none of its few accounts churns); the
     headline GRR is the whole book's."""
-    rows = page.locator("#forecast-book tr[data-level]")
+    rows = page.locator("#forecast-book tr[data-level], #forecast-owners tr[data-level]")
     levels = [rows.nth(i).get_attribute("data-level") for i in range(rows.count())]
     assert levels.count("all") == 1
     assert levels.count("segment") == scores.segment.nunique()

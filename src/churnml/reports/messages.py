@@ -63,6 +63,7 @@ MESSAGES: dict[str, dict[str, str]] = {
             "segment."
         ),
         "cell": "Group",
+        "forecast_by_csm": "By CSM",
         "stated_reasons": "What churned accounts said, and what the model saw",
         "stated_reasons_note": (
             "Churned accounts that gave a cancel reason (training history), by the family that "
@@ -210,6 +211,7 @@ MESSAGES: dict[str, dict[str, str]] = {
             "個別の要因です。"
         ),
         "cell": "グループ",
+        "forecast_by_csm": "CSM別",
         "stated_reasons": "解約したアカウントの申告理由とモデルの見立て",
         "stated_reasons_note": (
             "解約理由を申告したアカウント（学習期間）を、解約前の数か月にリスクを最も押し上げ"

@@ -397,8 +397,10 @@ class _Site:
         due = pd.to_datetime(self.s.renewal_date) <= pd.to_datetime(self.s.as_of) + pd.Timedelta(
             days=h)  # fmt: skip
         renewals = self.s[due]
+        rows = self._outlook_rows(forecast(self.s, by=("segment", "owner"), **run))
         return {
-            "book": self._outlook_rows(forecast(self.s, by=("segment", "owner"), **run)),
+            "book": [r for r in rows if r["level"] != "owner"],
+            "owners": [r for r in rows if r["level"] == "owner"],
             "renewals": self._outlook_rows(forecast(renewals, by=("segment",), **run))
             if len(renewals) else [],
             "backtest": self._backtest(self.outlook.get("backtest") or {}),
