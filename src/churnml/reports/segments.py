@@ -35,15 +35,20 @@ ALPHA = 0.05  # over all the cells tested
 MIN_LIFT = 0.5  # points of churn risk a driving family must add, on average, to flag a cell
 
 
-def family_points(contributions: pd.DataFrame, catalogue: dict[str, Feature]) -> pd.DataFrame:
-    """Per account (index), the churn contribution in points of each family's levers (what CS
-    can act on: not the contract's clock, such as days to renewal); a column per family that
-    has levers."""
-    churn = contributions[contributions.target == "churn"].set_index("account_id")
-    names = [c for c in churn.columns if c in catalogue and catalogue[c].lever]
-    by_family = churn[names].T.groupby([family(catalogue[c]) for c in names]).sum().T * 100
+def levers_by_family(values: pd.DataFrame, catalogue: dict[str, Feature]) -> pd.DataFrame:
+    """Per row, the sum of each family's levers (what CS can act on: not the contract's clock,
+    such as days to renewal) among `values`' feature columns; a column per family that has
+    levers."""
+    names = [c for c in values.columns if c in catalogue and catalogue[c].lever]
+    by_family = values[names].T.groupby([family(catalogue[c]) for c in names]).sum().T
     levers = {family(f) for f in catalogue.values() if f.lever}
     return by_family.reindex(columns=[f for f in FAMILIES if f in levers], fill_value=0.0)
+
+
+def family_points(contributions: pd.DataFrame, catalogue: dict[str, Feature]) -> pd.DataFrame:
+    """Per account (index), the churn contribution of each family's levers, in points."""
+    churn = contributions[contributions.target == "churn"].set_index("account_id")
+    return levers_by_family(churn, catalogue) * 100
 
 
 def root_causes(scores: pd.DataFrame, contributions: pd.DataFrame,
@@ -117,10 +122,9 @@ def stated_reasons(reasons: pd.Series, logodds: pd.DataFrame,
     """Stated cancel reason × the model's main lever family before the churn: `reasons` and
     `logodds` (contributions, a column per feature) share an index, one row per churn (its
     snapshots averaged); the family whose levers raise its risk most ("none" if none does)."""
-    names = [c for c in logodds.columns if c in catalogue and catalogue[c].lever]
-    if not names or reasons.empty:
+    if reasons.empty or not any(c in catalogue and catalogue[c].lever for c in logodds):
         return {}
-    by_family = logodds[names].T.groupby([family(catalogue[c]) for c in names]).sum().T
+    by_family = levers_by_family(logodds, catalogue)
     main = by_family.idxmax(axis=1).where(by_family.max(axis=1) > 0, "none")
     table = pd.crosstab(reasons, main)
     return {str(r): {str(f): int(n) for f, n in row.items() if n} for r, row in table.iterrows()}

@@ -150,10 +150,10 @@ class _Site:
         self.s, self.c, self.cfg, self.lang = scores, contributions, cfg, lang
         learnt = learnt or {}  # what training kept, from scores.parquet's metadata
         self.outlook, self.stated = learnt.get(FORECAST), learnt.get(STATED) or {}
-        self.cells = root_causes(scores, contributions, values, by_name(cfg.features),
-                                 cfg.report.min_cell_accounts)  # fmt: skip
         self.m = MESSAGES[lang]
         self.cat = by_name(cfg.features)
+        self.cells = root_causes(scores, contributions, values, self.cat,
+                                 cfg.report.min_cell_accounts)  # fmt: skip
         churn = contributions[contributions.target == "churn"]
         self.churn = churn.drop(columns="target").set_index("account_id")
         self.adoption = {} if adoption is None else dict(tuple(adoption.groupby("account_id")))
@@ -379,7 +379,8 @@ class _Site:
         rows = [{"cell": name(r), "flagged": bool(r.flagged), "accounts": number(r.accounts, lang),
                  "arr_at_risk": self.money(r.arr_at_risk),
                  "churn_expected": percent(r.churn_expected, lang),
-                 "driver": f"{driver(r)} ({pts(r.driver_lift_pts)})",
+                 "driver": f"{driver(r)} ({pts(r.driver_lift_pts)})"
+                 if round(r.driver_lift_pts, 1) > 0 else "–",  # a segment: no lift over itself
                  "tickets": "–" if pd.isna(r.tickets_per_account) else f"{r.tickets_per_account:.1f}",
                  "nps": "–" if pd.isna(r.nps) else f"{r.nps:.1f}",
                  "onboarding": percent(r.onboarding_on_time, lang, 0)}
