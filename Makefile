@@ -21,14 +21,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/churnml generate --out $(DEMO)/world --accounts 2000 --months 36 --seed 42
+	$(BIN)/churnml generate --out $(DEMO)/world --accounts 2000 --months 36 --seed 42 --fit 1
 	$(BIN)/churnml validate --data $(DEMO)/world
 	cd $(DEMO) && ../$(BIN)/churnml train --data world --config ../configs/demo.yaml
 	cd $(DEMO) && ../$(BIN)/churnml score --data world --as-of 2025-12-01 --out scores_previous --config ../configs/demo.yaml
 	cd $(DEMO) && ../$(BIN)/churnml score --data world --as-of 2026-01-01 --out scores --previous scores_previous --config ../configs/demo.yaml
 	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report --data world
 	cd $(DEMO) && ../$(BIN)/churnml monitor --data world --scores scores_previous --scores scores --out monitoring --config ../configs/demo.yaml
-	@echo "Open $(CURDIR)/$(DEMO)/report/index.html and $(CURDIR)/$(DEMO)/monitoring/monitoring.html"
+	cd $(DEMO) && ../$(BIN)/churnml fit-score --data world --since 2025-07-01 --out fit --config ../configs/demo.yaml
+	@echo "Open $(CURDIR)/$(DEMO)/report/index.html, $(CURDIR)/$(DEMO)/monitoring/monitoring.html and $(CURDIR)/$(DEMO)/fit/fit.html"
 
 # Screenshots of the demo's report pages in both languages for the README (after `make demo`).
 screenshots: $(STAMP)

@@ -19,3 +19,30 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("world") / "small"
     generate_world(out, n_accounts=300, months=24, seed=3, truth_paths=40)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_store(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """small_world trained once (`fast_config`), every target champion: an MLflow SQLite store
+    for modules to copy (`trained_config`), so that each keeps its own registry."""
+    from tests.helpers import fast_config, promote_every_target
+
+    from churnml.models.pipeline import train
+
+    store = tmp_path_factory.mktemp("trained") / "mlruns.db"
+    cfg = fast_config(f"sqlite:///{store}")
+    train(cfg, data_dir=small_world)
+    promote_every_target(cfg.registry.tracking_uri)
+    return store
+
+
+@pytest.fixture(scope="module")
+def trained_config(trained_store: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A Config whose registry is this module's copy of `trained_store`."""
+    import shutil
+
+    from tests.helpers import fast_config
+
+    copy = tmp_path_factory.mktemp("store") / "mlruns.db"
+    shutil.copy(trained_store, copy)
+    return fast_config(f"sqlite:///{copy}")

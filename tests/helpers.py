@@ -8,6 +8,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from churnml.config import Config, RegistryConfig
 from churnml.data.contract import TABLES
 from churnml.data.sources import typed
 
@@ -72,3 +73,12 @@ def promote_every_target(tracking_uri: str) -> None:
         latest = max(client.search_model_versions(f"name = '{model.name}'"),
                      key=lambda v: int(v.version))  # fmt: skip
         client.set_registered_model_alias(model.name, "champion", latest.version)
+
+
+def fast_config(tracking_uri: str) -> Config:
+    """The default config with no backtests, at most 150 rounds, and this tracking store."""
+    base = Config()
+    return base.model_copy(update={
+        "model": base.model.model_copy(update={"backtests": 0, "max_rounds": 150}),
+        "registry": RegistryConfig(tracking_uri=tracking_uri),
+    })  # fmt: skip

@@ -9,8 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from churnml.config import Config, RegistryConfig
-from churnml.models.pipeline import train
+from churnml.config import Config
 
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 
@@ -35,19 +34,10 @@ def _run(name: str, cwd: Path) -> nbformat.NotebookNode:
 
 
 def test_notebooks_execute(
-    small_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_world: Path, trained_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     monkeypatch.setenv("CHURNML_DATA", str(small_world))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    base = Config()
-    cfg = base.model_copy(
-        update={
-            "model": base.model.model_copy(update={"backtests": 0, "max_rounds": 100}),
-            "registry": RegistryConfig(tracking_uri=uri),
-        }
-    )
-    train(cfg, data_dir=small_world)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_config.registry.tracking_uri)
     explore = _run("01_explore_world", tmp_path)
     outputs = "".join(str(o) for cell in explore.cells for o in cell.get("outputs", []))
     assert "mid_market" in outputs and "churn_90d" in outputs

@@ -12,10 +12,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
-from tests.helpers import promote_every_target
 
-from churnml.config import Config, RegistryConfig
-from churnml.models.pipeline import train
+from churnml.config import Config
 from churnml.reports.messages import money
 from churnml.reports.site import build_report, safe_name
 from churnml.scoring.plays import load_library
@@ -34,17 +32,11 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def scored(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("browser")
-    cfg = Config()
-    cfg = cfg.model_copy(update={
-        "model": cfg.model.model_copy(update={"backtests": 0, "max_rounds": 150}),
-        "registry": RegistryConfig(tracking_uri=f"sqlite:///{base / 'mlruns.db'}"),
-    })  # fmt: skip
-    train(cfg, data_dir=small_world)
-    promote_every_target(cfg.registry.tracking_uri)
-    score(cfg, small_world, dt.date(2024, 9, 1), base / "scores")
-    return base / "scores"
+def scored(small_world: Path, trained_config: Config,
+           tmp_path_factory: pytest.TempPathFactory) -> Path:  # fmt: skip
+    out = tmp_path_factory.mktemp("browser") / "scores"
+    score(trained_config, small_world, dt.date(2024, 9, 1), out)
+    return out
 
 
 @pytest.mark.parametrize("lang", ["en", "ja"])
@@ -88,6 +80,7 @@ def test_report_renders_offline_without_errors(scored: Path, small_world: Path, 
                 )
                 _act_today_lists_the_largest_stake(page, scores, lang)
                 _the_forecast_gives_each_group_a_range(page, scores)
+                _root_causes_and_stated_reasons_are_tables(page, index.parent, scored)
             if name == "portfolio":
                 _sorting_by_a_column_header_orders_the_rows(page)
             if name == "account":
@@ -115,6 +108,23 @@ def _the_forecast_gives_each_group_a_range(page: Page, scores: pd.DataFrame) -> 
             assert low <= high and (low <= central <= high or levels[i] != "all"), text
     whole = page.locator('#forecast-book tr[data-level="all"] [data-metric="grr"]').text_content()
     assert page.text_content('.kpi [data-metric="grr"]') == whole
+
+
+def _root_causes_and_stated_reasons_are_tables(page: Page, site: Path, scored: Path) -> None:
+    """The root causes show the groups of segments.csv with the most ARR at risk (up to 12),
+    each flagged group also as a sentence; the stated reasons count each churn of the
+    history once, as training recorded them."""
+    from churnml.scoring.outputs import STATED, read_meta
+
+    cells = pd.read_csv(site / "segments.csv")
+    shown = page.locator("#root-causes tr").count() - 1  # the header row
+    assert shown == min(12, len(cells)) > 0
+    flags = page.locator("#root-cause-flags li.flag").count()
+    assert flags == cells.flagged.astype(str).str.lower().eq("true").sum()
+    stated = read_meta(scored / "scores.parquet", STATED) or {}
+    counts = page.eval_on_selector_all("#stated-reasons td.num", "cs => cs.map(c => c.textContent)")
+    assert sum(int(t.replace(",", "")) for t in counts) == sum(
+        n for row in stated.values() for n in row.values())
 
 
 def _act_today_lists_the_largest_stake(page: Page, scores: pd.DataFrame, lang: str) -> None:
@@ -149,14 +159,13 @@ def _sorting_by_a_column_header_orders_the_rows(page: Page) -> None:
 
 
 def test_the_monitoring_page_renders_offline_without_errors(
-    scored: Path, small_world: Path, tmp_path: Path
+    scored: Path, small_world: Path, trained_config: Config, tmp_path: Path
 ) -> None:
     from playwright.sync_api import sync_playwright
 
     from churnml.monitoring.monitor import monitor, write_page
 
-    cfg = Config(registry=RegistryConfig(tracking_uri=f"sqlite:///{scored.parent / 'mlruns.db'}"))
-    result = monitor(cfg, small_world, [scored])
+    result = monitor(trained_config, small_world, [scored])
     page_path = write_page(result, tmp_path)
     errors: list[str] = []
     with sync_playwright() as p:
@@ -173,3 +182,48 @@ def test_the_monitoring_page_renders_offline_without_errors(
         browser.close()
     assert rows == len(result.features) and shown == sorted(shown, reverse=True)
     assert errors == []
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_the_fit_page_renders_offline_without_errors(
+    small_world: Path, trained_config: Config, tmp_path: Path, lang: str
+) -> None:
+    """The Fit page of the data's signings in a real browser: every deal's probability as in
+    deals.parquet, riskiest first, sortable, no errors and no requests leaving the page."""
+    from playwright.sync_api import sync_playwright
+
+    from churnml.reports.fit import write_fit
+    from churnml.reports.messages import MESSAGES
+    from churnml.scoring.deals import fit_model, score_deals, signed_since
+
+    cfg = trained_config
+    model = fit_model(cfg).model
+    deals = score_deals(model, signed_since(small_world, cfg, dt.date(2024, 3, 1)))
+    path = write_fit(deals, model, cfg, tmp_path / "fit", lang)  # type: ignore[arg-type]
+    errors: list[str] = []
+    outside: list[str] = []
+    shots = Path(os.environ.get("CHURNML_SCREENSHOTS", tmp_path / "shots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("request", lambda r: None if r.url.startswith("file://") else outside.append(r.url))
+        page.goto(path.resolve().as_uri())
+        page.screenshot(path=str(shots / f"{lang}_fit.png"), full_page=True)
+        listed = page.eval_on_selector_all(
+            "#deals tbody tr", "rs => rs.map(r => [r.dataset.deal, "
+            "r.querySelector('[data-metric=fit_probability]').textContent])")  # fmt: skip
+        header = page.locator("#deals thead th", has_text=MESSAGES[lang]["fit_probability"])
+        header.click()  # largest first, then
+        header.click()  # smallest first
+        resorted = page.eval_on_selector_all(
+            "#deals tbody tr", "rs => rs.map(r => parseFloat(r.querySelector("
+            "'[data-metric=fit_probability]').dataset.sort))")  # fmt: skip
+        profiles = page.locator("#profiles_good tr, #profiles_poor tr").count()
+        browser.close()
+    assert [d for d, _ in listed] == deals.iloc[:, 0].astype(str).tolist()
+    assert [s for _, s in listed] == [f"{p * 100:.1f}%" for p in deals.fit_probability]
+    assert resorted == sorted(resorted)
+    assert profiles > 0 and errors == [] and outside == []

@@ -8,17 +8,17 @@ import json
 import shutil
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from tests.helpers import T, accounts, day, events, promote_every_target, subscription, tables
+from tests.helpers import T, accounts, day, events, subscription, tables
 from typer.testing import CliRunner
 
 from churnml.cli import app
 from churnml.config import Config, RegistryConfig
 from churnml.features.catalogue import by_name
-from churnml.models.pipeline import train
 from churnml.models.registry import export_models, resolve_models
 from churnml.scoring import outputs
 from churnml.scoring.actions import next_best_action
@@ -30,23 +30,15 @@ NASTY = {0: '=HYPERLINK("http://x","y")', 1: "@SUM(1)", 2: "株式会社さく�
 
 
 @pytest.fixture(scope="module")
-def setup(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path]:
-    base = tmp_path_factory.mktemp("scoring")
-    world = Path(shutil.copytree(small_world, base / "world"))
+def setup(small_world: Path, trained_config: Config,
+          tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path]:  # fmt: skip
+    """The trained small world, with account names a spreadsheet or a page could run."""
+    world = Path(shutil.copytree(small_world, tmp_path_factory.mktemp("scoring") / "world"))
     accounts = pd.read_parquet(world / "accounts.parquet")
     for i, name in NASTY.items():  # several accounts each, so that some are active at AS_OF
         accounts.loc[accounts.index[i:80:4], "account_name"] = name
     accounts.to_parquet(world / "accounts.parquet", index=False)
-    cfg = Config()
-    cfg = cfg.model_copy(
-        update={
-            "model": cfg.model.model_copy(update={"backtests": 0, "max_rounds": 150}),
-            "registry": RegistryConfig(tracking_uri=f"sqlite:///{base / 'mlruns.db'}"),
-        }
-    )
-    train(cfg, data_dir=world)
-    promote_every_target(cfg.registry.tracking_uri)
-    return cfg, world
+    return trained_config, world
 
 
 @pytest.fixture(scope="module")
@@ -315,6 +307,37 @@ def test_cli_score_in_japanese(setup: tuple[Config, Path], tmp_path: Path) -> No
         .read_text(encoding="utf-8")
         .startswith('"churnml_account_id"')
     )
+
+
+def test_cli_fit_score_scores_recent_signings_and_deal_files(
+    setup: tuple[Config, Path], tmp_path: Path
+) -> None:
+    """`train` registered a fit model beside churn and expansion; `fit-score` scores the data's
+    recent signings, or a deals file, and refuses a file without the model's columns."""
+    cfg, world = setup
+    config = _config(cfg, tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")  # as in a new process
+    run = CliRunner().invoke(app, ["fit-score", "--data", str(world), "--since", "2024-06-01",
+                                   "--out", str(tmp_path / "fit"), "--config", config])  # fmt: skip
+    assert run.exit_code == 0, run.output
+    scored = pd.read_parquet(tmp_path / "fit" / "deals.parquet")
+    subs = pd.read_parquet(world / "subscriptions.parquet")
+    signed = pd.to_datetime(subs.start_date).groupby(subs.account_id).min()
+    assert set(scored.account_id) == set(signed[signed >= pd.Timestamp("2024-06-01")].index)
+    assert (tmp_path / "fit" / "fit.html").is_file() and "deals" in run.output
+    deals = scored.drop(columns=["fit_probability", "base_rate", "fit", "reasons"])
+    deals.rename(columns={"account_id": "deal_id"}).to_csv(tmp_path / "deals.csv", index=False)
+    run = CliRunner().invoke(app, ["fit-score", "--deals", str(tmp_path / "deals.csv"), "--out",
+                                   str(tmp_path / "again"), "--config", config, "--lang", "ja"])
+    assert run.exit_code == 0, run.output
+    again = pd.read_parquet(tmp_path / "again" / "deals.parquet")
+    assert again.fit_probability.tolist() == pytest.approx(scored.fit_probability.tolist())
+    deals.drop(columns=deals.columns[1]).to_csv(tmp_path / "bad.csv", index=False)
+    run = CliRunner().invoke(app, ["fit-score", "--deals", str(tmp_path / "bad.csv"), "--out",
+                                   str(tmp_path / "bad"), "--config", config])  # fmt: skip
+    assert run.exit_code == 1 and "missing" in run.output and not (tmp_path / "bad").exists()
+    run = CliRunner().invoke(app, ["fit-score", "--out", str(tmp_path / "x")])
+    assert run.exit_code != 0 and "--deals FILE" in run.output
 
 
 @pytest.mark.spark

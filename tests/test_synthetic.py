@@ -37,15 +37,16 @@ def test_same_seed_gives_byte_identical_tables(tmp_path: Path) -> None:
     generate_world(tmp_path / "b", n_accounts=120, months=8, seed=11, truth_paths=8)
     generate_world(tmp_path / "c", n_accounts=120, months=8, seed=12, truth_paths=8)
     a, b, c = (_digests(tmp_path / x) for x in "abc")
-    assert len(a) == len(TABLES) + 1
+    assert len(a) == len(TABLES) + 2  # and the two truth files
     assert a == b
     assert a["usage_events.parquet"] != c["usage_events.parquet"]
 
 
 # Digests of `generate_world(n_accounts=120, months=8, seed=11, truth_paths=8)` as first written
 # (pyarrow 25.0.1; the oracle's probabilities to 9 decimals): options added to the generator must
-# leave the default world as it was.
+# leave the default world as it was. The signing truth was added later, beside it.
 DEFAULT_WORLD = {
+    "_truth/signing.parquet": "9871261b9af0939fd53d39e7f79e80b2b406b6cb90971d9d7f84fc3b3434a107",
     "_truth/truth.parquet": "7aa65eeb6766bdfefc2e53fecb157b18b6296b3e9e94ef38424b0a3453eacb15",
     "accounts.parquet": "2e4eb0af630ce1b7dd1be7a0e53c51037f107567b646c9be505cb928ff6b8593",
     "contacts.parquet": "5c7b176a8d5529f738f854188bad9aab1ca01650371615241aac7acb3fffcb3f",
@@ -112,7 +113,7 @@ def test_consumer_preset_has_one_user_per_account_and_only_required_tables(
     tmp_path: Path,
 ) -> None:
     world = _shaped(tmp_path, PRESETS["consumer"])
-    assert set(world) == {"accounts", "subscriptions", "usage_events", "truth"}
+    assert set(world) == {"accounts", "subscriptions", "usage_events", "truth", "signing"}
     assert world["usage_events"].groupby("account_id").user_id.nunique().max() == 1
     assert "post" in set(world["usage_events"].event_type)
 
@@ -216,3 +217,8 @@ def test_a_planted_problem_makes_one_industry_and_channel_onboard_poorly_and_chu
         shape_of(problem="software")
     with pytest.raises(ValueError, match="unknown industry"):
         shape_of(problem="shipbuilding:inbound")
+
+
+def test_fit_strength_is_bounded() -> None:
+    with pytest.raises(ValueError, match="fit strength"):
+        shape_of(fit=5.0)

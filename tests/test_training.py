@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -116,7 +117,8 @@ def test_train_tracks_registers_and_promotes(small_world: Path, tmp_path: Path) 
     first = train(cfg, data_dir=small_world)
     skill = {r.name: r.skill.no_skill for r in first.results}
     assert not skill["churn"]
-    expected = ["challenger" if skill[t] else "champion" for t in ("churn", "expansion")]
+    assert set(skill) == {"churn", "expansion", "fit"}  # fit: at signing, for Sales
+    expected = ["challenger" if skill[t] else "champion" for t in ("churn", "expansion", "fit")]
     assert [p.alias for p in first.promotions] == expected  # no skill: never champion on its own
     client = MlflowClient(tracking_uri=cfg.registry.tracking_uri)
     run = client.get_run(first.run_id)
@@ -124,7 +126,7 @@ def test_train_tracks_registers_and_promotes(small_world: Path, tmp_path: Path) 
     children = client.search_runs(
         run.info.experiment_id, f"tags.mlflow.parentRunId = '{first.run_id}'"
     )
-    assert {c.info.run_name for c in children} == {"churn", "expansion"}
+    assert {c.info.run_name for c in children} == {"churn", "expansion", "fit"}
     churn = next(c for c in children if c.info.run_name == "churn")
     assert {
         "churnml.all.roc_auc",
@@ -174,26 +176,22 @@ def test_train_tracks_registers_and_promotes(small_world: Path, tmp_path: Path) 
 
 
 def test_the_registered_model_is_trained_on_the_latest_labelled_rows(
-    features: pd.DataFrame, small_world: Path, tmp_path: Path
+    features: pd.DataFrame, trained_config: Config
 ) -> None:
-    cfg = _config(tmp_path, backtests=0)
-    report = train(cfg, data_dir=small_world)
-    mlflow.set_tracking_uri(cfg.registry.tracking_uri)
-    name = report.promotions[0].name
-    registered = mlflow.pyfunc.load_model(f"models:/{name}/1").unwrap_python_model().model
+    mlflow.set_tracking_uri(trained_config.registry.tracking_uri)
+    registered = mlflow.pyfunc.load_model("models:/churnml-churn/1").unwrap_python_model().model
     labelled = features.dropna(subset=["churn_90d"])
     labelled = labelled[labelled.involuntary_churn_90d != 1]
     latest = labelled.as_of.max()
     assert registered.meta["trained_through"] == str(latest.date())
     assert registered.meta["training_rows"] == len(labelled)
-    result = report.results[0]
-    assert result.test.as_of.max() == latest  # the evaluation fit never saw those rows
-    assert result.evaluation.meta["fit"] == "evaluation"
+    tested = registered.meta["evaluation"]["test_dates"]  # the evaluation fit never saw those
+    assert tested[-1] == str(latest.date()) and registered.meta["fit"] == "production"
 
 
-def test_gate_keeps_a_worse_model_as_challenger(small_world: Path, tmp_path: Path) -> None:
+def test_gate_keeps_a_worse_model_as_challenger(features: pd.DataFrame, tmp_path: Path) -> None:
     cfg = _config(tmp_path)
-    frame = training_table(small_world, cfg, check=False)
+    frame = features.copy()
     good, weak = tmp_path / "good.parquet", tmp_path / "weak.parquet"
     frame.to_parquet(good)
     assert train(cfg, features_path=good, target="churn_90d").promotions[0].alias == "champion"
@@ -209,11 +207,11 @@ def test_gate_keeps_a_worse_model_as_challenger(small_world: Path, tmp_path: Pat
     assert str(client.get_model_version_by_alias("churnml-churn_90d", "champion").version) == "1"
 
 
-def test_a_model_without_skill_is_never_champion(small_world: Path, tmp_path: Path) -> None:
+def test_a_model_without_skill_is_never_champion(features: pd.DataFrame, tmp_path: Path) -> None:
     """Labels shuffled within each date: nothing to learn, and the first version is not
     promoted although there is no champion to beat."""
     cfg = _config(tmp_path, backtests=0)
-    frame = training_table(small_world, cfg, check=False).dropna(subset=["churn_90d"])
+    frame = features.dropna(subset=["churn_90d"])
     frame["churn_90d"] = frame.groupby("as_of").churn_90d.transform(
         lambda y: y.sample(frac=1.0, random_state=3).to_numpy()
     )
@@ -239,13 +237,16 @@ def test_single_as_of_falls_back_to_a_stratified_split(
 
 
 def test_cli_train_prints_a_summary(
-    small_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    features: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A feature table and its label (`train --data` is run by test_cli's young product)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # set by mlflow in earlier tests
     config = tmp_path / "c.yaml"
     config.write_text("model: {backtests: 0, max_rounds: 100}\n")
-    result = CliRunner().invoke(app, ["train", "--data", str(small_world), "--config", str(config)])
+    features.to_parquet(tmp_path / "f.parquet")
+    args = ["train", "--features", "f.parquet", "--target", "churn_90d", "--config", str(config)]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "churnml" in result.output and "champion" in result.output
     assert "split: train" in result.output  # the split it used
@@ -259,7 +260,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_train_against_a_real_mlflow_server(small_world: Path, tmp_path: Path) -> None:
+def test_train_against_a_real_mlflow_server(features: pd.DataFrame, tmp_path: Path) -> None:
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -280,6 +281,8 @@ def test_train_against_a_real_mlflow_server(small_world: Path, tmp_path: Path) -
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Its job runner (six consumer processes, for GenAI evaluation jobs) would spin on 2 cores.
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -291,9 +294,13 @@ def test_train_against_a_real_mlflow_server(small_world: Path, tmp_path: Path) -
                 time.sleep(0.5)
         else:
             pytest.fail("mlflow server did not start")
-        report = train(_config(tmp_path, uri=uri, backtests=0), data_dir=small_world)
+        path = tmp_path / "f.parquet"
+        features.to_parquet(path)
+        report = train(_config(tmp_path, uri=uri, backtests=0), features_path=path,
+                       target="churn_90d")  # fmt: skip
         client = MlflowClient(tracking_uri=uri)
-        assert str(client.get_model_version_by_alias("churnml-churn", "champion").version) == "1"
+        name = "churnml-churn_90d"
+        assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
         assert client.get_run(report.run_id).info.status == "FINISHED"
     finally:
         server.terminate()

@@ -147,6 +147,11 @@ def generate(
         str | None,
         typer.Option(help="A segment problem: INDUSTRY:CHANNEL accounts onboard poorly."),
     ] = None,
+    fit: Annotated[
+        float | None,
+        typer.Option(help="How strongly fit at signing (industry, channel, size) sets adoption, "
+                     "0–3 (0: none)."),
+    ] = None,
 ) -> None:
     """Generate a synthetic SaaS world (every contract table, plus _truth/truth.parquet)."""
     from churnml.data.synthetic import generate_world, shape_of
@@ -156,7 +161,7 @@ def generate(
     try:
         shape = shape_of(preset, events=events, expansion=expansion, billing=billing,
                          segment=segment, required_only=required_only, shift=shift,
-                         problem=problem)  # fmt: skip
+                         problem=problem, fit=fit)  # fmt: skip
     except ValueError as exc:
         raise fail(str(exc)) from None
     with progress_bar() as bar:
@@ -398,6 +403,45 @@ def score(
         )
     if not result.top_at_risk.empty:
         console.print(top_table(result.top_at_risk))
+
+
+@app.command("fit-score")
+def fit_score(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the scored deals.")],
+    deals: Annotated[
+        Path | None, typer.Option(help="Deals to score: a CSV or Parquet file (deal_id, …).")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="Or score the data's accounts signed …")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="… on or after this date (--data).")] = None,
+    fit_model: Annotated[str | None, typer.Option(help="Model URI (default: champion).")] = None,
+    lang: Annotated[Lang, typer.Option(help="Language of the reasons and the page.")] = "en",
+    config: ConfigOption = None,
+) -> None:
+    """Score deals at signing: the chance each is lost in its first year, why, and the Fit page."""
+    from churnml.models.registry import ModelNotFoundError, TrackingUnavailableError
+    from churnml.reports.fit import write_fit
+    from churnml.scoring.deals import DealsError, read_deals, score_deals, signed_since
+    from churnml.scoring.deals import fit_model as resolve_fit
+
+    if (deals is None) == (data is None) or (data is not None and since is None):
+        raise fail("give --deals FILE, or --data DIR with --since DATE")
+    cfg = _config(config)
+    _output(out)
+    try:
+        model = resolve_fit(cfg, fit_model)
+        frame = read_deals(deals) if deals else signed_since(data, cfg, _dates([since])[0])
+        scored = score_deals(model.model, frame)
+        page = write_fit(scored, model.model, cfg, out, lang)
+    except (DealsError, ModelNotFoundError, TrackingUnavailableError, DataValidationError,
+            MissingTableError) as exc:  # fmt: skip
+        raise fail(str(exc)) from None
+    bands = scored["fit"].value_counts()
+    counts = {f"{b} fit": int(bands.get(b, 0)) for b in ("poor", "average", "good")}
+    console.print(summary_table(f"Deals scored into {Path(out).resolve()}",
+                                {"deals": len(scored), **counts, "fit model": model.source}))
+    console.print(f"  {escape(str(page.resolve()))}", highlight=False)
 
 
 def top_table(top: pd.DataFrame) -> Table:

@@ -212,6 +212,15 @@ class ForecastConfig(_Strict):
     draws: int = Field(1000, ge=100, description="simulated outcomes per account (seeded)")
 
 
+class FitConfig(_Strict):
+    """The fit model Sales scores new deals with (`churnml.features.signing`)."""
+
+    test_months: int = Field(6, ge=1, description="latest labelled signing months held out")
+    min_profile_accounts: int = Field(
+        20, ge=5, description="labelled accounts a profile needs to be shown on the Fit page"
+    )
+
+
 class ReportConfig(_Strict):
     """How reports and reason sentences show money and segments."""
 
@@ -239,6 +248,7 @@ class Config(_Strict):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    fit: FitConfig = Field(default_factory=FitConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     def with_key_events(self, events: tuple[str, ...]) -> Config:

@@ -149,3 +149,10 @@ def write_text(text: str, path: Path | str) -> None:
     """Write UTF-8 text atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def plain(value: object) -> object:
+    """A cell as a JSON-ready Python value: numpy scalars unwrapped, missing values as None."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if hasattr(value, "item") else value

@@ -44,12 +44,14 @@ import pyarrow.parquet as pq
 
 from churnml.data.contract import TABLES
 from churnml.io import atomic_dir, write_parquet
+from churnml.vocabulary import FIRST_YEAR_DAYS, SIGNING_ORACLE, SIGNING_TRUTH_FILE, TRUTH_FILE
 
 log = logging.getLogger(__name__)
 
 SEGMENTS = ("enterprise", "mid_market", "smb")
 SEGMENT_SHARE = np.array([0.12, 0.33, 0.55])
 SEATS_LOG_MEAN = np.array([5.0, 3.3, 1.6])
+EMPLOYEES_LOG_MEAN, EMPLOYEES_LOG_SD = np.array([8.5, 6.0, 3.5]), 0.7
 PLANS = ("starter", "pro", "enterprise")
 PRICE_PER_SEAT = np.array([300.0, 500.0, 750.0])
 ADDONS = ("analytics", "automation")
@@ -139,8 +141,11 @@ class Shape:
     optional_tables: bool = True  # False: only accounts, subscriptions and usage_events
     shift: Shift | None = None  # a product or tracking change mid-way
     problem: tuple[str, str] | None = None  # (industry, channel) whose onboarding goes poorly
+    fit: float = 0.0  # how strongly a fit partly visible at signing sets adoption (see FIT_*)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.fit <= 3:
+            raise ValueError(f"fit strength must be in [0, 3], not {self.fit}")
         if self.segment is not None and self.segment not in SEGMENTS:
             raise ValueError(f"unknown segment {self.segment!r}; use one of {', '.join(SEGMENTS)}")
         if self.problem is not None and self.problem[0] not in INDUSTRIES:
@@ -165,6 +170,7 @@ def shape_of(
     required_only: bool | None = None,
     shift: str | None = None,
     problem: str | None = None,
+    fit: float | None = None,
 ) -> Shape:
     """A preset with some of its options replaced (None keeps the preset's). `events` is a
     vocabulary name (saas, social) or event names separated by commas."""
@@ -185,7 +191,7 @@ def shape_of(
         if not channel:
             raise ValueError(f"--problem {problem!r}: give INDUSTRY:CHANNEL, e.g. retail:partner")
         changes["problem"] = (industry, channel)
-    given = {"expansion": expansion, "billing": billing, "segment": segment}
+    given = {"expansion": expansion, "billing": billing, "segment": segment, "fit": fit}
     changes |= {key: value for key, value in given.items() if value is not None}
     return replace(base, **changes)
 
@@ -407,6 +413,7 @@ class _Simulation:
         ).astype("datetime64[D]")
         self.rng = np.random.default_rng([seed, 0])
         self.truth_rng = np.random.default_rng([seed, 1])
+        self.signing_rng = np.random.default_rng([seed, 5])
         self.seed = seed
         self.rec = _Recorder()
         self.contact_counter = 0
@@ -427,12 +434,20 @@ class _Simulation:
         never = rng.random(n) < 0.03
         q = rng.standard_normal(n)
         self.firms = None
-        if self.shape.problem is not None:  # its own stream: the other draws stay the same
-            self.firms = _firmographics(np.random.default_rng([self.seed, 3]), seg)
+        if self.shape.problem is not None or self.shape.fit:  # own streams: the other draws
+            self.firms = _firmographics(np.random.default_rng([self.seed, 3]), seg)  # stay
+        if self.shape.problem is not None:
             industry, channel = self.shape.problem
             q = q - POOR_ONBOARDING * ((self.firms[2] == industry) & (self.firms[0] == channel))
         mu_e = np.where(never, -2.5, rng.normal(0.0, 0.7, n))
         mu_s = np.where(never, -2.5, rng.normal(0.0, 0.7, n))
+        self.fit = self.fit_visible = np.zeros(n)
+        if self.shape.fit:
+            self.fit_visible = _fit_visible(seg, *self.firms)
+            hidden = np.random.default_rng([self.seed, 4]).standard_normal(n) * FIT_HIDDEN_SD
+            self.fit = self.fit_visible + hidden
+            lift = self.shape.fit * FIT_WEIGHT * self.fit
+            q, mu_e, mu_s = q + lift, mu_e + lift, mu_s + lift
         seats = np.maximum(1, np.round(np.exp(rng.normal(SEATS_LOG_MEAN[seg], 0.6))))
         if self.shape.single_user:
             seats = np.ones(n)
@@ -506,6 +521,7 @@ class _Simulation:
         self._sign_up(np.flatnonzero(new))
         self.alive |= new
         st = self.state = _advance(st, rng)
+        self._signing_truth(np.flatnonzero(new), m)
         live = np.flatnonzero(self.alive)
         renewal = (st["term_months"] > 0) & (st["term_end"] < nxt)
         hz = _hazards({k: v[live] for k, v in st.items()}, renewal[live])
@@ -535,6 +551,19 @@ class _Simulation:
         usage = self._observe(m, live, np.minimum(first_day, days - 1), last_day, days)
         self.alive[live[inv | vol]] = False
         return usage, truth
+
+    def _signing_truth(self, idx: np.ndarray, m: int) -> None:
+        """The oracle of the fit label for accounts signed in month m: the chance of a voluntary
+        churn by FIRST_YEAR_DAYS after the month's first day, from the state after the month
+        (no account churns in its signup month)."""
+        if not len(idx) or m + 1 >= self.months:
+            return
+        cutoff = self.month_starts[m] + np.timedelta64(FIRST_YEAR_DAYS, "D")
+        days = int((cutoff - self.month_starts[m + 1]).astype(int))
+        sub = {k: v[idx] for k, v in self.state.items()}
+        p = _truth(sub, self.month_starts, m + 1, days, self.truth_paths, self.signing_rng)
+        self.rec.add("signing_truth", account=idx, fit=self.fit[idx],
+                     fit_visible=self.fit_visible[idx], p=p["churn"])  # fmt: skip
 
     def _sign_up(self, idx: np.ndarray) -> None:
         if not len(idx):
@@ -826,6 +855,16 @@ class _Simulation:
                 truths.append(truth)
         return pd.concat(plans, ignore_index=True), pd.concat(truths, ignore_index=True)
 
+    def signing_truth(self) -> pd.DataFrame:
+        """Per account signed before the last month: its latent fit, the part signing shows, and
+        the oracle's chance of losing it in its first year (FIRST_YEAR_DAYS)."""
+        if "signing_truth" not in self.rec.parts:
+            return pd.DataFrame({"account_id": pd.Series(dtype=object), **{
+                c: pd.Series(dtype=float) for c in ("fit", "fit_visible", SIGNING_ORACLE)}})
+        df = self.rec.frame("signing_truth").rename(columns={"p": SIGNING_ORACLE})
+        df.insert(0, "account_id", self.account_ids[df.pop("account").to_numpy()])
+        return df
+
     # -- tables ----------------------------------------------------------------------------------
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every contract table except usage events, with the contract's column names."""
@@ -962,6 +1001,12 @@ class _Simulation:
 INDUSTRIES = ("software", "retail", "healthcare", "finance", "manufacturing", "media",
               "logistics", "education")  # fmt: skip
 POOR_ONBOARDING = 2.5  # how far onboarding quality falls (in its SDs) in a planted problem
+# Fit at signing (Shape.fit): a latent fit = what signing shows (industry, channel, size within
+# the segment) + what it does not (FIT_HIDDEN_SD); fit × strength × FIT_WEIGHT lifts onboarding
+# quality and the levels engagement and seat adoption return to.
+FIT_INDUSTRY = dict(zip(INDUSTRIES, (0.5, -0.5, 0.1, 0.3, -0.2, -0.4, 0.0, -0.6), strict=True))
+FIT_CHANNEL = {"outbound": -0.2, "inbound": 0.3, "partner": 0.4, "self_serve": -0.4}
+FIT_SIZE, FIT_HIDDEN_SD, FIT_WEIGHT = 0.3, 0.5, 0.5
 STALL_WEIGHT = 2.0  # churn log-odds added, in that world, for never reaching first value
 
 
@@ -974,9 +1019,17 @@ def _firmographics(rng: np.random.Generator,
         np.array(["self_serve", "inbound", "partner"])[rng.choice(3, n, p=[0.6, 0.3, 0.1])],
         np.array(["outbound", "inbound", "partner"])[rng.choice(3, n, p=[0.5, 0.3, 0.2])],
     )
-    employees = np.round(np.exp(rng.normal(np.array([8.5, 6.0, 3.5])[seg], 0.7)))
+    employees = np.round(np.exp(rng.normal(EMPLOYEES_LOG_MEAN[seg], EMPLOYEES_LOG_SD)))
     industry = np.array(INDUSTRIES)[rng.integers(0, len(INDUSTRIES), n)]
     return channel, employees, industry
+
+
+def _fit_visible(seg: np.ndarray, channel: np.ndarray, employees: np.ndarray,
+                 industry: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The part of each account's fit that signing shows (see FIT_*)."""
+    size = (np.log(np.maximum(employees, 1)) - EMPLOYEES_LOG_MEAN[seg]) / EMPLOYEES_LOG_SD
+    return (np.vectorize(FIT_INDUSTRY.get)(industry) + np.vectorize(FIT_CHANNEL.get)(channel)
+            + FIT_SIZE * size)  # fmt: skip
 
 
 _ARROW_TYPES = {
@@ -1120,8 +1173,9 @@ def generate_world(
     with atomic_dir(out) as tmp:
         for name, df in tables.items():
             write_parquet(to_arrow(name, df), tmp / f"{name}.parquet")
-        (tmp / "_truth").mkdir()
-        write_parquet(truth.astype({"as_of": "datetime64[s]"}), tmp / "_truth" / "truth.parquet")
+        (tmp / TRUTH_FILE).parent.mkdir()
+        write_parquet(truth.astype({"as_of": "datetime64[s]"}), tmp / TRUTH_FILE)
+        write_parquet(sim.signing_truth(), tmp / SIGNING_TRUTH_FILE)
         done = 0
 
         def step(k: int) -> None:

@@ -9,8 +9,7 @@ import pandas as pd
 from churnml.config import Config
 from churnml.data.sources import connect, load_tables
 from churnml.features.labels import default_as_of, labelled_snapshots
-
-TRUTH_FILE = Path("_truth") / "truth.parquet"
+from churnml.vocabulary import SIGNING_TRUTH_FILE, TRUTH_FILE
 
 
 def load_truth(data_dir: Path | str) -> pd.DataFrame | None:
@@ -21,6 +20,12 @@ def load_truth(data_dir: Path | str) -> pd.DataFrame | None:
     truth = pd.read_parquet(path)
     truth["as_of"] = pd.to_datetime(truth["as_of"]).astype("datetime64[s]")
     return truth
+
+
+def load_signing_truth(data_dir: Path | str) -> pd.DataFrame | None:
+    """`_truth/signing.parquet` (account_id, fit, fit_visible, p_lost_first_year), or None."""
+    path = Path(data_dir) / SIGNING_TRUTH_FILE
+    return pd.read_parquet(path) if path.exists() else None
 
 
 def labels_with_truth(data_dir: Path | str, cfg: Config) -> pd.DataFrame:

@@ -19,7 +19,8 @@ from churnml.data.validate import DataValidationError, validate
 from churnml.features.build import build_features, with_key_events
 from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import default_as_of, label_columns
-from churnml.features.truth import load_truth
+from churnml.features.signing import SIGNING_FEATURES, profiles, signing_table
+from churnml.features.truth import load_signing_truth, load_truth
 from churnml.forecast.revenue import backtest, learn, levels, summary
 from churnml.models.registry import (
     Promotion,
@@ -32,14 +33,17 @@ from churnml.models.train import (
     KEYS,
     TargetResult,
     TrainingError,
+    cohort_split,
     make_dataset,
     train_target,
     trainable,
 )
 from churnml.reports.segments import stated_reasons
+from churnml.vocabulary import FIRST_YEAR_DAYS, FIT, LOST_FIRST_YEAR, SIGNING_ORACLE
 
 log = logging.getLogger(__name__)
 TRUTH_COLUMNS = {"churn": "p_churn_90d", "expansion": "p_expansion_90d"}
+SIGNING_GAP_DAYS = 1  # the fit model's time split keeps cohorts in order (see `_fit`)
 
 
 @dataclass
@@ -144,6 +148,14 @@ def train(
         for model in (result.model, result.evaluation):  # scoring builds the same columns
             model.meta["key_events"] = list(cfg.features.key_events or ())
         results.append(result)
+    if features_path is None:
+        progress("training fit (at signing)")
+        fit = _fit(data_dir, cfg, train_until)
+        if isinstance(fit, str):
+            skipped[FIT] = fit
+            log.info("fit is not trained: %s", fit)
+        else:
+            results.append(fit)
     if not results:
         raise TrainingError("no target can be trained: " + "; ".join(skipped.values()))
     revenue = None
@@ -177,6 +189,38 @@ def train(
     return TrainReport(
         run_id, results, promotions, skipped, len(frame), time.perf_counter() - began
     )
+
+
+def _fit(data_dir: Path | str, cfg: Config, train_until: dt.date | None) -> TargetResult | str:
+    """The fit model on what is known at signing (`features.signing`), or why it cannot be
+    trained. Each account is one row: the test part is the latest labelled signing months
+    (`fit.test_months`), fitted on the months before them (whose first years may end after the
+    test months signed: no horizon between the parts), chosen in random folds (`cohort_split`)."""
+    frame = signing_table(load_tables(data_dir, cfg.data, connect()), cfg.labels)
+    reach = pd.Timedelta(days=FIRST_YEAR_DAYS + cfg.labels.grace_days)
+    if train_until is not None:
+        frame = frame[frame["signed_at"] + reach <= pd.Timestamp(train_until)]
+    if frame[LOST_FIRST_YEAR].notna().sum() == 0:
+        return (f"{LOST_FIRST_YEAR}: no account's first {FIRST_YEAR_DAYS} days (and the "
+                f"{cfg.labels.grace_days}-day grace) end inside the data yet")  # fmt: skip
+    features = [c for c in SIGNING_FEATURES if c in frame]
+    ds = make_dataset(frame, LOST_FIRST_YEAR, features, frame["involuntary"] == 1)
+    why = trainable(ds, cfg.model.min_positives)
+    if why:
+        return why
+    truth = load_signing_truth(data_dir)
+    oracle = None if truth is None else ds.frame[["account_id"]].merge(
+        truth, on="account_id", how="left")[SIGNING_ORACLE]  # fmt: skip
+    model = cfg.model.model_copy(update={"test_dates": cfg.fit.test_months})
+    try:
+        one = ds.frame["as_of"].nunique() == 1  # one signing month: a stratified split
+        split = None if one else cohort_split(ds.frame["as_of"], ds.y, model)
+        result = train_target(FIT, ds, cfg.model_copy(update={"model": model}),
+                              SIGNING_GAP_DAYS, {}, oracle, split)  # fmt: skip
+    except TrainingError as exc:
+        return f"{LOST_FIRST_YEAR}: {exc}"
+    result.model.meta["profiles"] = profiles(frame, cfg.fit.min_profile_accounts)
+    return result
 
 
 def _revenue(frame: pd.DataFrame, results: list[TargetResult],

@@ -34,7 +34,7 @@ from churnml.models import pyfunc_model
 from churnml.models.artifact import META_FILE, TrainedModel
 from churnml.models.report import model_card, plots, shap_summary
 from churnml.models.train import TargetResult
-from churnml.vocabulary import TARGETS
+from churnml.vocabulary import FIT, TARGETS
 
 DEFAULT_STORE = "mlruns.db"  # a SQLite file in the working directory
 PIP_REQUIREMENTS = [f"churnml=={churnml.__version__}", "lightgbm==4.7.0", "mlflow==3.17.2"]
@@ -260,7 +260,7 @@ def register_saved(cfg: Config, folder: Path | str) -> list[Promotion]:
     mlflow.set_tracking_uri(tracking_uri(cfg.registry))
     mlflow.set_experiment(cfg.registry.experiment)
     client, promotions = MlflowClient(), []
-    targets = [t for t in TARGETS if (Path(folder) / t / META_FILE).exists()]
+    targets = [t for t in (*TARGETS, FIT) if (Path(folder) / t / META_FILE).exists()]
     if not targets:
         raise FileNotFoundError(f"no saved model in {folder} (expected <target>/{META_FILE})")
     with mlflow.start_run(run_name="register") as run, tempfile.TemporaryDirectory() as tmp:

@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -108,7 +108,7 @@ class Split:
     train: np.ndarray
     test: np.ndarray
     folds: list[Fold]
-    kind: str  # "time" or "stratified"
+    kind: str  # "time", "cohort" (one row per account) or "stratified"
     dates: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -185,6 +185,32 @@ def stratified_split(y: np.ndarray, seed: int) -> Split:
     fit_idx, valid = train_test_split(train, test_size=0.25, stratify=y[train], random_state=seed)
     mask = [np.isin(idx, part) for part in (train, test, fit_idx, valid)]
     return Split(mask[0], mask[1], [Fold(mask[2], mask[3])], "stratified")
+
+
+def cohort_split(as_of: pd.Series, y: np.ndarray, m: ModelConfig) -> Split:
+    """For one row per account (the fit model): the latest dates are the test part (at most
+    `m.test_dates`, at most a third of them), every earlier row the training span, judged in
+    stratified random folds (the rows share no label window, so the folds need no gap, and
+    every training row validates once)."""
+    dates = sorted(as_of.unique())
+    if len(dates) < 2:
+        raise TrainingError(f"{len(dates)} labelled signing month(s): a time split needs two")
+    test_dates = dates[-min(m.test_dates, max(1, len(dates) // 3)):]
+    train, test = (as_of < test_dates[0]).to_numpy(), (as_of >= test_dates[0]).to_numpy()
+    rows = np.flatnonzero(train)
+    k = int(min(max(m.folds, 3), np.bincount(y[rows].astype(int), minlength=2).min()))
+    if k < 2:
+        raise TrainingError("the training span holds fewer than two rows of each class")
+    folds = []
+    for fit_idx, valid_idx in StratifiedKFold(k, shuffle=True, random_state=m.seed).split(
+        rows, y[rows]
+    ):
+        fit_mask, valid_mask = np.zeros(len(y), bool), np.zeros(len(y), bool)
+        fit_mask[rows[fit_idx]], valid_mask[rows[valid_idx]] = True, True
+        folds.append(Fold(fit_mask, valid_mask))
+    spans = {"train": _span(dates[: len(dates) - len(test_dates)]), "test": _span(test_dates),
+             "folds": f"{k} stratified random folds of the training rows"}  # fmt: skip
+    return Split(train, test, folds, "cohort", spans)
 
 
 # -- choosing and fitting ------------------------------------------------------------------------
@@ -272,12 +298,13 @@ def fit_final(ds: Dataset, rows: np.ndarray, choice: Choice, m: ModelConfig,
 
 # -- references ----------------------------------------------------------------------------------
 def logistic_baseline(ds: Dataset, split: Split) -> np.ndarray:
-    """Plain logistic regression on standardised numeric features (+ one-hot segment), fitted on
+    """Plain logistic regression on standardised numeric features (+ one-hot categoricals and
+    segment), fitted on
     the training span, scored on the test rows: the simple reference churnml must beat."""
     numeric = [c for c in ds.features if c not in ds.categorical]
     x = ds.frame[numeric].astype(float)
-    if "segment" in ds.frame:
-        x = x.join(pd.get_dummies(ds.frame["segment"].astype(str), prefix="segment", dtype=float))
+    onehot = list(dict.fromkeys([*ds.categorical, *(["segment"] if "segment" in ds.frame else [])]))
+    x = x.join(pd.get_dummies(ds.frame[onehot].astype(str), prefix=onehot, dtype=float))
     pipe = make_pipeline(
         SimpleImputer(strategy="median", keep_empty_features=True),
         StandardScaler(),
@@ -285,6 +312,16 @@ def logistic_baseline(ds: Dataset, split: Split) -> np.ndarray:
     )
     pipe.fit(x[split.train], ds.y[split.train])
     return pipe.predict_proba(x[split.test])[:, 1]
+
+
+def rate_baselines(ds: Dataset, split: Split) -> dict[str, np.ndarray]:
+    """The training span's label rate, overall and per segment, on the test rows: what a model
+    must beat before anything it learnt counts."""
+    y, segment = pd.Series(ds.y[split.train]), _segment(ds.frame)
+    overall = float(y.mean())
+    by_segment = y.groupby(segment[split.train].to_numpy()).mean()
+    test = segment[split.test].map(by_segment).fillna(overall).to_numpy(dtype=float)
+    return {"base_rate": np.full(int(split.test.sum()), overall), "segment_rate": test}
 
 
 def rule_health_score(ds: Dataset, split: Split, weights: dict[str, float],
@@ -394,15 +431,16 @@ def train_target(
     horizon_days: int,
     catalogue: dict[str, Feature],
     truth: pd.Series | None = None,
+    split: Split | None = None,
 ) -> TargetResult:
     """Choose, fit, measure (beside the references and the oracle, given the truth), backtest,
-    then refit on every labelled row."""
+    then refit on every labelled row. The split is a time split unless given."""
     m = cfg.model
-    if ds.frame["as_of"].nunique() == 1:
+    if split is None and ds.frame["as_of"].nunique() == 1:
         log.warning("only one as_of in the data: falling back to a STRATIFIED RANDOM split; "
                     "test metrics will be optimistic compared with a time split")  # fmt: skip
         split = stratified_split(ds.y, m.seed)
-    else:
+    elif split is None:
         split = time_split(ds.frame["as_of"], horizon_days, m)
     if len(np.unique(ds.y[split.train])) < 2:
         raise TrainingError(f"{ds.target}: the training span holds a single class")
@@ -411,7 +449,7 @@ def train_target(
     test_df = ds.frame[split.test]
     evaluation.meta = {"target": ds.target, "fit": "evaluation"}
     preds = {"churnml": evaluation.predict(test_df),
-             "logistic_regression": logistic_baseline(ds, split)}  # fmt: skip
+             "logistic_regression": logistic_baseline(ds, split), **rate_baselines(ds, split)}
     health = health_baseline(ds, split, cfg, catalogue, risk=name == "churn")
     if health is not None:
         preds["health_score"] = health
@@ -424,7 +462,7 @@ def train_target(
                for key, p in preds.items() if not np.isnan(p).any()}  # fmt: skip
     skill = judge_skill(test.y.to_numpy(), preds["churnml"], test.account_id, health, m)
     backtests, predictions = (_backtest(ds, split, choice, cfg, horizon_days, truth)
-                              if split.kind == "time" else ([], []))  # fmt: skip
+                              if split.kind != "stratified" else ([], []))  # fmt: skip
     predictions = pd.concat([test[KEYS].assign(p=preds["churnml"]), *predictions],
                             ignore_index=True)  # fmt: skip
     model = fit_final(ds, np.ones(len(ds.frame), bool), choice, m, horizon_days)
@@ -456,6 +494,8 @@ def _facts(ds: Dataset, split: Split, choice: Choice, evaluation: TrainedModel,
             "test_dates": [str(d) for d in test_dates],
         },
         "skill": skill.as_dict(),
+        "references": {name: {k: by_seg["all"][k] for k in ("roc_auc", "log_loss")}
+                       for name, by_seg in metrics.items() if name != "churnml"},
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 

@@ -159,6 +159,49 @@ MESSAGES: dict[str, dict[str, str]] = {
         "action_fix_then_expand": "Fix, then expand",
         "action_expand": "Expand",
         "action_nurture": "Nurture",
+        "title_fit": "Fit at signing",
+        "fit_lead": (
+            "The chance that a deal is lost in its first year (churns or shrinks), from what is "
+            "known when it is signed: firmographics, acquisition channel, plan, term and size."
+        ),
+        "fit_model": (
+            "Fit model trained through {through}; on the latest signing months it was tested on, "
+            "ROC-AUC {auc} against {segment_auc} for each segment's own rate, log loss {loss} "
+            "against {base_loss} for the base rate."
+        ),
+        "fit_no_skill": (
+            "The fit model shows no skill on recent signings ({why}): treat its figures as a rough "
+            "guide."
+        ),
+        "deals": "Deals",
+        "deals_note": "Riskiest first; each deal against the base rate of {base}",
+        "deal": "Deal",
+        "filter_deals": "Filter deals",
+        "fit_probability": "Lost in year one",
+        "fit_band": "Fit",
+        "fit_good": "good",
+        "fit_average": "average",
+        "fit_poor": "poor",
+        "profiles_good": "Profiles that retained and grew",
+        "profiles_poor": "Profiles that did not",
+        "profiles_note": (
+            "Accounts signed in the history, by profile (one or two traits, at least {n} accounts "
+            "each), ARR-weighted: first-year net revenue retention and the share of signing ARR "
+            "on accounts lost in year one."
+        ),
+        "profile": "Profile",
+        "first_year_nrr": "First-year NRR",
+        "lost_arr": "ARR lost",
+        "sig_segment": "Segment",
+        "sig_industry": "Industry",
+        "sig_region": "Region",
+        "sig_acquisition_channel": "Channel",
+        "sig_employees": "Employees",
+        "sig_arr": "ARR",
+        "sig_seats": "Seats",
+        "sig_products": "Products",
+        "sig_plan": "Plan",
+        "sig_term_months": "Term (months)",
     },
     "ja": {
         "title_summary": "カスタマーサクセス ポートフォリオ",
@@ -307,6 +350,47 @@ MESSAGES: dict[str, dict[str, str]] = {
         "action_fix_then_expand": "課題解決の後に拡大",
         "action_expand": "拡大提案",
         "action_nurture": "育成",
+        "title_fit": "契約時の適合度",
+        "fit_lead": (
+            "契約時にわかる情報（企業属性、獲得チャネル、プラン、契約期間、規模）から、その商談が"
+            "1年目に失われる（解約または縮小）確率を示します。"
+        ),
+        "fit_model": (
+            "適合度モデルは{through}までのデータで学習。直近の契約月での検証では ROC-AUC {auc}"
+            "（セグメント別の実績率は {segment_auc}）、対数損失 {loss}（全体の実績率は "
+            "{base_loss}）。"
+        ),
+        "fit_no_skill": (
+            "適合度モデルは直近の契約で有効性を示していません（{why}）。目安としてご覧ください。"
+        ),
+        "deals": "商談",
+        "deals_note": "リスクの高い順。全体の実績率は {base}",
+        "deal": "商談",
+        "filter_deals": "商談を絞り込み",
+        "fit_probability": "1年目の喪失確率",
+        "fit_band": "適合度",
+        "fit_good": "良好",
+        "fit_average": "平均的",
+        "fit_poor": "低い",
+        "profiles_good": "定着し、拡大したプロファイル",
+        "profiles_poor": "定着しなかったプロファイル",
+        "profiles_note": (
+            "過去に契約したアカウントのプロファイル別（1〜2項目、各{n}社以上）、ARR加重の1年目の"
+            "売上維持率（NRR）と、1年目に失われたアカウントの契約時ARRの割合。"
+        ),
+        "profile": "プロファイル",
+        "first_year_nrr": "1年目NRR",
+        "lost_arr": "失われたARR",
+        "sig_segment": "セグメント",
+        "sig_industry": "業種",
+        "sig_region": "地域",
+        "sig_acquisition_channel": "獲得チャネル",
+        "sig_employees": "従業員数",
+        "sig_arr": "ARR",
+        "sig_seats": "シート数",
+        "sig_products": "製品数",
+        "sig_plan": "プラン",
+        "sig_term_months": "契約期間（月）",
     },
 }
 
