@@ -1,4 +1,5 @@
-"""Run one benchmark stage in its own process, so that its peak RSS is its own."""
+"""Helpers of the benchmarks: one stage in its own process (so that its peak RSS is its own),
+and tables as Markdown."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import multiprocessing as mp
 import resource
 from collections.abc import Callable
 from typing import Any
+
+import pandas as pd
 
 
 def _report(stage: Callable[..., float], args: tuple, queue: mp.Queue) -> None:
@@ -23,3 +26,15 @@ def run_stage(stage: Callable[..., float], *args: Any) -> tuple[float, float]:
     if proc.exitcode != 0:
         raise SystemExit(f"{stage.__name__} failed (exit code {proc.exitcode})")
     return queue.get()
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """The table as Markdown (floats to 3 decimals, empty cells for missing values)."""
+    def cell(v: object) -> str:
+        if v is None or (isinstance(v, float) and pd.isna(v)):
+            return ""
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from _measure import markdown
 
 from churnml.config import Config
 from churnml.data.synthetic import generate_world, shape_of
@@ -48,7 +49,7 @@ def main() -> None:
         row |= {f"{name} loss": round(m[name]["log_loss"], 3) for name in MODELS if name in m}
         rows.append(row)
         print(pd.DataFrame([row]).to_string(index=False), flush=True)
-    print(pd.DataFrame(rows).to_markdown(index=False))
+    print(markdown(pd.DataFrame(rows)))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 from _cutoff import evaluate_at_cutoff
+from _measure import markdown
 
 from churnml.data.synthetic import generate_world, shape_of
 
@@ -109,18 +110,6 @@ def table(rows: list[dict[str, object]]) -> pd.DataFrame:
     frame["vs_lr"] = frame["churnml"] - frame["logistic_regression"]
     frame["gap_to_oracle"] = frame["oracle"] - frame["churnml"]
     return frame
-
-
-def markdown(frame: pd.DataFrame) -> str:
-    """The table as Markdown (floats to 3 decimals, empty cells for missing values)."""
-    def cell(v: object) -> str:
-        if v is None or (isinstance(v, float) and pd.isna(v)):
-            return ""
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
