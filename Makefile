@@ -33,8 +33,10 @@ demo: $(STAMP)
 
 # Screenshots of the demo's report pages in both languages for the README (after `make demo`).
 screenshots: $(STAMP)
+	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report --data world
 	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report_ja --data world --lang ja
-	$(BIN)/python docs/screenshots.py $(DEMO)/report $(DEMO)/report_ja --monitoring $(DEMO)/monitoring/monitoring.html --out docs/img
+	cd $(DEMO) && ../$(BIN)/churnml fit-score --data world --since 2025-07-01 --out fit_ja --lang ja --config ../configs/demo.yaml
+	$(BIN)/python docs/screenshots.py $(DEMO)/report $(DEMO)/report_ja --monitoring $(DEMO)/monitoring/monitoring.html --fit $(DEMO)/fit/fit.html $(DEMO)/fit_ja/fit.html --out docs/img
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -3,7 +3,7 @@
     python benchmarks/fit_quality.py [--months 36]
 
 Each world is generated (`churnml generate --fit S`), and the fit model trained as `churnml train`
-does (`churnml.models.pipeline._fit`: the latest labelled signing months held out). Printed per
+does (`churnml.models.pipeline.train_fit`: the latest labelled signing months held out). Printed per
 world: labelled and test rows, and on the test rows the ROC-AUC and log loss of churnml, the plain
 logistic regression, the segments' own rates, the base rate and the oracle (the simulator's
 probability from the hidden state at signing, which no model of signing data can reach).
@@ -22,7 +22,7 @@ from _measure import markdown
 
 from churnml.config import Config
 from churnml.data.synthetic import generate_world, shape_of
-from churnml.models.pipeline import _fit
+from churnml.models.pipeline import train_fit
 
 WORLDS = [(2000, 42, 1.0), (2000, 11, 1.0), (1000, 3, 1.0), (300, 7, 1.0), (2000, 42, 0.0)]
 MODELS = ("churnml", "logistic_regression", "segment_rate", "base_rate", "oracle")
@@ -36,7 +36,7 @@ def main() -> None:
     for accounts, seed, strength in WORLDS:
         world = work / f"{accounts}_{seed}_{strength}"
         generate_world(world, accounts, args.months, seed=seed, shape=shape_of(fit=strength))
-        result = _fit(world, Config(), None)
+        result = train_fit(world, Config())
         row = {"accounts": accounts, "seed": seed, "fit": strength}
         if isinstance(result, str):
             rows.append(row | {"status": result})

@@ -1,9 +1,10 @@
 """Screenshots of each report page type in both languages, for the README (`make screenshots`).
 
-    python docs/screenshots.py REPORT_EN REPORT_JA [--monitoring PAGE] [--out docs/img]
+    python docs/screenshots.py REPORT_EN REPORT_JA [--monitoring PAGE] [--fit PAGE …] [--out DIR]
 
-Takes the leader summary, the portfolio with the most ARR at risk and its first account, with
-Debian's Chromium (no network).
+Takes the leader summary, the portfolio with the most ARR at risk and its first account, and the
+pages given (the monitoring page; Fit pages, named fit_<lang> by their language), with Debian's
+Chromium (no network).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def main() -> None:
     parser.add_argument("en", type=Path)
     parser.add_argument("ja", type=Path)
     parser.add_argument("--monitoring", type=Path, help="a monitoring.html (churnml monitor)")
+    parser.add_argument("--fit", type=Path, nargs="*", default=[],
+                        help="fit.html pages (churnml fit-score)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "img")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -41,6 +44,9 @@ def main() -> None:
                  for kind, path in pages(report).items()]  # fmt: skip
         if args.monitoring:
             shots.append(("monitoring", args.monitoring))
+        for path in args.fit:
+            lang = re.search(r'<html lang="(\w+)"', path.read_text("utf-8")).group(1)
+            shots.append((f"fit_{lang}", path))
         for name, path in shots:
             page.goto(path.resolve().as_uri())
             shot = args.out / f"{name}.png"

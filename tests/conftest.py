@@ -21,16 +21,27 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _empty_store(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An empty MLflow store with its tables, for `helpers.store_in` to copy."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from tests import helpers
+
+    folder = tmp_path_factory.mktemp("empty_store")
+    SqlAlchemyStore(f"sqlite:///{folder / 'mlruns.db'}", str(folder / "artifacts"))
+    helpers.EMPTY_STORE[:] = [folder / "mlruns.db"]
+
+
 @pytest.fixture(scope="session")
 def trained_store(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """small_world trained once (`fast_config`), every target champion: an MLflow SQLite store
     for modules to copy (`trained_config`), so that each keeps its own registry."""
-    from tests.helpers import fast_config, promote_every_target
+    from tests.helpers import fast_config, promote_every_target, store_in
 
     from churnml.models.pipeline import train
 
-    store = tmp_path_factory.mktemp("trained") / "mlruns.db"
-    cfg = fast_config(f"sqlite:///{store}")
+    cfg = fast_config(store_in(tmp_path_factory.mktemp("trained")))
+    store = Path(cfg.registry.tracking_uri.removeprefix("sqlite:///"))
     train(cfg, data_dir=small_world)
     promote_every_target(cfg.registry.tracking_uri)
     return store

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
@@ -82,3 +84,15 @@ def fast_config(tracking_uri: str) -> Config:
         "model": base.model.model_copy(update={"backtests": 0, "max_rounds": 150}),
         "registry": RegistryConfig(tracking_uri=tracking_uri),
     })  # fmt: skip
+
+
+EMPTY_STORE: list[Path] = []  # set once per session by conftest's `_empty_store`
+
+
+def store_in(folder: Path) -> str:
+    """The URI of an MLflow SQLite store in `folder`: when new, a copy of an empty, migrated
+    one (creating its tables takes about 3 s each time)."""
+    path = folder / "mlruns.db"
+    if not path.exists():
+        shutil.copy(EMPTY_STORE[0], path)
+    return f"sqlite:///{path}"

@@ -16,7 +16,7 @@ from churnml.data.sources import connect, load_tables
 from churnml.data.synthetic import generate_world, shape_of
 from churnml.features.signing import profiles, signing_table
 from churnml.features.truth import load_signing_truth
-from churnml.models.pipeline import _fit
+from churnml.models.pipeline import train_fit
 from churnml.models.train import TargetResult
 from churnml.reports.fit import write_fit
 from churnml.scoring.deals import DealsError, score_deals
@@ -39,7 +39,7 @@ def signings(fit_world: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted(fit_world: Path) -> TargetResult:
-    result = _fit(fit_world, Config(), None)
+    result = train_fit(fit_world, Config())
     assert isinstance(result, TargetResult), result
     return result
 
@@ -161,5 +161,5 @@ def test_the_fit_page_and_feed_keep_untrusted_text_as_text(
 
 def test_a_history_shorter_than_a_first_year_skips_the_fit_model(tmp_path: Path) -> None:
     generate_world(tmp_path / "w", n_accounts=150, months=12, seed=2, truth_paths=2)
-    why = _fit(tmp_path / "w", Config(), None)
+    why = train_fit(tmp_path / "w", Config())
     assert isinstance(why, str) and f"first {FIRST_YEAR_DAYS} days" in why

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from tests.helpers import store_in
 from typer.testing import CliRunner
 
 from churnml.cli import app
@@ -33,7 +34,7 @@ FAST = {"backtests": 1, "max_rounds": 200, "min_data_in_leaf": 50}
 
 def _config(tmp: Path, uri: str | None = None, **model: object) -> Config:
     base = Config()
-    registry = RegistryConfig(tracking_uri=uri or f"sqlite:///{tmp / 'mlruns.db'}")
+    registry = RegistryConfig(tracking_uri=uri or store_in(tmp))
     return base.model_copy(
         update={"model": base.model.model_copy(update=FAST | model), "registry": registry}
     )

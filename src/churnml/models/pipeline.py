@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import ibis.expr.types as ir
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
@@ -43,7 +44,7 @@ from churnml.vocabulary import FIRST_YEAR_DAYS, FIT, LOST_FIRST_YEAR, SIGNING_OR
 
 log = logging.getLogger(__name__)
 TRUTH_COLUMNS = {"churn": "p_churn_90d", "expansion": "p_expansion_90d"}
-SIGNING_GAP_DAYS = 1  # the fit model's time split keeps cohorts in order (see `_fit`)
+SIGNING_GAP_DAYS = 1  # the fit model's time split keeps cohorts in order (see `train_fit`)
 
 
 @dataclass
@@ -62,17 +63,28 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def training_table(data_dir: Path | str, cfg: Config, check: bool = True) -> pd.DataFrame:
-    """Features and labels at every observation date of the data, as a DataFrame."""
+Tables = dict[str, ir.Table]
+
+
+def training_data(data_dir: Path | str, cfg: Config,
+                  check: bool = True) -> tuple[pd.DataFrame, Config, Tables]:  # fmt: skip
+    """Features and labels at every observation date of the data (a DataFrame), `cfg` with its
+    key events fixed on the data (see `with_key_events`), and the tables, loaded once."""
     if check:
         report = validate(data_dir, cfg.data)
         if not report.ok:
             raise DataValidationError(report)
     tables = load_tables(data_dir, cfg.data, connect())
     dates = default_as_of(tables, cfg.labels.snapshot_every)
-    frame = build_features(tables, dates, keyed_config(data_dir, cfg)).execute()
+    cfg = with_key_events(cfg, tables, max(dates))
+    frame = build_features(tables, dates, cfg).execute()
     frame["as_of"] = pd.to_datetime(frame["as_of"])
-    return frame
+    return frame, cfg, tables
+
+
+def training_table(data_dir: Path | str, cfg: Config, check: bool = True) -> pd.DataFrame:
+    """Features and labels at every observation date of the data, as a DataFrame."""
+    return training_data(data_dir, cfg, check)[0]
 
 
 def keyed_config(data_dir: Path | str, cfg: Config) -> Config:
@@ -114,8 +126,7 @@ def train(
         if data_dir is None:
             raise TrainingError("train needs --data DIR or --features FILE")
         progress("building features")
-        frame = training_table(data_dir, cfg)
-        cfg = keyed_config(data_dir, cfg)
+        frame, cfg, tables = training_data(data_dir, cfg)
         cat = by_name(cfg.features)
         features = [f for f in cat if f in frame.columns]
         involuntary = frame[names["involuntary"]] == 1 if labels.exclude_involuntary else None
@@ -150,7 +161,7 @@ def train(
         results.append(result)
     if features_path is None:
         progress("training fit (at signing)")
-        fit = _fit(data_dir, cfg, train_until)
+        fit = train_fit(data_dir, cfg, tables, train_until)
         if isinstance(fit, str):
             skipped[FIT] = fit
             log.info("fit is not trained: %s", fit)
@@ -191,12 +202,14 @@ def train(
     )
 
 
-def _fit(data_dir: Path | str, cfg: Config, train_until: dt.date | None) -> TargetResult | str:
+def train_fit(data_dir: Path | str, cfg: Config, tables: Tables | None = None,
+              train_until: dt.date | None = None) -> TargetResult | str:  # fmt: skip
     """The fit model on what is known at signing (`features.signing`), or why it cannot be
     trained. Each account is one row: the test part is the latest labelled signing months
     (`fit.test_months`), fitted on the months before them (whose first years may end after the
     test months signed: no horizon between the parts), chosen in random folds (`cohort_split`)."""
-    frame = signing_table(load_tables(data_dir, cfg.data, connect()), cfg.labels)
+    tables = tables or load_tables(data_dir, cfg.data, connect())
+    frame = signing_table(tables, cfg.labels)
     reach = pd.Timedelta(days=FIRST_YEAR_DAYS + cfg.labels.grace_days)
     if train_until is not None:
         frame = frame[frame["signed_at"] + reach <= pd.Timestamp(train_until)]
