@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before LightGBM loads OpenMP
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from tests.helpers import Trained, fast_config, promote_every_target, store_in
+
+from churnml.config import Config
 from churnml.data.synthetic import generate_world
 
 
@@ -33,27 +37,20 @@ def _empty_store(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 @pytest.fixture(scope="session")
-def trained_store(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """small_world trained once (`fast_config`), every target champion: an MLflow SQLite store
-    for modules to copy (`trained_config`), so that each keeps its own registry."""
-    from tests.helpers import fast_config, promote_every_target, store_in
-
+def trained(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """small_world trained once (`fast_config`), then every target made champion: a store for
+    modules to copy (`trained_config`), so that each keeps its own registry."""
     from churnml.models.pipeline import train
 
     cfg = fast_config(store_in(tmp_path_factory.mktemp("trained")))
-    store = Path(cfg.registry.tracking_uri.removeprefix("sqlite:///"))
-    train(cfg, data_dir=small_world)
+    report = train(cfg, data_dir=small_world)
     promote_every_target(cfg.registry.tracking_uri)
-    return store
+    return Trained(Path(cfg.registry.tracking_uri.removeprefix("sqlite:///")), report)
 
 
 @pytest.fixture(scope="module")
-def trained_config(trained_store: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A Config whose registry is this module's copy of `trained_store`."""
-    import shutil
-
-    from tests.helpers import fast_config
-
+def trained_config(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """A Config whose registry is this module's copy of the `trained` store."""
     copy = tmp_path_factory.mktemp("store") / "mlruns.db"
-    shutil.copy(trained_store, copy)
+    shutil.copy(trained.store, copy)
     return fast_config(f"sqlite:///{copy}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import ibis
 import ibis.expr.types as ir
@@ -13,6 +14,7 @@ import pandas as pd
 from churnml.config import Config, RegistryConfig
 from churnml.data.contract import TABLES
 from churnml.data.sources import typed
+from churnml.models.pipeline import TrainReport
 
 T = dt.date(2024, 3, 1)
 
@@ -78,10 +80,10 @@ def promote_every_target(tracking_uri: str) -> None:
 
 
 def fast_config(tracking_uri: str) -> Config:
-    """The default config with no backtests, at most 150 rounds, and this tracking store."""
+    """The default config with one backtest, at most 150 rounds, and this tracking store."""
     base = Config()
     return base.model_copy(update={
-        "model": base.model.model_copy(update={"backtests": 0, "max_rounds": 150}),
+        "model": base.model.model_copy(update={"backtests": 1, "max_rounds": 150}),
         "registry": RegistryConfig(tracking_uri=tracking_uri),
     })  # fmt: skip
 
@@ -96,3 +98,10 @@ def store_in(folder: Path) -> str:
     if not path.exists():
         shutil.copy(EMPTY_STORE[0], path)
     return f"sqlite:///{path}"
+
+
+class Trained(NamedTuple):
+    """The session's training of the small world (conftest's `trained`)."""
+
+    store: Path  # its MLflow SQLite store
+    report: TrainReport  # what `train` returned (before every target was made champion)

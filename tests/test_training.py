@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from tests.helpers import store_in
+from tests.helpers import Trained, store_in
 from typer.testing import CliRunner
 
 from churnml.cli import app
@@ -113,9 +113,11 @@ def test_model_round_trips_through_text_and_json(features: pd.DataFrame, tmp_pat
     np.testing.assert_allclose(loaded.predict(rows), result.model.predict(rows))
 
 
-def test_train_tracks_registers_and_promotes(small_world: Path, tmp_path: Path) -> None:
-    cfg = _config(tmp_path)
-    first = train(cfg, data_dir=small_world)
+def test_train_tracks_registers_and_promotes(
+    trained: Trained, trained_config: Config, small_world: Path
+) -> None:
+    """The session's first training (`trained`), and a second one on the same data."""
+    cfg, first = trained_config, trained.report
     skill = {r.name: r.skill.no_skill for r in first.results}
     assert not skill["churn"]
     assert set(skill) == {"churn", "expansion", "fit"}  # fit: at signing, for Sales
