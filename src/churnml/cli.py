@@ -74,8 +74,9 @@ def _main(
 
 
 def fail(message: str) -> typer.Exit:
-    """Print an error the user can act on and return the exit to raise."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    """Print an error the user can act on and return the exit to raise (soft-wrapped: the
+    terminal folds it, so paths and names in it stay whole when copied)."""
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
