@@ -20,8 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churnml.features.catalogue import Feature
-from churnml.scoring.explain import family
+from churnml.features.catalogue import Feature, family
 from churnml.scoring.reasons import (
     MIN_POINTS,
     Lang,
@@ -94,15 +93,16 @@ def compare(
     names = [c for c in contributions[0].columns if c not in ("account_id", "target")]
     codes, families = pd.factorize(
         np.asarray([family(catalogue[f]) if f in catalogue else "other" for f in names]))
-    sides = tuple(_aligned(v, ids).reindex(columns=names) for v in values)
-    sides = (*sides, _moved(*sides))  # the feature values (now, then), and where they moved
+    sides = tuple(_aligned(v, ids) for v in values)
+    sides = (*sides, _moved(*sides, names))  # the feature values (now, then), where they moved
+    matrices = [_matrix(c, names) for c in contributions]
 
     def columns(target: str) -> dict[str, object]:
         p = f"{target}_probability"
         if p not in prior or now[p].isna().all() or prior[p].isna().all():
             return {name: None for name, _ in change_columns(target)}
-        found, sums = _moves([_rows(c, target, ids, names) for c in contributions], sides[2],
-                             np.eye(len(families))[codes])  # fmt: skip
+        rows = [_rows(m, c, target, ids) for m, c in zip(matrices, contributions, strict=True)]
+        found, sums = _moves(rows, sides[2], np.eye(len(families))[codes])
         change = now[p].to_numpy() - prior[p].to_numpy()
         model_part = _aligned(then[["account_id", p]], ids)[p].to_numpy() - prior[p].to_numpy()
         drivers = _drivers(found, np.asarray(names), sides, catalogue, lang)
@@ -127,21 +127,23 @@ def compare(
 BLOCK_ROWS = 8192  # rows compared at a time: temporaries stay small and their memory is reused
 
 
-def _rows(contributions: pd.DataFrame, target: str, ids: pd.Series,
-          names: list[str]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """A target's contributions as (matrix, positions): row `positions[i]` of the matrix (a
-    column per name) is account `ids[i]`'s, −1 where the file has no such account."""
-    matrix = contributions.reindex(columns=names).to_numpy(dtype=float)  # a view when it can
+def _rows(matrix: np.ndarray, contributions: pd.DataFrame, target: str,
+          ids: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """A target's rows of `matrix` (`contributions` as numbers, a column per feature) as
+    (matrix, positions): row `positions[i]` is account `ids[i]`'s, −1 where the file has no such
+    account; positions None when the rows are the accounts in order (a view, not a copy)."""
     rows = np.flatnonzero((contributions.target == target).to_numpy())
-    found = contributions.account_id.to_numpy()[rows]
-    if np.array_equal(found, ids.to_numpy()):
+    found = contributions.account_id.iloc[rows].reset_index(drop=True)
+    if found.equals(ids.reset_index(drop=True)):
+        if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+            return matrix[rows[0] : rows[-1] + 1], None
         return matrix, rows
     at = pd.Index(found).get_indexer(ids)
     return matrix, np.where(at < 0, -1, rows[np.maximum(at, 0)])
 
 
-def _moves(sides: list[tuple[np.ndarray, np.ndarray]], moved: np.ndarray, families: np.ndarray,
-           k: int = 3) -> tuple[tuple[np.ndarray, ...], np.ndarray]:  # fmt: skip
+def _moves(sides: list[tuple[np.ndarray, np.ndarray | None]], moved: np.ndarray,
+           families: np.ndarray, k: int = 3) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Block by block of rows, the contribution deltas (now − then): per account, the k that
     moved its probability most in the direction it moved (at least MIN_POINTS each) among the
     features whose value moved, as (rows, columns, points, offsets) for `_drivers`; and the
@@ -150,13 +152,13 @@ def _moves(sides: list[tuple[np.ndarray, np.ndarray]], moved: np.ndarray, famili
     sums, counts, parts = np.empty((n, families.shape[1])), np.zeros(n, np.int64), []
     for start in range(0, n, BLOCK_ROWS):
         block = slice(start, start + BLOCK_ROWS)
-        now, then = (_take(matrix, positions[block]) for matrix, positions in sides)
-        deltas = np.nan_to_num(now - then)  # a feature or account one side lacks: no delta
+        now, then = (_take(matrix, positions, block) for matrix, positions in sides)
+        deltas = now - then
+        np.copyto(deltas, 0.0, where=np.isnan(deltas))  # what one side lacks: no delta
         sums[block] = deltas @ families
         total = deltas.sum(axis=1, keepdims=True)
         sign = np.where(np.abs(total) >= MIN_POINTS, np.sign(total), 0.0)  # no move, no drivers
-        rows, cols, _, offsets = largest(np.where(moved[block], deltas * sign, 0.0), k,
-                                         MIN_POINTS)  # fmt: skip
+        rows, cols, _, offsets = largest(deltas * (sign * moved[block]), k, MIN_POINTS)
         parts.append((rows + start, cols, deltas[rows, cols]))
         counts[block] = np.diff(offsets)
     rows, cols, points = (np.concatenate([part[i] for part in parts]) for i in range(3))
@@ -164,8 +166,11 @@ def _moves(sides: list[tuple[np.ndarray, np.ndarray]], moved: np.ndarray, famili
     return (rows, cols, points, offsets), sums
 
 
-def _take(matrix: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Rows of `matrix` at `positions` (missing at −1)."""
+def _take(matrix: np.ndarray, positions: np.ndarray | None, block: slice) -> np.ndarray:
+    """The block's rows of `matrix` (see `_rows`), missing at position −1."""
+    if positions is None:  # rows made contiguous block by block (a frame's matrix is by column)
+        return np.ascontiguousarray(matrix[block])
+    positions = positions[block]
     if not len(matrix):
         return np.full((len(positions), matrix.shape[1]), np.nan)
     rows = matrix[np.maximum(positions, 0)]
@@ -190,7 +195,7 @@ def _drivers(found: tuple[np.ndarray, ...], names: np.ndarray,
         for i in range(3)
     )
     records = pa.StructArray.from_arrays(
-        [pa.array(names[cols], pa.string()), before, after, pa.array(points, pa.float64()),
+        [pa.array(names, pa.string()).take(cols), before, after, pa.array(points, pa.float64()),
          sentences], fields=list(CHANGE),
     )  # fmt: skip
     return pa.ListArray.from_arrays(pa.array(offsets), records)
@@ -209,13 +214,14 @@ def _phrases(name: str, then: pd.DataFrame, now: pd.DataFrame, rows: np.ndarray,
         same = pc.fill_null(pc.equal(shown[0], shown[1]), False).to_numpy(zero_copy_only=False)
         shown = [_refined(t, v, same, feature.unit) for v, t in zip((old, new), shown, strict=True)]
         a, b = new.astype(float), old.astype(float)
-        verb = np.where(a > b, words["rose"], np.where(a < b, words["fell"], words["is"]))
+        verb = np.where(a > b, 0, np.where(a < b, 1, 2))
     else:
-        verb = np.full(len(rows), words["is"])
+        verb = np.full(len(rows), 2)
+    verbs = pa.array([words["rose"], words["fell"], words["is"]]).take(verb)
     label = feature.label(lang) if feature else name
     sentence = pc.binary_join_element_wise(
-        label, pa.array(verb.astype(str)), shown[0], words["arrow"], shown[1], words["open"],
-        _points(points), words["pts"], "")  # fmt: skip
+        label, verbs, shown[0], words["arrow"], shown[1], words["open"], _points(points),
+        words["pts"], "")  # fmt: skip
     return shown[0], shown[1], sentence
 
 
@@ -225,14 +231,29 @@ def _refined(shown: pa.Array, values: np.ndarray, where: np.ndarray, unit: str) 
     if not where.any():
         return shown
     fmt = {"share": "{:.1%}", "percentile": "{:.1%}", "ratio": "{:.3f}×"}.get(unit, "{:,.2f}")
-    text = shown.to_numpy(zero_copy_only=False).astype(object)
-    text[where] = [fmt.format(v) if v is not None and v == v else "–" for v in values[where]]
-    return pa.array(text, pa.string())
+    text = [fmt.format(v) if v is not None and v == v else "–" for v in values[where]]
+    return pc.replace_with_mask(shown, pa.array(where), pa.array(text, pa.string()))
 
 
-def _moved(now: pd.DataFrame, then: pd.DataFrame) -> np.ndarray:
-    """Where a feature's value differs between the two dates (missing on one side only counts)."""
-    return (now.ne(then) & ~(now.isna() & then.isna())).to_numpy()
+def _moved(now: pd.DataFrame, then: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """Where each feature's value differs between the two dates (missing on one side only
+    counts; a feature one side lacks has no delta, so it never counts): a row per account, a
+    column per name."""
+    out = np.zeros((len(now), len(names)), dtype=bool, order="F")  # filled column by column
+    for j, name in enumerate(names):
+        if name in now and name in then:
+            a, b = now[name].to_numpy(), then[name].to_numpy()
+            gone, was = pd.isna(a), pd.isna(b)
+            out[:, j] = np.where(gone | was, gone != was, a != b)
+    return np.ascontiguousarray(out)
+
+
+def _matrix(contributions: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """The contributions of `names` as one float matrix (column-major): a view when they are
+    the frame's last columns, as scoring lays them out, else a copy."""
+    tail = contributions.iloc[:, contributions.shape[1] - len(names):]
+    part = tail if list(tail.columns) == names else contributions.reindex(columns=names)
+    return part.to_numpy(dtype=float)
 
 
 def _column(frame: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
@@ -249,11 +270,13 @@ def _shown(values: np.ndarray, feature: Feature | None, lang: Lang) -> pa.Array:
     """Values as a CSM reads them: rounded as they are shown, then each distinct value formatted
     once (so a million jittered values cost a few hundred format calls)."""
     unit = feature.unit if feature else "category"
-    if unit != "category" and not (feature and feature.categorical):
+    if unit == "category" or (feature and feature.categorical):
+        values = pd.Series(values, dtype=object)
+    else:
         digits = {"share": 2, "percentile": 2, "ratio": 2, "flag": 0, "currency": 0,
                   "days": 0}.get(unit, 1)  # fmt: skip
-        values = np.round(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(), digits)
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object))
+        values = np.round(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float), digits)
+    codes, uniques = pd.factorize(values)
     show = value_formatter(unit, lang)  # uniques are never missing
     text = [show(v if unit == "category" else float(v)) for v in uniques]
     text.append(format_value(None, unit, lang))
@@ -264,7 +287,7 @@ def _families(sums: np.ndarray, families: np.ndarray) -> pa.Array:
     """'adoption +8.0; support +3.0': the families that moved the probability (`sums`: account ×
     family, in points as fractions), largest first, at least MIN_POINTS."""
     rows, cols, _, offsets = largest(np.abs(sums), len(families), MIN_POINTS)
-    items = _join(pa.array(families[cols].astype(str)), " ", _points(sums[rows, cols]))
+    items = _join(pa.array(families.astype(str)).take(cols), " ", _points(sums[rows, cols]))
     lists = pa.ListArray.from_arrays(pa.array(offsets), items)
     return pc.binary_join(lists, "; ")
 
@@ -308,7 +331,12 @@ def alerts(scores: pd.DataFrame, points: float) -> pd.DataFrame:
     """Accounts whose churn risk rose into a higher tier or by at least `points`, or whose
     expansion propensity rose into a higher tier, ranked by ARR at stake (priority); the columns
     of alerts.csv (ALERTS)."""
-    rank = {t: len(TIERS) - i for i, t in enumerate(TIERS)}  # high 3, medium 2, low 1
-    up = [scores[f"{t}_tier"].map(rank) > scores[f"{t}_tier_before"].map(rank) for t in TARGETS]
+    up = [_rank(scores[f"{t}_tier"]) > _rank(scores[f"{t}_tier_before"]) for t in TARGETS]
     rose = scores.churn_change >= points
     return scores.loc[up[0] | up[1] | rose, list(ALERTS)].sort_values("priority", ascending=False)
+
+
+def _rank(tiers: pd.Series) -> np.ndarray:
+    """Tiers as numbers (high 3, medium 2, low 1; none is NaN, so never higher)."""
+    at = pd.Index(TIERS).get_indexer(tiers)
+    return np.where(at < 0, np.nan, len(TIERS) - at)

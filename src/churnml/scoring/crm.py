@@ -52,11 +52,18 @@ def crm_frame(scores: pd.DataFrame, fields: FieldMap) -> pd.DataFrame:
 
 
 def _cells(column: pd.Series) -> pd.Series:
-    """Numbers with at most 4 decimals and no trailing zeros; text made inert; missing as ''."""
-    if pd.api.types.is_float_dtype(column):
-        text = pa.array(column.round(4), from_pandas=True).cast(pa.string())
-        return pd.Series(text.to_numpy(zero_copy_only=False), index=column.index).fillna("")
-    text = column.astype(str).where(column.notna(), "")
+    """Numbers with at most 4 decimals and no trailing zeros; dates as 2026-01-31; text made
+    inert; missing as ''. (Arrow's casts: Python objects only for types they do not know.)"""
+    values = column.round(4) if pd.api.types.is_float_dtype(column) else column
+    try:
+        arrow = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects
+        arrow = None
+    if arrow is not None and (pa.types.is_floating(arrow.type) or pa.types.is_date(arrow.type)
+                              or pa.types.is_string(arrow.type)):  # fmt: skip
+        text = pd.Series(arrow.cast(pa.string()).fill_null(""), dtype="str", index=column.index)
+    else:
+        text = column.astype(str).where(column.notna(), "")
     return text if pd.api.types.is_numeric_dtype(column) else neutralise(text)
 
 
