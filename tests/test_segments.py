@@ -69,7 +69,7 @@ def test_small_groups_are_left_out() -> None:
 
 
 def test_stated_reasons_are_set_beside_the_family_the_model_saw() -> None:
-    from churnml.reports.segments import stated_reasons
+    from churnml.scoring.explain import stated_reasons
 
     logodds = pd.DataFrame({ONBOARDING: [0.9, 0.8, -0.1, 0.0], ADOPTION: [0.1, 0.2, 0.7, -0.2],
                             "days_to_renewal": [5.0, 5.0, 5.0, 5.0]})  # a clock: not a lever

@@ -15,6 +15,7 @@ import re
 import shutil
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -100,6 +101,16 @@ def connect(engine: Engine = "duckdb") -> ibis.BaseBackend:
     if engine == "spark":
         return _spark()
     raise ValueError(f"unknown engine {engine!r}; use 'duckdb' or 'spark'")
+
+
+def cached(expr: ir.Table) -> ir.Table:
+    """`expr` computed once and kept by its engine: a DuckDB temp table, or a cached Spark view
+    (the view is created first, which registers the plan's in-memory tables, such as calendars:
+    ibis 12's `cache` alone does not on Spark)."""
+    con = ibis.get_backend(expr)
+    if con.name == "pyspark":
+        expr = con.create_view(f"churnml_{uuid.uuid4().hex}", expr)
+    return expr.cache()
 
 
 def _spark() -> ibis.BaseBackend:

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from scipy.special import expit
 
 from churnml.data.contract import TABLES
 from churnml.io import atomic_dir, write_parquet
@@ -233,10 +234,6 @@ class WorldSummary:
     tables: dict[str, int]
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def _add_months(dates: np.ndarray, months: np.ndarray | int) -> np.ndarray:
     """Shift datetime64[D] dates by whole months (day of month is always ≤ 28 here)."""
     month = dates.astype("datetime64[M]")
@@ -294,7 +291,7 @@ def _hazards(st: State, renewal_month: np.ndarray) -> dict[str, np.ndarray]:
     health = 0.5 * (st["e"] + st["s"])
     unhealthy = 1.5 * (health < -0.8)
     young = st["tenure"] < 3
-    upsell = _sigmoid(
+    upsell = expit(
         -4.3
         + 1.1 * st["s"]
         + 0.5 * st["e"]
@@ -303,13 +300,13 @@ def _hazards(st: State, renewal_month: np.ndarray) -> dict[str, np.ndarray]:
         - unhealthy
         - 1.0 * young
     )
-    cross = _sigmoid(-4.9 + 1.4 * st["a"] + 0.4 * health[:, None] - unhealthy[:, None])
+    cross = expit(-4.9 + 1.4 * st["a"] + 0.4 * health[:, None] - unhealthy[:, None])
     cross = cross * ~st["addon_held"] * ~young[:, None]
     # A product without expansion: the same draws, with zero hazards.
     upsell, cross = upsell * st["expands"], cross * st["expands"][:, None]
     return {
         "involuntary": INVOLUNTARY_RATE[st["segment"]],
-        "voluntary": _sigmoid(x + shift),
+        "voluntary": expit(x + shift),
         "upsell": upsell,
         "cross": cross,
         "expansion": 1 - (1 - upsell) * np.prod(1 - cross, axis=1),
@@ -686,7 +683,7 @@ class _Simulation:
         created = (start + _random_days(rng, lo[t_idx], hi[t_idx]).astype("timedelta64[D]")).astype(
             "datetime64[s]"
         ) + _random_seconds(rng, len(t_idx)).astype("timedelta64[s]")
-        urgent = rng.random(len(t_idx)) < _sigmoid(-1.8 - 0.6 * health[t_idx] + 1.5 * fr[t_idx])
+        urgent = rng.random(len(t_idx)) < expit(-1.8 - 0.6 * health[t_idx] + 1.5 * fr[t_idx])
         priority = np.where(
             urgent,
             np.where(rng.random(len(t_idx)) < 0.3, "urgent", "high"),
@@ -724,7 +721,7 @@ class _Simulation:
         )
         self._relationship(m, live, lo, hi)
         # Usage plan: read out later, in chunks, by `_write_events`.
-        u = _sigmoid(0.2 + 1.1 * s)
+        u = expit(0.2 + 1.1 * s)
         n_active = np.where(self.never[live], 0, rng.binomial(seats.astype(np.int64), u))
         season = {7: 0.75, 11: 0.7}.get(int(start.astype("datetime64[M]").astype(int) % 12), 1.0)
         burst = np.where(rng.random(len(live)) < 0.02, 4.0, 1.0)
@@ -743,7 +740,7 @@ class _Simulation:
                 "hi": hi,
                 "n_active": n_active,
                 "seats": seats.astype(np.int64),
-                "p_day": _sigmoid(-1.7 + 1.0 * e) * season * self._shifted(start, live),
+                "p_day": expit(-1.7 + 1.0 * e) * season * self._shifted(start, live),
                 "lam": 0.8 * np.exp(0.3 * e) * burst,
                 **{f"w{j}": np.exp(logw[:, j]) for j in range(len(vocab.names))},
             }
@@ -824,7 +821,7 @@ class _Simulation:
     def _milestones(self, idx: np.ndarray, rng: np.random.Generator) -> None:
         q = self.q[idx]
         for i, (name, due_days) in enumerate(MILESTONES):
-            done = rng.random(len(idx)) < _sigmoid(2.0 + 1.5 * q - 0.25 * i)
+            done = rng.random(len(idx)) < expit(2.0 + 1.5 * q - 0.25 * i)
             took = due_days * np.exp(rng.normal(0.1 - 0.35 * q, 0.45))
             completed = self.signup[idx].astype("datetime64[s]") + (took * 86400).astype(
                 "timedelta64[s]"

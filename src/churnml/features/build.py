@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnml.config import Config, FeatureConfig, LabelConfig
-from churnml.data.sources import Engine, connect, load_tables
+from churnml.data.sources import Engine, cached, connect, load_tables
 from churnml.data.validate import DataValidationError, validate
 from churnml.features.catalogue import Feature, catalogue
 from churnml.features.labels import date_table, default_as_of, label_columns, labelled_snapshots
@@ -59,12 +59,6 @@ def _before(snaps: ir.Table, rows: ir.Table, time_col: str) -> ir.Table:
     j = snaps.select(KEYS).inner_join(rows, "account_id")
     day = j[time_col].cast("date")
     return j.filter(day < j.as_of).mutate(age=_age(j, day))
-
-
-def materialize(expr: ir.Table) -> ir.Table:
-    """Compute `expr` once and reuse the result (DuckDB temp table); Spark plans stay lazy, since
-    its cache does not see in-memory tables (ibis 12)."""
-    return expr if ibis.get_backend(expr).name == "pyspark" else expr.cache()
 
 
 # -- usage rollups -----------------------------------------------------------------------------
@@ -208,7 +202,7 @@ class _Sources:
         periods = e.group_by(["account_id", "user_id", "period"]).aggregate(
             last_day=e.day.max(), **_key_days(e, self.cfg, "last")
         )
-        return materialize(periods)
+        return cached(periods)
 
     def _users(self) -> ir.Table:
         return _last_in_window(
@@ -237,7 +231,7 @@ class _Sources:
             n_events=e.count(), first_day=e.day.min(), **_key_counts(e, self.cfg), **firsts
         )
         pairs = _window_periods(self.as_of, None)
-        j = _in_window(materialize(periods), self.snaps, pairs, "period")
+        j = _in_window(cached(periods), self.snaps, pairs, "period")
         return j.mutate(
             first_age=_age(j, j.first_day), **{f"{c}_age": _age(j, j[c]) for c in firsts}
         )
@@ -367,7 +361,7 @@ def compute_features(
             else _aggregate(src, group)
         )
         # Materialised one source at a time: one huge query plan is slower and hungrier.
-        out = out.left_join(materialize(part), KEYS).select(out, *[f.name for f in group])
+        out = out.left_join(cached(part), KEYS).select(out, *[f.name for f in group])
     fills = {f.name: out[f.name].fill_null(0) for f in features if f.zero_when_missing}
     out = out.mutate(**fills)
     out = out.mutate(**{f.name: f.expr(out) for f in by_source.get("derived", [])})
@@ -426,7 +420,7 @@ def build_features(
     """Snapshots at `as_of` with ARR, labels (null where unknown) and every available feature
     (key events, unless configured, from the data before the last as_of)."""
     cfg = with_key_events(cfg, tables, max(as_of))
-    labelled = materialize(labelled_snapshots(tables, as_of, cfg.labels))
+    labelled = cached(labelled_snapshots(tables, as_of, cfg.labels))
     feats = compute_features(
         tables, labelled.select(KEYS), as_of, cfg.features, progress, cfg.labels.grace_days
     )

@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import ibis
 import ibis.expr.types as ir
@@ -44,9 +44,9 @@ from churnml.config import FeatureConfig
 Family = Literal[
     "contract", "adoption", "onboarding", "support", "sentiment", "relationship", "relative"
 ]
-FAMILIES: tuple[Family, ...] = (
-    "contract", "adoption", "onboarding", "support", "sentiment", "relationship", "relative"
-)  # fmt: skip
+FEATURE_FAMILIES: tuple[Family, ...] = get_args(Family)
+# The scorecard's families: a feature's family, except that relative-to-segment counts as adoption.
+FAMILIES = ("adoption", "onboarding", "support", "sentiment", "relationship", "contract")
 Healthy = Literal["higher", "lower", "neutral"]
 Expr = Callable[[ir.Table], ir.Value]
 
@@ -83,6 +83,11 @@ class Feature:
         """Something a CSM can move (adoption, onboarding, support, sentiment, relationship), as
         opposed to context (tenure, term timing, segment, size, region, contract)."""
         return self.family != "contract"
+
+
+def family(feature: Feature) -> str:
+    """The scorecard family of a feature (relative-to-segment features count as adoption)."""
+    return "adoption" if feature.family == "relative" else feature.family
 
 
 def _float(value: ir.NumericValue) -> ir.FloatingValue:

@@ -39,7 +39,7 @@ from churnml.models.train import (
     train_target,
     trainable,
 )
-from churnml.reports.segments import stated_reasons
+from churnml.scoring.explain import stated_reasons
 from churnml.vocabulary import FIRST_YEAR_DAYS, FIT, LOST_FIRST_YEAR, SIGNING_ORACLE
 
 log = logging.getLogger(__name__)

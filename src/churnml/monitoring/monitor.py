@@ -32,15 +32,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sklearn.metrics import roc_auc_score
 
 from churnml.config import Config
-from churnml.data.sources import connect, load_tables
+from churnml.data.sources import cached, connect, load_tables
 from churnml.data.validate import DataValidationError, validate
-from churnml.features.catalogue import Feature, by_name
+from churnml.features.catalogue import Feature, by_name, family
 from churnml.features.labels import data_end, label_columns, labelled_snapshots
 from churnml.io import write_text
 from churnml.models.registry import LoadedModel, check_tracking, load_model, tracking_uri
 from churnml.monitoring.drift import psi
-from churnml.scoring.explain import family
-from churnml.scoring.score import cached, scoring_table, trained_config
+from churnml.scoring.score import scoring_table, trained_config
 
 TEMPLATES = Path(__file__).parents[1] / "reports" / "templates"
 PSI_SHIFT = 0.25

@@ -1,5 +1,4 @@
-"""Root causes by segment: where a group of accounts shares one problem (`segments.csv`), and
-what churned accounts said beside what the model saw (`stated_reasons`).
+"""Root causes by segment: where a group of accounts shares one problem (`segments.csv`).
 
 Cells: each value of segment, acquisition channel and industry (the columns the book has), and
 each combination of two or three of them, kept when it holds at least `min_accounts` accounts.
@@ -26,23 +25,13 @@ import pandas as pd
 from scipy.stats import ttest_1samp
 
 from churnml.features.catalogue import Feature
-from churnml.scoring.explain import FAMILIES, family
+from churnml.scoring.explain import levers_by_family
 
 DIMENSIONS = ("segment", "acquisition_channel", "industry")
 FACTS = {"tickets_per_account": "tickets_90d", "nps": "nps_last",
          "onboarding_on_time": "onboarding_done_by_day_90"}  # fmt: skip
 ALPHA = 0.05  # over all the cells tested
 MIN_LIFT = 0.5  # points of churn risk a driving family must add, on average, to flag a cell
-
-
-def levers_by_family(values: pd.DataFrame, catalogue: dict[str, Feature]) -> pd.DataFrame:
-    """Per row, the sum of each family's levers (what CS can act on: not the contract's clock,
-    such as days to renewal) among `values`' feature columns; a column per family that has
-    levers."""
-    names = [c for c in values.columns if c in catalogue and catalogue[c].lever]
-    by_family = values[names].T.groupby([family(catalogue[c]) for c in names]).sum().T
-    levers = {family(f) for f in catalogue.values() if f.lever}
-    return by_family.reindex(columns=[f for f in FAMILIES if f in levers], fill_value=0.0)
 
 
 def family_points(contributions: pd.DataFrame, catalogue: dict[str, Feature]) -> pd.DataFrame:
@@ -115,16 +104,3 @@ def _cell(key: dict[str, object], rows: pd.DataFrame, points: pd.DataFrame,
         "driver_share": above[driver].mean(),
         "p_value": float(test.pvalue) if np.isfinite(test.pvalue) else 1.0,
     }
-
-
-def stated_reasons(reasons: pd.Series, logodds: pd.DataFrame,
-                   catalogue: dict[str, Feature]) -> dict[str, dict[str, int]]:  # fmt: skip
-    """Stated cancel reason × the model's main lever family before the churn: `reasons` and
-    `logodds` (contributions, a column per feature) share an index, one row per churn (its
-    snapshots averaged); the family whose levers raise its risk most ("none" if none does)."""
-    if reasons.empty or not any(c in catalogue and catalogue[c].lever for c in logodds):
-        return {}
-    by_family = levers_by_family(logodds, catalogue)
-    main = by_family.idxmax(axis=1).where(by_family.max(axis=1) > 0, "none")
-    table = pd.crosstab(reasons, main)
-    return {str(r): {str(f): int(n) for f, n in row.items() if n} for r, row in table.iterrows()}

@@ -23,13 +23,12 @@ from markupsafe import escape
 
 from churnml.config import Config
 from churnml.data.sources import connect, load_tables
-from churnml.features.catalogue import Feature, by_name
+from churnml.features.catalogue import FAMILIES, Feature, by_name, family
 from churnml.forecast.revenue import History, forecast
 from churnml.io import atomic_dir, write_text
 from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
 from churnml.reports.segments import MIN_LIFT, root_causes
 from churnml.scoring.crm import FieldMap, crm_frame, write_csv
-from churnml.scoring.explain import FAMILIES, family
 from churnml.scoring.outputs import FORECAST, STATED, read_key_events, read_meta
 from churnml.scoring.plays import load_library
 from churnml.scoring.reasons import format_value, segment_label, sentence

@@ -20,9 +20,8 @@ import pandas as pd
 import pyarrow as pa
 
 from churnml.config import ScoringConfig
-from churnml.features.catalogue import Feature
+from churnml.features.catalogue import FAMILIES, Feature, family
 from churnml.scoring.actions import next_best_action
-from churnml.scoring.explain import FAMILIES, family
 from churnml.scoring.plays import choose_plays, load_library
 from churnml.scoring.reasons import REASON
 

@@ -6,7 +6,8 @@ where the base rate is the calibrated probability of the bias (the model's avera
 Calibration is monotone, so the rescaling keeps every contribution's sign.
 
 The scorecard starts here: a family's pull is the sum of its features' log-odds contributions to
-churn risk, negated (`churnml.scoring.book` ranks it within the segment).
+churn risk, negated (`churnml.scoring.book` ranks it within the segment). What churned accounts
+said is set beside their main lever family (`stated_reasons`, kept with the churn model).
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from churnml.features.catalogue import Feature
+from churnml.features.catalogue import FAMILIES, Feature, family
 from churnml.models.artifact import TrainedModel
-
-FAMILIES = ("adoption", "onboarding", "support", "sentiment", "relationship", "contract")
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,24 @@ def family_pulls(logodds: pd.DataFrame, values: pd.DataFrame,
     return pd.DataFrame(out, index=logodds.index)
 
 
-def family(feature: Feature) -> str:
-    """The scorecard family of a feature (relative-to-segment features count as adoption)."""
-    return "adoption" if feature.family == "relative" else feature.family
+def levers_by_family(values: pd.DataFrame, catalogue: dict[str, Feature]) -> pd.DataFrame:
+    """Per row, the sum of each family's levers (what CS can act on: not the contract's clock,
+    such as days to renewal) among `values`' feature columns; a column per family that has
+    levers."""
+    names = [c for c in values.columns if c in catalogue and catalogue[c].lever]
+    by_family = values[names].T.groupby([family(catalogue[c]) for c in names]).sum().T
+    levers = {family(f) for f in catalogue.values() if f.lever}
+    return by_family.reindex(columns=[f for f in FAMILIES if f in levers], fill_value=0.0)
+
+
+def stated_reasons(reasons: pd.Series, logodds: pd.DataFrame,
+                   catalogue: dict[str, Feature]) -> dict[str, dict[str, int]]:  # fmt: skip
+    """Stated cancel reason × the model's main lever family before the churn: `reasons` and
+    `logodds` (contributions, a column per feature) share an index, one row per churn (its
+    snapshots averaged); the family whose levers raise its risk most ("none" if none does)."""
+    if reasons.empty or not any(c in catalogue and catalogue[c].lever for c in logodds):
+        return {}
+    by_family = levers_by_family(logodds, catalogue)
+    main = by_family.idxmax(axis=1).where(by_family.max(axis=1) > 0, "none")
+    table = pd.crosstab(reasons, main)
+    return {str(r): {str(f): int(n) for f, n in row.items() if n} for r, row in table.iterrows()}

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from churnml.features.catalogue import FAMILIES
 from churnml.io import atomic_dir, write_parquet
 from churnml.scoring.changes import ALERTS, change_columns
 from churnml.scoring.crm import FieldMap, changed_rows, crm_frame, write_csv
-from churnml.scoring.explain import FAMILIES
 from churnml.scoring.reasons import REASON
 
 ACCOUNT_COLUMNS = ("segment", "csm_owner", "account_name", "industry", "acquisition_channel")

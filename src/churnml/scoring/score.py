@@ -13,17 +13,17 @@ import numpy as np
 import pandas as pd
 
 from churnml.config import Config, ScoringConfig
-from churnml.data.sources import Engine, connect, load_tables
+from churnml.data.sources import Engine, cached, connect, load_tables
 from churnml.data.validate import DataValidationError, validate
 from churnml.features.build import SOURCE_TABLES, compute_features, csm_context, with_key_events
-from churnml.features.catalogue import Feature, by_name
+from churnml.features.catalogue import FAMILIES, Feature, by_name
 from churnml.features.labels import lapsed_terms, snapshots
 from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import tier
 from churnml.scoring.book import finish
 from churnml.scoring.changes import BEFORE, alerts, compare
 from churnml.scoring.crm import load_field_map
-from churnml.scoring.explain import FAMILIES, explain, family_pulls
+from churnml.scoring.explain import explain, family_pulls
 from churnml.scoring.outputs import (
     ACCOUNT_COLUMNS,
     CONTEXT_COLUMNS,
@@ -372,9 +372,3 @@ def _engine_medians(table: ir.Table, names: list[str]) -> pd.DataFrame:
     medians = table.group_by("segment").aggregate(**{c: table[c].median() for c in numeric})
     return medians.execute().set_index("segment").astype(float)
 
-
-def cached(expr: ir.Table) -> ir.Table:
-    """The table computed once and kept by its engine (Spark: its in-memory tables, such as
-    calendars, are registered first, which ibis 12 does not do for `cache`)."""
-    ibis.get_backend(expr)._run_pre_execute_hooks(expr)  # no public way in ibis 12
-    return expr.cache()
