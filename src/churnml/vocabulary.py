@@ -1,11 +1,13 @@
-"""Names every stage shares: targets, the keys of a snapshot, tiers and actions, the fit label
-and where a generated world keeps its truth."""
+"""Names every stage shares: languages, targets, the keys of a snapshot, tiers and actions, the
+fit label and where a generated world keeps its truth. (Feature families and sources: the
+catalogue, `churnml.features.catalogue`; tables and columns: `churnml.data.contract`.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
+Lang = Literal["en", "ja"]  # the languages of reasons, reports and pages
 Target = Literal["churn", "expansion"]
 TARGETS: tuple[Target, ...] = ("churn", "expansion")
 KEYS = ["account_id", "as_of"]

@@ -95,7 +95,7 @@ class _Rule:
 def validate(
     data_dir: Path | str, config: DataConfig, con: ibis.BaseBackend | None = None
 ) -> ValidationReport:
-    """Check every table found in `data_dir` against the contract (see docs/design.md)."""
+    """Check every table found in `data_dir` against the contract (see docs/data-contract.md)."""
     con = con or ibis.duckdb.connect()
     try:
         sources = locate(data_dir, config)

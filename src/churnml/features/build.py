@@ -13,6 +13,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import ibis
@@ -23,30 +24,15 @@ import pyarrow.parquet as pq
 from churnml.config import Config, FeatureConfig, LabelConfig
 from churnml.data.sources import Engine, cached, connect, load_tables
 from churnml.data.validate import DataValidationError, validate
-from churnml.features.catalogue import Feature, catalogue
+from churnml.features.catalogue import Feature, Source, catalogue
 from churnml.features.labels import date_table, default_as_of, label_columns, labelled_snapshots
 from churnml.io import atomic_path
+from churnml.vocabulary import KEYS
 
 log = logging.getLogger(__name__)
 
-KEYS = ["account_id", "as_of"]
 MAX_WINDOW = 90
 GRACE_DAYS = LabelConfig.model_fields["grace_days"].default
-SOURCE_TABLES = {
-    "account": "accounts",
-    "contract": "subscriptions",
-    "usage": "usage_events",
-    "users": "usage_events",
-    "recency": "usage_events",
-    "breadth": "usage_events",
-    "lifetime": "usage_events",
-    "first_seen": "usage_events",
-    "onboarding": "onboarding_milestones",
-    "support": "support_tickets",
-    "sentiment": "nps_responses",
-    "contacts": "contacts",
-    "touchpoints": "cs_touchpoints",
-}
 
 
 def _age(t: ir.Table, day: ir.DateValue) -> ir.IntegerValue:
@@ -159,12 +145,12 @@ class _Sources:
                  cfg: FeatureConfig, grace_days: int) -> None:  # fmt: skip
         self.t, self.snaps, self.as_of, self.cfg = tables, snaps, as_of, cfg
         self.grace_days = grace_days
-        self._cache: dict[str, ir.Table] = {}
+        self._cache: dict[Source, ir.Table] = {}
 
-    def get(self, name: str) -> ir.Table:
-        if name not in self._cache:
-            self._cache[name] = getattr(self, f"_{name}")()
-        return self._cache[name]
+    def get(self, source: Source) -> ir.Table:
+        if source not in self._cache:
+            self._cache[source] = BUILDERS[source][1](self)
+        return self._cache[source]
 
     def _account(self) -> ir.Table:
         a = self.snaps.select(KEYS).inner_join(self.t["accounts"], "account_id")
@@ -197,7 +183,8 @@ class _Sources:
         j = _in_window(daily, self.snaps, _window_days(self.as_of, MAX_WINDOW), "day")
         return j.mutate(age=_age(j, j.day))
 
-    def _user_periods(self) -> ir.Table:
+    @cached_property
+    def _user_periods(self) -> ir.Table:  # users and recency share it
         e = _with_period(_days(self.t["usage_events"]), self.as_of)
         periods = e.group_by(["account_id", "user_id", "period"]).aggregate(
             last_day=e.day.max(), **_key_days(e, self.cfg, "last")
@@ -206,11 +193,11 @@ class _Sources:
 
     def _users(self) -> ir.Table:
         return _last_in_window(
-            self.get("user_periods"), self.snaps, self.as_of, "user_id", MAX_WINDOW
+            self._user_periods, self.snaps, self.as_of, "user_id", MAX_WINDOW
         )
 
     def _recency(self) -> ir.Table:
-        up = self.get("user_periods")
+        up = self._user_periods
         acct = up.group_by(["account_id", "period"]).aggregate(last_day=up.last_day.max())
         j = _in_window(acct, self.snaps, _window_periods(self.as_of, None), "period")
         return j.mutate(last_age=_age(j, j.last_day))
@@ -248,7 +235,7 @@ class _Sources:
                 "due_days": list(self.cfg.onboarding_plan.values()),
             }
         )
-        a = self.get("account").select(*KEYS, "signup_date", "tenure_days")
+        a = self.get(Source.ACCOUNT).select(*KEYS, "signup_date", "tenure_days")
         rows = a.cross_join(plan)
         m = self.t["onboarding_milestones"]
         done = m.filter(m.completed_at.notnull())
@@ -292,6 +279,29 @@ class _Sources:
         return j.mutate(review=j.kind.isin(self.cfg.business_reviews))
 
 
+# Each source: the input table it reads, and how it is built from it.
+BUILDERS: dict[Source, tuple[str, Callable[[_Sources], ir.Table]]] = {
+    Source.ACCOUNT: ("accounts", _Sources._account),
+    Source.CONTRACT: ("subscriptions", _Sources._contract),
+    Source.USAGE: ("usage_events", _Sources._usage),
+    Source.USERS: ("usage_events", _Sources._users),
+    Source.RECENCY: ("usage_events", _Sources._recency),
+    Source.BREADTH: ("usage_events", _Sources._breadth),
+    Source.LIFETIME: ("usage_events", _Sources._lifetime),
+    Source.FIRST_SEEN: ("usage_events", _Sources._first_seen),
+    Source.ONBOARDING: ("onboarding_milestones", _Sources._onboarding),
+    Source.SUPPORT: ("support_tickets", _Sources._support),
+    Source.SENTIMENT: ("nps_responses", _Sources._sentiment),
+    Source.CONTACTS: ("contacts", _Sources._contacts),
+    Source.TOUCHPOINTS: ("cs_touchpoints", _Sources._touchpoints),
+}
+
+
+def input_table(source: Source) -> str | None:
+    """The input table a source reads (None for derived, relative and custom features)."""
+    return BUILDERS[source][0] if source in BUILDERS else None
+
+
 # -- key events --------------------------------------------------------------------------------
 def top_event_types(events: ir.Table, before: dt.date, k: int) -> tuple[str, ...]:
     """The `k` event types used by the most accounts before `before` (ties: by name)."""
@@ -317,7 +327,7 @@ def available(features: list[Feature], tables: dict[str, ir.Table]) -> list[Feat
     out: list[Feature] = []
     missing = set()
     for f in features:
-        needed = SOURCE_TABLES.get(f.source)
+        needed = input_table(f.source)
         names = {g.name for g in out}
         if (needed and needed not in tables) or not set(f.inputs) <= names:
             missing.add(needed or f.family)
@@ -346,28 +356,27 @@ def compute_features(
     snaps = snaps.select("account_id", as_of=snaps.as_of.cast("date"))
     sources = _Sources(tables, snaps, as_of, cfg, grace_days)
     out = snaps
-    by_source: dict[str, list[Feature]] = {}
+    by_source: dict[Source, list[Feature]] = {}
     for f in features:
         by_source.setdefault(f.source, []).append(f)
     for name, group in by_source.items():
-        if name in ("derived", "relative"):
+        if name not in BUILDERS:
             continue
         if progress:
             progress(name)
         src = sources.get(name)
         part = (
             src.select(*KEYS, **{f.name: f.expr(src) for f in group})
-            if name == "account"
+            if name == Source.ACCOUNT
             else _aggregate(src, group)
         )
         # Materialised one source at a time: one huge query plan is slower and hungrier.
         out = out.left_join(cached(part), KEYS).select(out, *[f.name for f in group])
     fills = {f.name: out[f.name].fill_null(0) for f in features if f.zero_when_missing}
     out = out.mutate(**fills)
-    out = out.mutate(**{f.name: f.expr(out) for f in by_source.get("derived", [])})
-    out = out.mutate(
-        **{f.name: _segment_percentile(out, f.inputs[0]) for f in by_source.get("relative", [])}
-    )
+    out = out.mutate(**{f.name: f.expr(out) for f in by_source.get(Source.DERIVED, [])})
+    relative = by_source.get(Source.RELATIVE, [])
+    out = out.mutate(**{f.name: _segment_percentile(out, f.inputs[0]) for f in relative})
     return out.select(*KEYS, *[f.name for f in features])
 
 
@@ -383,7 +392,7 @@ def csm_context(
     sources = _Sources(tables, snaps, as_of, cfg, grace_days)
     out, none = snaps, ibis.null("string")
     if "onboarding_milestones" in tables:
-        o = sources.get("onboarding")
+        o = sources.get(Source.ONBOARDING)
         o = o.filter((o.due_days < o.tenure_days) & o.done_days.isnull())
         key = o.due_days.cast("string").lpad(6, "0").concat(o.milestone)  # ties: by name
         late = o.group_by(KEYS).aggregate(late=key.min().substr(6))
@@ -391,7 +400,7 @@ def csm_context(
     else:
         out = out.mutate(overdue_milestone=none)
     if "contacts" in tables:
-        c = sources.get("contacts")
+        c = sources.get(Source.CONTACTS)
         c = c.filter(c.active).mutate(
             rank=ibis.cases((c.role == "champion", 0), (c.role == "exec_sponsor", 1), else_=2))
         first = ibis.window(group_by=KEYS, order_by=[c.rank, ibis.desc(c.start_date), c.contact_id])

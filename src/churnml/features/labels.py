@@ -1,6 +1,6 @@
 """Snapshots (account × as_of, active accounts only) and their labels, as Ibis expressions.
 
-Definitions (docs/design.md, shared with the synthetic world):
+Definitions (docs/data-contract.md, shared with the synthetic world):
 
 * ARR(a, t) = Σ arr of the rows of a with start_date ≤ t < min(end_date, canceled_at)
   (empty = open); the account is active at t when ARR(a, t) > 0.

@@ -37,10 +37,10 @@ from churnml.models.artifact import Calibration, TrainedModel
 from churnml.models.estimators import Recipe, candidates, fit
 from churnml.models.metrics import auc_interval, auc_with_variance, evaluate_by_segment
 from churnml.monitoring.drift import reference
+from churnml.vocabulary import KEYS
 
 log = logging.getLogger(__name__)
 
-KEYS = ["account_id", "as_of"]
 
 
 class TrainingError(ValueError):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 from churnml.scoring.reasons import date, money
+from churnml.vocabulary import Lang
 
 __all__ = ["MESSAGES", "Lang", "date", "money", "number", "percent"]
 
-Lang = Literal["en", "ja"]
 
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {

@@ -5,16 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churnml.features.catalogue import Feature
+from churnml.features.catalogue import Feature, Source
+from churnml.vocabulary import Lang
 
-Lang = Literal["en", "ja"]
 _WORDS = {
     "en": {"yes": "yes", "no": "no", "unknown": "unknown", "days": "{} days",
            "median": " ({segment} median {value})", "churn": "raises risk ",
@@ -230,7 +230,8 @@ def no_reasons(rows: int) -> pa.ListArray:
 
 def _unknown(name: str) -> Feature:
     """A feature outside the catalogue (a custom feature table): named by its column."""
-    return Feature(name, "contract", "custom", "", "neutral", name, name, lambda t: t)
+    return Feature(name=name, family="contract", source=Source.CUSTOM, unit="", healthy="neutral",
+                   en=name, ja=name, expr=lambda t: t)
 
 
 def _phrases(

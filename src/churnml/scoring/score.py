@@ -15,7 +15,7 @@ import pandas as pd
 from churnml.config import Config, ScoringConfig
 from churnml.data.sources import Engine, cached, connect, load_tables
 from churnml.data.validate import DataValidationError, validate
-from churnml.features.build import SOURCE_TABLES, compute_features, csm_context, with_key_events
+from churnml.features.build import compute_features, csm_context, input_table, with_key_events
 from churnml.features.catalogue import FAMILIES, Feature, by_name
 from churnml.features.labels import lapsed_terms, snapshots
 from churnml.models.registry import LoadedModel, resolve_models
@@ -232,7 +232,7 @@ def require_features(columns: list[str], models: dict[str, LoadedModel], cfg: Co
     for target, loaded in models.items():
         missing = [f for f in loaded.model.features if f not in columns]
         if missing:
-            tables = {SOURCE_TABLES.get(cat[f].source) for f in missing if f in cat} - {None}
+            tables = {input_table(cat[f].source) for f in missing if f in cat} - {None}
             raise MissingFeaturesError(
                 f"the {target} model ({loaded.source}) needs {len(missing)} feature column(s) "
                 f"that the feature table lacks, e.g. {', '.join(missing[:5])}"
