@@ -158,7 +158,7 @@ def evaluate_at_cutoff(world: Path, cutoff: dt.date, work: Path | None = None,
     results = {r.name: r for r in report.results}
     notes += [f"{p.name}: {p.alias} ({p.reason})" for p in report.promotions]
     began = time.perf_counter()
-    score(cfg, known, cutoff, work / "scores", uris=uris)
+    score(cfg, data_dir=known, as_of=cutoff, out=work / "scores", uris=uris)
     seconds["score"] = time.perf_counter() - began
     scores = pd.read_parquet(work / "scores" / "scores.parquet")
 

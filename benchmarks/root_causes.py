@@ -35,7 +35,7 @@ def _flagged(world: Path, months: int) -> tuple[pd.DataFrame, int]:
     report = train(cfg, data_dir=world)
     uris = {r.name: f"models:/{model_name(cfg.registry, r.name)}/1" for r in report.results}
     as_of = (pd.Timestamp("2023-01-01") + pd.DateOffset(months=months - 4)).date()
-    score(cfg, world, as_of, world / "scores", uris=uris)  # the models just trained
+    score(cfg, data_dir=world, as_of=as_of, out=world / "scores", uris=uris)  # just trained
     read = {n: pd.read_parquet(world / "scores" / f"{n}.parquet")
             for n in ("scores", "contributions", "features")}  # fmt: skip
     cells = root_causes(read["scores"], read["contributions"], read["features"],

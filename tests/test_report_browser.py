@@ -35,7 +35,7 @@ pytestmark = [
 def scored(small_world: Path, trained_config: Config,
            tmp_path_factory: pytest.TempPathFactory) -> Path:  # fmt: skip
     out = tmp_path_factory.mktemp("browser") / "scores"
-    score(trained_config, small_world, dt.date(2024, 9, 1), out)
+    score(trained_config, data_dir=small_world, as_of=dt.date(2024, 9, 1), out=out)
     return out
 
 

@@ -45,7 +45,7 @@ def setup(small_world: Path, trained_config: Config,
 def scored(setup: tuple[Config, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg, world = setup
     out = tmp_path_factory.mktemp("out") / "scores"
-    score(cfg, world, AS_OF, out)
+    score(cfg, data_dir=world, as_of=AS_OF, out=out)
     return out
 
 
@@ -182,7 +182,7 @@ def test_account_names_reach_the_crm_feed_safely(
     fields.write_text(
         "key: Id\nfields:\n  Id: account_id\n  Name: account_name\n  Risk: churn_probability\n"
     )
-    score(cfg, world, AS_OF, tmp_path / "out", crm=str(fields))
+    score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "out", crm=str(fields))
     with open(tmp_path / "out" / "crm_export.csv", encoding="utf-8", newline="") as f:
         names = {row["Name"] for row in csv.DictReader(f)}
     assert '\'=HYPERLINK("http://x","y")' in names
@@ -194,14 +194,15 @@ def test_changed_since_writes_only_changed_rows(
     setup: tuple[Config, Path], scored: Path, tmp_path: Path
 ) -> None:
     cfg, world = setup
-    again = score(cfg, world, AS_OF, tmp_path / "again", changed_since=scored)
+    again = score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "again", changed_since=scored)
     assert again.crm_rows == 0
     previous = tmp_path / "previous"
     shutil.copytree(scored, previous)
     feed = pd.read_csv(previous / "crm_export.csv", dtype=str, keep_default_na=False)
     feed.loc[0, "Churn_Risk__c"] = "0.9999"
     feed.to_csv(previous / "crm_export.csv", index=False, quoting=csv.QUOTE_ALL)
-    changed = score(cfg, world, AS_OF, tmp_path / "changed", changed_since=previous)
+    changed = score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "changed",
+                    changed_since=previous)
     assert changed.crm_rows == 1
 
 
@@ -209,7 +210,7 @@ def test_same_inputs_give_identical_scores(
     setup: tuple[Config, Path], scored: Path, tmp_path: Path
 ) -> None:
     cfg, world = setup
-    score(cfg, world, AS_OF, tmp_path / "again")
+    score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "again")
     a = pd.read_parquet(scored / "scores.parquet").drop(columns="scored_at")
     b = pd.read_parquet(tmp_path / "again" / "scores.parquet").drop(columns="scored_at")
     pd.testing.assert_frame_equal(a, b)
@@ -228,7 +229,7 @@ def test_an_interrupted_run_leaves_the_previous_output(
 
     monkeypatch.setattr(outputs, "write_csv", crash)
     with pytest.raises(KeyboardInterrupt):
-        score(cfg, world, AS_OF, out)
+        score(cfg, data_dir=world, as_of=AS_OF, out=out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
@@ -240,7 +241,7 @@ def test_exported_models_score_without_a_tracking_store(
     offline = cfg.model_copy(
         update={"registry": RegistryConfig(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}")}
     )
-    score(offline, world, AS_OF, tmp_path / "out", model_dir=tmp_path / "models")
+    score(offline, data_dir=world, as_of=AS_OF, out=tmp_path / "out", model_dir=tmp_path / "models")
     a = pd.read_parquet(scored / "scores.parquet")
     b = pd.read_parquet(tmp_path / "out" / "scores.parquet")
     np.testing.assert_allclose(a.churn_probability, b.churn_probability)
@@ -347,7 +348,7 @@ def test_scoring_on_spark_gives_the_same_outputs(
 ) -> None:
     """Features built on Spark, rows scored by mapInPandas on its executors: same files."""
     cfg, world = setup
-    score(cfg, world, AS_OF, tmp_path / "spark", engine="spark")
+    score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "spark", engine="spark")
     stamps = ["scored_at"]
     for name in ("scores.parquet", "contributions.parquet"):
         duck = pd.read_parquet(scored / name).drop(columns=stamps, errors="ignore")
@@ -388,7 +389,8 @@ def test_score_refuses_an_as_of_beyond_the_data(
     assert "usage_events" in message and not (tmp_path / "out").exists()
     early = ["--data", str(world), "--out", str(tmp_path / "out"), "--as-of", "2000-01-01"]
     assert "no account is active" in _refusal([*early, "--config", _config(cfg, tmp_path)])
-    assert score(cfg, world, last + dt.timedelta(days=1), tmp_path / "ok").rows > 0
+    later = last + dt.timedelta(days=1)
+    assert score(cfg, data_dir=world, as_of=later, out=tmp_path / "ok").rows > 0
 
 
 def test_score_refuses_when_a_model_is_missing(
@@ -424,7 +426,7 @@ def test_scoring_in_chunks_changes_nothing(
 ) -> None:
     cfg, world = setup
     small = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"chunk_rows": 37})})
-    score(small, world, AS_OF, tmp_path / "chunks")
+    score(small, data_dir=world, as_of=AS_OF, out=tmp_path / "chunks")
     a = pd.read_parquet(scored / "scores.parquet").drop(columns="scored_at")
     b = pd.read_parquet(tmp_path / "chunks" / "scores.parquet").drop(columns="scored_at")
     pd.testing.assert_frame_equal(a, b)
@@ -471,7 +473,8 @@ def test_a_model_without_skill_is_scored_but_flagged_and_gives_no_reasons(
     meta = json.loads(meta_path.read_text())
     meta["skill"] = {"no_skill": True, "reason": "set by the test"}
     meta_path.write_text(json.dumps(meta))
-    result = score(cfg, world, AS_OF, tmp_path / "out", model_dir=tmp_path / "models")
+    result = score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "out",
+                   model_dir=tmp_path / "models")
     assert "churn" in result.no_skill
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
     assert (scores.churn_model_skill == "no_skill").all()
@@ -577,8 +580,8 @@ BEFORE = dt.date(2024, 8, 1)
 def changed(setup: tuple[Config, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg, world = setup
     base = tmp_path_factory.mktemp("changes")
-    score(cfg, world, BEFORE, base / "before")
-    score(cfg, world, AS_OF, base / "now", previous=base / "before")
+    score(cfg, data_dir=world, as_of=BEFORE, out=base / "before")
+    score(cfg, data_dir=world, as_of=AS_OF, out=base / "now", previous=base / "before")
     return base
 
 
@@ -620,7 +623,8 @@ def test_a_new_model_is_told_apart_from_the_data(changed: Path, setup: tuple[Con
                            churn_model="models:/another/1")  # fmt: skip
     (tmp_path / "before").mkdir()
     before.to_parquet(tmp_path / "before" / "scores.parquet")
-    score(cfg, world, AS_OF, tmp_path / "now", lang="ja", previous=tmp_path / "before")
+    score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "now", lang="ja",
+          previous=tmp_path / "before")
     now = pd.read_parquet(tmp_path / "now" / "scores.parquet").dropna(subset=["churn_change"])
     np.testing.assert_allclose(now.churn_change_model, 0.02, atol=1e-9)
     assert now.churn_change_text.str.endswith("モデル変更またはデータ修正（+2.0pt）").all()
@@ -667,7 +671,7 @@ def test_monitoring_measures_past_runs_and_sees_a_product_change(
 
     cfg, world = setup
     early = tmp_path / "early"
-    score(cfg, world, dt.date(2024, 3, 1), early)
+    score(cfg, data_dir=world, as_of=dt.date(2024, 3, 1), out=early)
     runs = [early, changed / "before", changed / "now"]
     calm = monitor(cfg, world, runs)
     assert calm.as_of == AS_OF and dt.date(2024, 3, 1) in set(calm.realised.as_of)
@@ -750,11 +754,11 @@ def test_with_the_same_model_the_previous_files_are_compared_without_scoring_aga
     calls: list[int] = []
     real = scoring.score_table
     monkeypatch.setattr(scoring, "score_table", lambda *a, **k: calls.append(1) or real(*a, **k))
-    score(cfg, world, AS_OF, tmp_path / "fast", previous=changed / "before")
+    score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "fast", previous=changed / "before")
     assert len(calls) == 1  # today only
     stripped = Path(shutil.copytree(changed / "before", tmp_path / "stripped"))
     (stripped / "features.parquet").unlink()
-    score(cfg, world, AS_OF, tmp_path / "slow", previous=stripped)
+    score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "slow", previous=stripped)
     assert len(calls) == 3  # today, then the previous date again
     fast, slow = (pd.read_parquet(tmp_path / d / "scores.parquet").set_index("account_id")
                   for d in ("fast", "slow"))  # fmt: skip

@@ -291,8 +291,9 @@ def train(
     try:
         with console.status("training") as status:
             report = run_training(
-                cfg, data, features_file, target, until, progress=lambda s: status.update(s)
-            )
+                cfg, data_dir=data, features_path=features_file, target=target,
+                train_until=until, progress=lambda s: status.update(s),
+            )  # fmt: skip
     except (DataValidationError, MissingTableError, TrainingError, ConnectionError) as exc:
         raise fail(str(exc)) from None
     for name, why in report.skipped.items():
@@ -365,16 +366,16 @@ def score(
         with console.status(f"scoring accounts active on {day}"):
             result = run_scoring(
                 cfg,
-                data,
-                day,
-                out,
-                {"churn": churn_model, "expansion": expansion_model},
-                model_dir,
-                crm,
-                lang,
-                changed_since,
-                engine,
-                previous,
+                data_dir=data,
+                as_of=day,
+                out=out,
+                uris={"churn": churn_model, "expansion": expansion_model},
+                model_dir=model_dir,
+                crm=crm,
+                lang=lang,
+                changed_since=changed_since,
+                engine=engine,
+                previous=previous,
             )
     except (DataValidationError, MissingTableError, OSError, ValueError, KeyError) as exc:
         raise fail(str(exc)) from None

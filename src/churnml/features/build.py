@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnml.config import Config, FeatureConfig, LabelConfig
-from churnml.data.sources import Engine, cached, connect, load_tables
-from churnml.data.validate import DataValidationError, validate
+from churnml.data import load
+from churnml.data.sources import Engine, cached
 from churnml.features.catalogue import Feature, Source, catalogue
 from churnml.features.labels import date_table, default_as_of, label_columns, labelled_snapshots
 from churnml.io import atomic_path
@@ -422,6 +422,7 @@ def _segment_percentile(t: ir.Table, column: str) -> ir.FloatingValue:
 
 def build_features(
     tables: dict[str, ir.Table],
+    *,
     as_of: list[dt.date],
     cfg: Config,
     progress: Callable[[str], None] | None = None,
@@ -456,14 +457,9 @@ def write_features(
 ) -> FeatureTable:
     """Validate the data, build features and labels at `as_of` (default: every month start), and
     write them to `out` (Parquet, one row per account and as_of) atomically."""
-    if check:
-        report = validate(data_dir, cfg.data)
-        if not report.ok:
-            raise DataValidationError(report)
-    con = connect(engine)
-    tables = load_tables(data_dir, cfg.data, con)
+    tables = load(data_dir, cfg.data, engine, check=check)
     dates = sorted(set(as_of or default_as_of(tables)))
-    expr = build_features(tables, dates, cfg, progress)
+    expr = build_features(tables, as_of=dates, cfg=cfg, progress=progress)
     rows = 0
     schema = expr.schema().to_pyarrow()  # engines may widen sums (DuckDB: HUGEINT)
     with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:

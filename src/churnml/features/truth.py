@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from churnml.config import Config
-from churnml.data.sources import connect, load_tables
+from churnml.data import load
 from churnml.features.labels import default_as_of, labelled_snapshots
 from churnml.vocabulary import SIGNING_TRUTH_FILE, TRUTH_FILE
 
@@ -30,7 +30,7 @@ def load_signing_truth(data_dir: Path | str) -> pd.DataFrame | None:
 
 def labels_with_truth(data_dir: Path | str, cfg: Config) -> pd.DataFrame:
     """Every snapshot's labels, segment and the simulator's probabilities, one row each."""
-    tables = load_tables(data_dir, cfg.data, connect())
+    tables = load(data_dir, cfg.data, check=False)
     labels = labelled_snapshots(tables, default_as_of(tables), cfg.labels).execute()
     labels["as_of"] = pd.to_datetime(labels["as_of"]).astype("datetime64[s]")
     segments = tables["accounts"].select("account_id", "segment").execute()

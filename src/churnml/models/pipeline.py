@@ -15,8 +15,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from churnml.config import Config
-from churnml.data.sources import connect, load_tables
-from churnml.data.validate import DataValidationError, validate
+from churnml.data import load
 from churnml.features.build import build_features, with_key_events
 from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import default_as_of, label_columns
@@ -70,14 +69,10 @@ def training_data(data_dir: Path | str, cfg: Config,
                   check: bool = True) -> tuple[pd.DataFrame, Config, Tables]:  # fmt: skip
     """Features and labels at every observation date of the data (a DataFrame), `cfg` with its
     key events fixed on the data (see `with_key_events`), and the tables, loaded once."""
-    if check:
-        report = validate(data_dir, cfg.data)
-        if not report.ok:
-            raise DataValidationError(report)
-    tables = load_tables(data_dir, cfg.data, connect())
+    tables = load(data_dir, cfg.data, check=check)
     dates = default_as_of(tables, cfg.labels.snapshot_every)
     cfg = with_key_events(cfg, tables, max(dates))
-    frame = build_features(tables, dates, cfg).execute()
+    frame = build_features(tables, as_of=dates, cfg=cfg).execute()
     frame["as_of"] = pd.to_datetime(frame["as_of"])
     return frame, cfg, tables
 
@@ -89,7 +84,7 @@ def training_table(data_dir: Path | str, cfg: Config, check: bool = True) -> pd.
 
 def keyed_config(data_dir: Path | str, cfg: Config) -> Config:
     """`cfg` with its key events fixed on the training data (see `with_key_events`)."""
-    tables = load_tables(data_dir, cfg.data, connect())
+    tables = load(data_dir, cfg.data, check=False)
     return with_key_events(cfg, tables, max(default_as_of(tables, cfg.labels.snapshot_every)))
 
 
@@ -99,6 +94,7 @@ def _known_by(frame: pd.DataFrame, until: dt.date, days: int) -> pd.Series:
 
 def train(
     cfg: Config,
+    *,
     data_dir: Path | str | None = None,
     features_path: Path | str | None = None,
     target: str | None = None,
@@ -208,7 +204,7 @@ def train_fit(data_dir: Path | str, cfg: Config, tables: Tables | None = None,
     trained. Each account is one row: the test part is the latest labelled signing months
     (`fit.test_months`), fitted on the months before them (whose first years may end after the
     test months signed: no horizon between the parts), chosen in random folds (`cohort_split`)."""
-    tables = tables or load_tables(data_dir, cfg.data, connect())
+    tables = tables or load(data_dir, cfg.data, check=False)
     frame = signing_table(tables, cfg.labels)
     reach = pd.Timedelta(days=FIRST_YEAR_DAYS + cfg.labels.grace_days)
     if train_until is not None:

@@ -32,7 +32,7 @@ from churnml.forecast.revenue import summary
 from churnml.io import atomic_dir
 from churnml.models import pyfunc_model
 from churnml.models.artifact import META_FILE, TrainedModel
-from churnml.models.report import model_card, plots, shap_summary
+from churnml.models.card import model_card, plots, shap_summary
 from churnml.models.train import TargetResult
 from churnml.vocabulary import FIT, TARGETS
 

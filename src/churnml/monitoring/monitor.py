@@ -32,8 +32,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sklearn.metrics import roc_auc_score
 
 from churnml.config import Config
-from churnml.data.sources import cached, connect, load_tables
-from churnml.data.validate import DataValidationError, validate
+from churnml.data import load
+from churnml.data.sources import cached
 from churnml.features.catalogue import Feature, by_name, family
 from churnml.features.labels import data_end, label_columns, labelled_snapshots
 from churnml.io import write_text
@@ -67,9 +67,7 @@ class Monitoring:
 
 def monitor(cfg: Config, data_dir: Path | str, runs: list[Path]) -> Monitoring:
     """Drift and realised performance of the churn model, for the scoring runs in `runs`."""
-    report = validate(data_dir, cfg.data)
-    if not report.ok:
-        raise DataValidationError(report)
+    tables = load(data_dir, cfg.data)
     scored = sorted((_read(r) for r in runs), key=lambda s: s.as_of.iloc[0])
     latest = scored[-1]
     as_of = pd.Timestamp(latest.as_of.iloc[0]).date()
@@ -78,7 +76,6 @@ def monitor(cfg: Config, data_dir: Path | str, runs: list[Path]) -> Monitoring:
     if reference is None:
         raise ValueError(f"the churn model ({loaded.source}) has no reference profile (trained "
                          "before churnml recorded one): retrain it, then monitor")  # fmt: skip
-    tables = load_tables(data_dir, cfg.data, connect())
     keyed = trained_config(cfg, {"churn": loaded}, tables, as_of)
     names = [f for f in loaded.model.features if f in reference["features"]]
     table = cached(scoring_table(tables, as_of, keyed))

@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
 
 from churnml.config import Config
-from churnml.data.sources import connect, load_tables
+from churnml.data import load
 from churnml.features.catalogue import FAMILIES, Feature, by_name, family
 from churnml.forecast.revenue import History, forecast
 from churnml.io import atomic_dir, write_text
@@ -130,7 +130,7 @@ def _histogram(probability: pd.Series) -> str:
 def monthly_adoption(data_dir: Path, cfg: Config, as_of: dt.date) -> pd.DataFrame:
     """Active users and events per account and month over the 12 full months before as_of's
     month (one query)."""
-    events = load_tables(data_dir, cfg.data, connect())["usage_events"]
+    events = load(data_dir, cfg.data, check=False)["usage_events"]
     months = adoption_months(as_of)
     end = months[-1] + pd.DateOffset(months=1)
     e = events.filter(events.ts >= months[0].to_pydatetime(), events.ts < end.to_pydatetime())

@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from churnml.config import Config
-from churnml.data.sources import connect, load_tables
-from churnml.data.validate import DataValidationError, validate
+from churnml.data import load
 from churnml.features.signing import signing_table
 from churnml.io import plain
 from churnml.models.artifact import TrainedModel
@@ -73,10 +72,7 @@ def read_deals(path: Path | str) -> pd.DataFrame:
 def signed_since(data_dir: Path | str, cfg: Config, since: dt.date) -> pd.DataFrame:
     """The accounts of the data signed on or after `since`, as deals (id: account_id); the data
     is validated first."""
-    report = validate(data_dir, cfg.data)
-    if not report.ok:
-        raise DataValidationError(report)
-    table = signing_table(load_tables(data_dir, cfg.data, connect()), cfg.labels)
+    table = signing_table(load(data_dir, cfg.data), cfg.labels)
     deals = table[table["signed_at"] >= pd.Timestamp(since)].reset_index(drop=True)
     if deals.empty:
         last = table["signed_at"].max()

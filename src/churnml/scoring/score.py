@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from churnml.config import Config, ScoringConfig
-from churnml.data.sources import Engine, cached, connect, load_tables
-from churnml.data.validate import DataValidationError, validate
+from churnml.data import load
+from churnml.data.sources import Engine, cached
 from churnml.features.build import compute_features, csm_context, input_table, with_key_events
 from churnml.features.catalogue import FAMILIES, Feature, by_name
 from churnml.features.labels import lapsed_terms, snapshots
@@ -243,6 +243,7 @@ def require_features(columns: list[str], models: dict[str, LoadedModel], cfg: Co
 
 def score(
     cfg: Config,
+    *,
     data_dir: Path | str,
     as_of: dt.date,
     out: Path | str,
@@ -257,12 +258,9 @@ def score(
     """Score, then write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv
     into `out`; with `previous` (an earlier `out`), what changed since and why."""
     before = read_previous(previous, as_of) if previous is not None else None
-    report = validate(data_dir, cfg.data)
-    if not report.ok:
-        raise DataValidationError(report)
+    tables = load(data_dir, cfg.data, engine)
     fields = load_field_map(crm)
     models, missing = resolve_models(cfg, uris or {}, model_dir)
-    tables = load_tables(data_dir, cfg.data, connect(engine))
     check_as_of(tables, as_of, cfg.scoring.max_data_gap_days)
     cfg = trained_config(cfg, models, tables, as_of)
     expr = scoring_table(tables, as_of, cfg)
