@@ -27,7 +27,8 @@ from churnml.models import pipeline
 from churnml.models.artifact import TrainedModel
 from churnml.models.pipeline import train, training_table
 from churnml.models.registry import TrackingUnavailableError
-from churnml.models.train import make_dataset, time_split, train_target
+from churnml.models.splits import time_split
+from churnml.models.train import make_dataset, train_target
 
 FAST = {"backtests": 1, "max_rounds": 200, "min_data_in_leaf": 50}
 
@@ -89,7 +90,7 @@ def test_parts_shrink_to_a_short_history() -> None:
 
 
 def test_too_little_history_is_a_clear_error_naming_the_keys() -> None:
-    from churnml.models.train import TrainingError
+    from churnml.models.splits import TrainingError
 
     short = pd.Series(pd.date_range("2023-01-01", periods=6, freq="MS"))
     with pytest.raises(TrainingError, match="cannot hold a test date") as info:

@@ -284,7 +284,7 @@ def train(
 ) -> None:
     """Train churn and expansion models, evaluate them over time, track and register in MLflow."""
     from churnml.models.pipeline import train as run_training
-    from churnml.models.train import TrainingError
+    from churnml.models.splits import TrainingError
 
     cfg = _config(config)
     until = _dates([train_until])[0] if train_until else None

@@ -29,15 +29,8 @@ from churnml.models.registry import (
     log_training,
     save_unregistered,
 )
-from churnml.models.train import (
-    KEYS,
-    TargetResult,
-    TrainingError,
-    cohort_split,
-    make_dataset,
-    train_target,
-    trainable,
-)
+from churnml.models.splits import TrainingError, cohort_split
+from churnml.models.train import KEYS, TargetResult, make_dataset, train_target, trainable
 from churnml.scoring.explain import stated_reasons
 from churnml.vocabulary import FIRST_YEAR_DAYS, FIT, LOST_FIRST_YEAR, SIGNING_ORACLE
 

@@ -20,31 +20,34 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from churnml.config import Config, ModelConfig
 from churnml.features.catalogue import Feature
 from churnml.models.artifact import Calibration, TrainedModel
 from churnml.models.estimators import Recipe, candidates, fit
 from churnml.models.metrics import auc_interval, auc_with_variance, evaluate_by_segment
+from churnml.models.references import (
+    health_baseline,
+    logistic_baseline,
+    rate_baselines,
+    segment_of,
+)
+from churnml.models.splits import (
+    Split,
+    TrainingError,
+    stratified_split,
+    time_split,
+)
 from churnml.monitoring.drift import reference
 from churnml.vocabulary import KEYS
 
 log = logging.getLogger(__name__)
 
-
-
-class TrainingError(ValueError):
-    """The data cannot support the requested training (too short a history, one class, …)."""
 
 
 @dataclass
@@ -89,128 +92,6 @@ def trainable(ds: Dataset, min_positives: int) -> str | None:
         return (f"{ds.target}: {min(positives, negatives)} rows of the rarer class, fewer than "
                 f"model.min_positives = {min_positives}")  # fmt: skip
     return None
-
-
-# -- splits --------------------------------------------------------------------------------------
-@dataclass
-class Fold:
-    """Row masks: what a validation fold fits on, and what it is judged on."""
-
-    fit: np.ndarray
-    valid: np.ndarray
-
-
-@dataclass
-class Split:
-    """Row masks for the training span and the test part, the folds inside the training span,
-    and the dates each covers (for people)."""
-
-    train: np.ndarray
-    test: np.ndarray
-    folds: list[Fold]
-    kind: str  # "time", "cohort" (one row per account) or "stratified"
-    dates: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def valid(self) -> np.ndarray:
-        """Every row that some fold is judged on."""
-        return np.logical_or.reduce([f.valid for f in self.folds])
-
-    def describe(self) -> str:
-        return "; ".join(f"{k} {v}" for k, v in self.dates.items())
-
-
-def _span(dates: list[pd.Timestamp]) -> str:
-    first, last = dates[0], dates[-1]
-    return f"{first:%Y-%m-%d}" + ("" if first == last else f" … {last:%Y-%m-%d}") + (
-        f" ({len(dates)} dates)")  # fmt: skip
-
-
-def _folds(dates: list, gap: pd.Timedelta, m: ModelConfig) -> list[tuple[list, list]]:
-    """Time-ordered (fit dates, validation dates) pairs inside `dates`, latest last: as many as
-    `m.folds`, blocks of up to `m.valid_dates`, each fitting on ≥ `m.min_train_dates` dates."""
-    for block in range(m.valid_dates, 0, -1):
-        out, end = [], len(dates)
-        while len(out) < m.folds and end - block >= 0:
-            valid = dates[end - block : end]
-            fit_dates = [d for d in dates if d <= valid[0] - gap]
-            if len(fit_dates) < m.min_train_dates:
-                break
-            out.append((fit_dates, valid))
-            end -= block
-        if out:
-            return out[::-1]
-    return []
-
-
-def time_split(as_of: pd.Series, horizon_days: int, m: ModelConfig, end: int = 0) -> Split:
-    """Test part, then (one horizon earlier) the training span with its validation folds.
-    Parts shrink to what the dates hold; `end` drops that many latest dates (backtests)."""
-    dates = sorted(as_of.unique())
-    if end:
-        dates = dates[:-end]
-    gap = pd.Timedelta(days=horizon_days)
-    values = as_of.to_numpy()
-    for k in range(min(m.test_dates, max(len(dates) - 1, 1)), 0, -1):
-        test = dates[-k:]
-        train = [d for d in dates if d <= test[0] - gap]
-        folds = _folds(train, gap, m)
-        if folds:
-            spans = {"train": _span(train), "test": _span(test)}
-            spans |= {f"fold {i + 1}": f"fit {_span(f)} → validate {_span(v)}"
-                      for i, (f, v) in enumerate(folds)}  # fmt: skip
-            return Split(
-                np.isin(values, train),
-                np.isin(values, test),
-                [Fold(np.isin(values, f), np.isin(values, v)) for f, v in folds],
-                "time",
-                spans,
-            )
-    need = 1 + m.min_train_dates + 1
-    raise TrainingError(
-        f"{len(dates)} labelled as_of dates"
-        + (f" ({_span(dates)})" if dates else "")
-        + f" cannot hold a test date and, {horizon_days} days before it, a validation date with "
-        f"{m.min_train_dates} training date(s) another {horizon_days} days before that (at "
-        f"least {need} dates spread over two horizons). Load a longer history, or change "
-        "labels.horizon_days, labels.snapshot_every (week, half_month) or model.min_train_dates"
-    )
-
-
-def stratified_split(y: np.ndarray, seed: int) -> Split:
-    """80/20 by label, one validation fold of a quarter of the training rows: only for a table
-    with a single as_of (no time to cut by)."""
-    idx = np.arange(len(y))
-    train, test = train_test_split(idx, test_size=0.2, stratify=y, random_state=seed)
-    fit_idx, valid = train_test_split(train, test_size=0.25, stratify=y[train], random_state=seed)
-    mask = [np.isin(idx, part) for part in (train, test, fit_idx, valid)]
-    return Split(mask[0], mask[1], [Fold(mask[2], mask[3])], "stratified")
-
-
-def cohort_split(as_of: pd.Series, y: np.ndarray, m: ModelConfig) -> Split:
-    """For one row per account (the fit model): the latest dates are the test part (at most
-    `m.test_dates`, at most a third of them), every earlier row the training span, judged in
-    stratified random folds (the rows share no label window, so the folds need no gap, and
-    every training row validates once)."""
-    dates = sorted(as_of.unique())
-    if len(dates) < 2:
-        raise TrainingError(f"{len(dates)} labelled signing month(s): a time split needs two")
-    test_dates = dates[-min(m.test_dates, max(1, len(dates) // 3)):]
-    train, test = (as_of < test_dates[0]).to_numpy(), (as_of >= test_dates[0]).to_numpy()
-    rows = np.flatnonzero(train)
-    k = int(min(max(m.folds, 3), np.bincount(y[rows].astype(int), minlength=2).min()))
-    if k < 2:
-        raise TrainingError("the training span holds fewer than two rows of each class")
-    folds = []
-    for fit_idx, valid_idx in StratifiedKFold(k, shuffle=True, random_state=m.seed).split(
-        rows, y[rows]
-    ):
-        fit_mask, valid_mask = np.zeros(len(y), bool), np.zeros(len(y), bool)
-        fit_mask[rows[fit_idx]], valid_mask[rows[valid_idx]] = True, True
-        folds.append(Fold(fit_mask, valid_mask))
-    spans = {"train": _span(dates[: len(dates) - len(test_dates)]), "test": _span(test_dates),
-             "folds": f"{k} stratified random folds of the training rows"}  # fmt: skip
-    return Split(train, test, folds, "cohort", spans)
 
 
 # -- choosing and fitting ------------------------------------------------------------------------
@@ -296,65 +177,6 @@ def fit_final(ds: Dataset, rows: np.ndarray, choice: Choice, m: ModelConfig,
     return model
 
 
-# -- references ----------------------------------------------------------------------------------
-def logistic_baseline(ds: Dataset, split: Split) -> np.ndarray:
-    """Plain logistic regression on standardised numeric features (+ one-hot categoricals and
-    segment), fitted on
-    the training span, scored on the test rows: the simple reference churnml must beat."""
-    numeric = [c for c in ds.features if c not in ds.categorical]
-    x = ds.frame[numeric].astype(float)
-    onehot = list(dict.fromkeys([*ds.categorical, *(["segment"] if "segment" in ds.frame else [])]))
-    x = x.join(pd.get_dummies(ds.frame[onehot].astype(str), prefix=onehot, dtype=float))
-    pipe = make_pipeline(
-        SimpleImputer(strategy="median", keep_empty_features=True),
-        StandardScaler(),
-        LogisticRegression(max_iter=2000, C=1.0),
-    )
-    pipe.fit(x[split.train], ds.y[split.train])
-    return pipe.predict_proba(x[split.test])[:, 1]
-
-
-def rate_baselines(ds: Dataset, split: Split) -> dict[str, np.ndarray]:
-    """The training span's label rate, overall and per segment, on the test rows: what a model
-    must beat before anything it learnt counts."""
-    y, segment = pd.Series(ds.y[split.train]), _segment(ds.frame)
-    overall = float(y.mean())
-    by_segment = y.groupby(segment[split.train].to_numpy()).mean()
-    test = segment[split.test].map(by_segment).fillna(overall).to_numpy(dtype=float)
-    return {"base_rate": np.full(int(split.test.sum()), overall), "segment_rate": test}
-
-
-def rule_health_score(ds: Dataset, split: Split, weights: dict[str, float],
-                      catalogue: dict[str, Feature]) -> np.ndarray | None:  # fmt: skip
-    """The configured rule-based health score (0–1, higher is healthier) for every row; None
-    when none of its features is in the data."""
-    total, score = 0.0, np.zeros(len(ds.frame))
-    for name, weight in weights.items():
-        if name not in ds.frame or name not in catalogue:
-            log.info("health score: %s is not in the data, left out", name)
-            continue
-        values = ds.frame[name].astype(float)
-        lo, hi = values[split.train].quantile([0.05, 0.95])
-        scaled = ((values - lo) / (hi - lo if hi > lo else 1.0)).clip(0, 1).fillna(0.5)
-        if catalogue[name].healthy == "lower":
-            scaled = 1 - scaled
-        score += weight * scaled.to_numpy()
-        total += weight
-    return score / total if total else None
-
-
-def health_baseline(ds: Dataset, split: Split, cfg: Config, catalogue: dict[str, Feature],
-                    risk: bool) -> np.ndarray | None:  # fmt: skip
-    """Rule health as a probability on the test rows: Platt-scaled on validation (risk = 1 −
-    health for churn). None when the data has none of its features."""
-    h = rule_health_score(ds, split, cfg.health_score.weights, catalogue)
-    if h is None:
-        return None
-    signal = 1 - h if risk else h
-    cal = Calibration.fit(signal[split.valid], ds.y[split.valid], "platt")
-    return cal.apply(signal[split.test])
-
-
 # -- one target, end to end ----------------------------------------------------------------------
 @dataclass
 class Skill:
@@ -389,20 +211,16 @@ class TargetResult:
     predictions: pd.DataFrame  # KEYS, p: out of time, on the test and the backtests' test rows
 
 
-def _segment(df: pd.DataFrame) -> pd.Series:
-    return df["segment"].astype(str) if "segment" in df else pd.Series("all", index=df.index)
-
-
 def _arr(df: pd.DataFrame) -> pd.Series:
     return df["arr"].astype(float).fillna(0.0) if "arr" in df else pd.Series(1.0, index=df.index)
 
 
-def importance_by_segment(model: TrainedModel, df: pd.DataFrame) -> pd.DataFrame:
+def importance_bysegment_of(model: TrainedModel, df: pd.DataFrame) -> pd.DataFrame:
     """Mean absolute contribution (log-odds) per feature, overall and per segment."""
     contrib = pd.DataFrame(
         model.contributions(df)[:, :-1], columns=model.features, index=df.index
     ).abs()
-    table = contrib.groupby(_segment(df)).mean().T
+    table = contrib.groupby(segment_of(df)).mean().T
     table.insert(0, "all", contrib.mean())
     return table.sort_values("all", ascending=False)
 
@@ -455,7 +273,7 @@ def train_target(
         preds["health_score"] = health
     if truth is not None:
         preds["oracle"] = truth[split.test].to_numpy()
-    test = test_df[KEYS].assign(segment=_segment(test_df), arr=_arr(test_df), y=ds.y[split.test])
+    test = test_df[KEYS].assign(segment=segment_of(test_df), arr=_arr(test_df), y=ds.y[split.test])
     for key, p in preds.items():
         test[f"p_{key}"] = p
     metrics = {key: evaluate_by_segment(test.y.to_numpy(), p, test.arr.to_numpy(), test.segment)
@@ -471,7 +289,7 @@ def train_target(
     model.meta["reference"] = reference(latest, model.features, model.predict(latest),
                                         model.contributions(latest))
     return TargetResult(name, model, evaluation, split, choice, test, metrics, skill, backtests,
-                        importance_by_segment(evaluation, test_df), test_df,
+                        importance_bysegment_of(evaluation, test_df), test_df,
                         predictions)  # fmt: skip
 
 
@@ -523,12 +341,12 @@ def _backtest(ds: Dataset, first: Split, choice: Choice, cfg: Config, horizon_da
         test = ds.frame[split.test]
         predictions.append(test[KEYS].assign(p=model.predict(test)))
         evaluated = evaluate_by_segment(y[split.test], predictions[-1].p.to_numpy(),
-                                        _arr(test).to_numpy(), _segment(test))["all"]  # fmt: skip
+                                        _arr(test).to_numpy(), segment_of(test))["all"]  # fmt: skip
         row = {"cutoff": split.dates["test"],
                **{key: evaluated[key] for key in ("roc_auc", "log_loss", "ece")}}  # fmt: skip
         if truth is not None:
             oracle = evaluate_by_segment(y[split.test], truth[split.test].to_numpy(),
-                                         _arr(test).to_numpy(), _segment(test))["all"]  # fmt: skip
+                                         _arr(test).to_numpy(), segment_of(test))["all"]
             row["oracle_roc_auc"] = oracle["roc_auc"]
         out.append(row)
     return out, predictions

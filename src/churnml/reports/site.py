@@ -7,35 +7,34 @@ so that any owner or account id stays inside the output folder.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import io
 import re
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import escape
 
 from churnml.config import Config
-from churnml.data import load
-from churnml.features.catalogue import FAMILIES, Feature, by_name, family
+from churnml.features.catalogue import FAMILIES, by_name, family
 from churnml.forecast.revenue import History, forecast
 from churnml.io import atomic_dir, write_text
+from churnml.reports.charts import (
+    adoption_chart,
+    adoption_months,
+    feature_label,
+    histogram,
+    monthly_adoption,
+    waterfall,
+)
 from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
 from churnml.reports.segments import MIN_LIFT, root_causes
 from churnml.scoring.crm import FieldMap, crm_frame, write_csv
 from churnml.scoring.outputs import FORECAST, STATED, read_key_events, read_meta
 from churnml.scoring.plays import load_library
 from churnml.scoring.reasons import format_value, segment_label, sentence
-from churnml.vocabulary import TARGETS, TIERS
-
-matplotlib.use("Agg")
-
+from churnml.vocabulary import ACTIONS, TARGETS, TIERS
 
 
 def safe_name(value: object) -> str:
@@ -43,103 +42,6 @@ def safe_name(value: object) -> str:
     text = str(value)
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", text)[:40].strip("_") or "x"
     return f"{stem}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}.html"
-
-
-def _svg(fig: plt.Figure) -> str:
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    svg = buffer.getvalue()
-    return svg[svg.index("<svg") :]
-
-
-def _label(feature: str, cat: dict[str, Feature], lang: Lang) -> str:
-    f = cat.get(feature)
-    return f.label(lang) if f else feature
-
-
-def waterfall(contrib: pd.Series, base: float, cat: dict[str, Feature], lang: Lang,
-              other: str, top: int = 8, ordered: bool = False) -> str:  # fmt: skip
-    """Horizontal waterfall from the base rate to the probability (inline SVG, escaped labels):
-    the `top` largest steps then the rest as `other`, or the steps as given (`ordered`)."""
-    order = contrib.index if ordered else contrib.abs().sort_values(ascending=False).index
-    steps = [(_label(f, cat, lang), float(contrib[f])) for f in order[:top]]
-    if len(order) > top:
-        steps.append((other, float(contrib[order[top:]].sum())))
-    levels = np.cumsum([base] + [v for _, v in steps])
-    lo, hi = min(levels.min(), 0.0), max(levels.max(), 1e-9)
-    scale = lambda v: 330 + 320 * (v - lo) / (hi - lo)  # noqa: E731
-    rows = []
-    for i, ((label, v), start) in enumerate(zip(steps, levels[:-1], strict=True)):
-        x0, x1 = sorted((scale(start), scale(start + v)))
-        color = "#b42318" if v > 0 else "#067647"
-        rows.append(
-            f'<text x="322" y="{i * 22 + 15}" text-anchor="end" font-size="11">{escape(label if len(label) <= 40 else label[:39] + "…")}</text>'
-            f'<rect x="{x0:.1f}" y="{i * 22 + 4}" width="{max(x1 - x0, 1):.1f}" height="14" fill="{color}"/>'
-            f'<text x="{max(x1, x0) + 4:.1f}" y="{i * 22 + 15}" font-size="10">{v * 100:+.2f}</text>'
-        )  # fmt: skip
-    height = len(steps) * 22 + 8
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 700 {height}" role="img">'
-            f'<line x1="{scale(base):.1f}" y1="0" x2="{scale(base):.1f}" y2="{height}" stroke="grey" '
-            f'stroke-dasharray="3"/>{"".join(rows)}</svg>')  # fmt: skip
-
-
-def _adoption_chart(frame: pd.DataFrame, months: pd.DatetimeIndex, m: dict[str, str],
-                    lang: Lang) -> str:  # fmt: skip
-    """Monthly active users over `months` (bars, missing months as 0) with a y axis and dated
-    month labels, as a small inline SVG."""
-    users = frame.set_index(pd.to_datetime(frame.month)).users.reindex(months, fill_value=0)
-    values = users.to_numpy(dtype=float)
-    top = max(values.max(), 1.0)
-    label = (lambda d: f"{d:%b}" + (f" {d:%y}" if d.month == 1 or d == months[0] else "")) \
-        if lang == "en" else (lambda d: f"{d.month}月" if d.month != 1 and d != months[0]
-                              else f"{d.year % 100}年{d.month}月")  # fmt: skip
-    bars = "".join(
-        f'<rect x="{50 + i * 40}" y="{110 - 100 * u / top:.1f}" width="30" height="{100 * u / top:.1f}" '
-        f'fill="#1d4ed8"><title>{escape(f"{mo:%Y-%m}")}: {u:,.0f}</title></rect>'
-        f'<text x="{65 + i * 40}" y="126" font-size="9" text-anchor="middle">{escape(label(mo))}</text>'
-        for i, (mo, u) in enumerate(zip(months, values, strict=True))
-    )  # fmt: skip
-    axis = (f'<line x1="44" y1="10" x2="44" y2="110" stroke="#616e7c"/>'
-            f'<line x1="44" y1="110" x2="{50 + 40 * len(months)}" y2="110" stroke="#616e7c"/>'
-            f'<text x="40" y="14" font-size="9" text-anchor="end">{top:,.0f}</text>'
-            f'<text x="40" y="113" font-size="9" text-anchor="end">0</text>'
-            f'<text x="10" y="60" font-size="9" transform="rotate(-90 10 60)" text-anchor="middle">'
-            f'{escape(m["active_users"])}</text>')  # fmt: skip
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {60 + 40 * len(months)} 134" '
-            f'role="img" style="max-width:620px"><title>{escape(m["active_users"])}</title>'
-            f'{axis}{bars}</svg>')  # fmt: skip
-
-
-def adoption_months(as_of: dt.date) -> pd.DatetimeIndex:
-    """The 12 full calendar months before as_of's month."""
-    this_month = pd.Timestamp(as_of).to_period("M").to_timestamp()
-    return pd.date_range(this_month - pd.DateOffset(months=12), periods=12, freq="MS")
-
-
-def _histogram(probability: pd.Series) -> str:
-    """Accounts by churn risk (in %), as an inline SVG (numbers only: the page's heading names
-    it, in the page's language and fonts)."""
-    values = probability.dropna() * 100
-    fig, ax = plt.subplots(figsize=(5, 2.6))
-    ax.hist(values, bins=20, range=(0, max(5.0, float(np.ceil(values.max())) if len(values) else 5.0)),
-            color="#1d4ed8")  # fmt: skip
-    return _svg(fig)
-
-
-def monthly_adoption(data_dir: Path, cfg: Config, as_of: dt.date) -> pd.DataFrame:
-    """Active users and events per account and month over the 12 full months before as_of's
-    month (one query)."""
-    events = load(data_dir, cfg.data, check=False)["usage_events"]
-    months = adoption_months(as_of)
-    end = months[-1] + pd.DateOffset(months=1)
-    e = events.filter(events.ts >= months[0].to_pydatetime(), events.ts < end.to_pydatetime())
-    e = e.mutate(month=e.ts.truncate("M"))
-    return (
-        e.group_by(["account_id", "month"])
-        .aggregate(users=e.user_id.nunique(), events=e.count())
-        .execute()
-    )
 
 
 class _Site:
@@ -337,8 +239,8 @@ class _Site:
         return self.render(
             "summary.html.j2", title=self.m["title_summary"], totals=totals, by_segment=by_segment,
             today=today, runway=self.cfg.scoring.save_runway_days, movers=self.movers(s),
-            risk_chart=_histogram(s.churn_probability),
-            actions=[(a, number(actions.get(a, 0), lang)) for a in ("save", "fix_then_expand", "expand", "nurture")],
+            risk_chart=histogram(s.churn_probability),
+            actions=[(a, number(actions.get(a, 0), lang)) for a in ACTIONS],
             drivers=self._drivers(), owners=owners, horizon=self.cfg.labels.horizon_days,
             outlook=outlook, draws=self.cfg.forecast.draws, causes=self.root_causes(),
             stated=self.stated_reasons(),
@@ -449,7 +351,7 @@ class _Site:
                 parts.append({
                     "title": title,
                     "families": [(self.m.get(f"score_{f}", f), f"{v:.2f}") for f, v in fam.items()],
-                    "features": [(_label(f, self.cat, self.lang), f"{v:.2f}") for f, v in feat.items()],
+                    "features": [(feature_label(f, self.cat, self.lang), f"{v:.2f}") for f, v in feat.items()],
                 })  # fmt: skip
             out.append({"segment": self.segment(seg), "parts": parts})
         return out
@@ -500,7 +402,7 @@ class _Site:
         a["context"] = self._context(row)
         mine = self.adoption.get(row.account_id)
         months = adoption_months(pd.Timestamp(row.as_of).date())
-        adoption = None if mine is None else _adoption_chart(mine, months, self.m, self.lang)
+        adoption = None if mine is None else adoption_chart(mine, months, self.m, self.lang)
         return self.render(
             "account.html.j2",
             title=str(row["name"]),
