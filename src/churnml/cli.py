@@ -25,7 +25,7 @@ import churnml
 from churnml.config import Config, ConfigError, load_config
 from churnml.data.sources import Engine, MissingTableError
 from churnml.data.validate import DataValidationError
-from churnml.features.catalogue import Feature
+from churnml.features.catalogue import ROW_HEADER, Feature, catalogue_rows
 from churnml.io import check_output
 from churnml.scoring.reasons import Lang
 
@@ -574,11 +574,10 @@ def training_table(report: TrainReport) -> Table:
 
 def catalogue_table(features: list[Feature], lang: str) -> Table:
     table = Table(title="Feature catalogue", title_justify="left")
-    for column in ("name", "family", "window", "unit", "healthy", "description"):
+    for column in (*ROW_HEADER, "description"):
         table.add_column(column, overflow="fold")
-    for f in features:
-        window = f"{f.window_days}d" if f.window_days else ""
-        table.add_row(f.name, f.family, window, f.unit, f.healthy, f.ja if lang == "ja" else f.en)
+    for row in catalogue_rows(features, (lang,)):
+        table.add_row(*row)
     return table
 
 

@@ -32,7 +32,7 @@ touchpoints    CS touchpoints before as_of: age, review (a business review)
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, get_args
@@ -106,6 +106,26 @@ class Feature:
         """Something a CSM can move (adoption, onboarding, support, sentiment, relationship), as
         opposed to context (tenure, term timing, segment, size, region, contract)."""
         return self.family != "contract"
+
+
+ROW_HEADER = ("name", "family", "window", "unit", "healthy")  # then a description per language
+
+
+def catalogue_rows(features: Iterable[Feature], langs: tuple[str, ...]) -> list[list[str]]:
+    """The catalogue as text, one row per feature: ROW_HEADER's columns, then the description in
+    each of `langs` (for `churnml features --list` and the copy logged with each model)."""
+    return [
+        [f.name, f.family, f"{f.window_days}d" if f.window_days else "", f.unit, f.healthy,
+         *(f.ja if lang == "ja" else f.en for lang in langs)]
+        for f in features
+    ]  # fmt: skip
+
+
+def catalogue_markdown(features: Iterable[Feature]) -> str:
+    """The catalogue as a Markdown table, in both languages (logged with each model)."""
+    header = [*ROW_HEADER, "en", "ja"]
+    rows = [header, ["---"] * len(header), *catalogue_rows(features, ("en", "ja"))]
+    return "".join(f"| {' | '.join(row)} |\n" for row in rows)
 
 
 def family(feature: Feature) -> str:

@@ -27,7 +27,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 import churnml
 from churnml.config import Config, RegistryConfig
-from churnml.features.catalogue import Feature
+from churnml.features.catalogue import Feature, catalogue_markdown
 from churnml.forecast.revenue import summary
 from churnml.io import atomic_dir
 from churnml.models import pyfunc_model
@@ -217,7 +217,7 @@ def log_training(
     with mlflow.start_run(run_name="train") as parent, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params(params)
         mlflow.log_text(json.dumps(cfg.model_dump(mode="json"), indent=1), "config.json")
-        mlflow.log_text(_catalogue_markdown(catalogue), "feature_catalogue.md")
+        mlflow.log_text(catalogue_markdown(catalogue.values()), "feature_catalogue.md")
         if forecast is not None:
             mlflow.log_metrics(summary(forecast))
             mlflow.log_text(forecast.to_csv(index=False), "forecast_backtest.csv")
@@ -278,19 +278,6 @@ def register_saved(cfg: Config, folder: Path | str) -> list[Promotion]:
             client.set_model_version_tag(name, version, "promotion", reason)
             promotions.append(Promotion(name, version, alias, reason, run.info.run_id))
     return promotions
-
-
-def _catalogue_markdown(catalogue: dict[str, Feature]) -> str:
-    lines = [
-        "| feature | family | window | unit | healthy | en | ja |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for f in catalogue.values():
-        window = f"{f.window_days}d" if f.window_days else ""
-        lines.append(
-            f"| {f.name} | {f.family} | {window} | {f.unit} | {f.healthy} | {f.en} | {f.ja} |"
-        )
-    return "\n".join(lines) + "\n"
 
 
 def latest_training(cfg: RegistryConfig) -> tuple[str, pd.DataFrame]:

@@ -1,10 +1,9 @@
-"""Every text of the reports, in English and Japanese, and number/date formats per language."""
+"""Every text of the reports, in English and Japanese (formats of numbers, money and dates per
+language: `churnml.scoring.reasons`, re-exported here)."""
 
 from __future__ import annotations
 
-import math
-
-from churnml.scoring.reasons import date, money
+from churnml.scoring.reasons import date, money, number, percent
 from churnml.vocabulary import Lang
 
 __all__ = ["MESSAGES", "Lang", "date", "money", "number", "percent"]
@@ -392,13 +391,3 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sig_term_months": "契約期間（月）",
     },
 }
-
-
-def percent(value: float, lang: Lang, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value * 100:.{digits}f}%"
-
-
-def number(value: float, lang: Lang) -> str:
-    return f"{value:,.0f}"

@@ -52,6 +52,18 @@ def date(value: dt.date, lang: Lang, short: bool = False) -> str:
     return f"{value:%b %-d, %Y}" if short else f"{value:%B %-d, %Y}"
 
 
+def percent(value: float, lang: Lang, digits: int = 1) -> str:
+    """A share as a percentage ("–" when missing); the same in both languages."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value * 100:.{digits}f}%"
+
+
+def number(value: float, lang: Lang) -> str:
+    """A count with thousands separators; the same in both languages."""
+    return f"{value:,.0f}"
+
+
 def value_formatter(unit: str, lang: Lang, currency: str = "USD") -> Callable[[Any], str]:
     """The function that shows a (present) value of this unit."""
     words = _WORDS[lang]
