@@ -18,7 +18,7 @@ from churnml.config import Config, FeatureConfig
 from churnml.data.history import as_known_on
 from churnml.data.sources import connect, load_tables
 from churnml.data.synthetic import generate_world, shape_of
-from churnml.features import build
+from churnml.features import build, rollups
 from churnml.features.build import available, compute_features
 from churnml.features.catalogue import FEATURE_FAMILIES, by_name, catalogue, event_slugs
 from churnml.features.labels import snapshots
@@ -319,11 +319,11 @@ def test_the_leakage_check_catches_a_leak(cut_worlds, monkeypatch: pytest.Monkey
     full, known, snaps = cut_worlds
 
     def leaky(snaps, rows, time_col):
-        j = snaps.select(build.KEYS).inner_join(rows, "account_id")
+        j = snaps.select(rollups.KEYS).inner_join(rows, "account_id")
         day_ = j[time_col].cast("date")
-        return j.filter(day_ <= j.as_of).mutate(age=build._age(j, day_))
+        return j.filter(day_ <= j.as_of).mutate(age=rollups.age(j, day_))
 
-    monkeypatch.setattr(build, "_before", leaky)
+    monkeypatch.setattr(rollups, "before", leaky)
     with pytest.raises(AssertionError):
         pd.testing.assert_frame_equal(_features_at_t(full, snaps), _features_at_t(known, snaps))
 

@@ -9,7 +9,6 @@ event type × period); the 7/30/90-day windows are computed on those rollups, ne
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +23,9 @@ import pyarrow.parquet as pq
 from churnml.config import Config, FeatureConfig, LabelConfig
 from churnml.data import load
 from churnml.data.sources import Engine, cached
+from churnml.features import rollups
 from churnml.features.catalogue import Feature, Source, catalogue
-from churnml.features.labels import date_table, default_as_of, label_columns, labelled_snapshots
+from churnml.features.labels import default_as_of, label_columns, labelled_snapshots
 from churnml.io import atomic_path
 from churnml.vocabulary import KEYS
 
@@ -33,108 +33,6 @@ log = logging.getLogger(__name__)
 
 MAX_WINDOW = 90
 GRACE_DAYS = LabelConfig.model_fields["grace_days"].default
-
-
-def _age(t: ir.Table, day: ir.DateValue) -> ir.IntegerValue:
-    """Whole days from `day` to as_of (1 = the day before as_of)."""
-    return t.as_of.delta(day, unit="day")
-
-
-def _before(snaps: ir.Table, rows: ir.Table, time_col: str) -> ir.Table:
-    """Rows of each snapshot's account that happened strictly before as_of, with their age."""
-    j = snaps.select(KEYS).inner_join(rows, "account_id")
-    day = j[time_col].cast("date")
-    return j.filter(day < j.as_of).mutate(age=_age(j, day))
-
-
-# -- usage rollups -----------------------------------------------------------------------------
-def _periods(as_of: list[dt.date]) -> ir.Table:
-    """Calendar: each day from the first to the last as_of → the first as_of after it."""
-    dates = sorted(set(as_of))
-    rows = {"day": [], "period": []}
-    for start, end in itertools.pairwise(dates):
-        for k in range((end - start).days):
-            rows["day"].append(start + dt.timedelta(days=k))
-            rows["period"].append(end)
-    return date_table(rows)
-
-
-def _with_period(rows: ir.Table, as_of: list[dt.date]) -> ir.Table:
-    """Rows (with a `day`) before the last as_of, tagged with `period`, the first as_of after."""
-    first, last = min(as_of), max(as_of)
-    r = rows.filter(rows.day < last).left_join(_periods(as_of), "day")
-    return r.mutate(period=ibis.ifelse(r.day < first, ibis.date(first), r.period))
-
-
-def _days(events: ir.Table) -> ir.Table:
-    return events.mutate(day=events.ts.cast("date"))
-
-
-def _key_counts(e: ir.Table, cfg: FeatureConfig) -> dict[str, ir.Value]:
-    """Uses of each key event, as aggregates (`key_<i>`)."""
-    names = cfg.key_events or ()
-    return {f"key_{i}": (e.event_type == n).cast("int64").sum() for i, n in enumerate(names)}
-
-
-def _key_days(e: ir.Table, cfg: FeatureConfig, how: str) -> dict[str, ir.Value]:
-    """The first or last day each key event was used, as aggregates (`<how>_key_<i>`)."""
-    names = cfg.key_events or ()
-    day = e.day.min if how == "first" else e.day.max
-    return {f"{how}_key_{i}": day(where=e.event_type == n) for i, n in enumerate(names)}
-
-
-def _user_days(events: ir.Table, cfg: FeatureConfig) -> ir.Table:
-    """account × user × day, with event counts (all and per key event)."""
-    e = _days(events)
-    keys = _key_counts(e, cfg)
-    return e.group_by(["account_id", "user_id", "day"]).aggregate(n_events=e.count(), **keys)
-
-
-def _daily(user_days: ir.Table, cfg: FeatureConfig) -> ir.Table:
-    """account × day: events, distinct users, uses of each key event."""
-    keys = {f"key_{i}": user_days[f"key_{i}"].sum() for i in range(len(cfg.key_events or ()))}
-    return user_days.group_by(["account_id", "day"]).aggregate(
-        n_events=user_days.n_events.sum(), users=user_days.count(), **keys
-    )
-
-
-def _window_days(as_of: list[dt.date], days: int) -> ir.Table:
-    """(day, as_of) for each day in [as_of - days, as_of): an equi-join key for windows."""
-    dates = sorted(set(as_of))
-    return date_table(
-        {"day": [d - dt.timedelta(days=k) for d in dates for k in range(1, days + 1)],
-         "as_of": [d for d in dates for _ in range(days)]}
-    )  # fmt: skip
-
-
-def _window_periods(as_of: list[dt.date], days: int | None) -> ir.Table:
-    """(period, as_of) for each period (see `_with_period`) with days in the window of as_of."""
-    dates = sorted(set(as_of))
-    rows = {"period": [], "as_of": []}
-    for d in dates:
-        for p in dates:
-            if p <= d and (days is None or p > d - dt.timedelta(days=days)):
-                rows["period"].append(p)
-                rows["as_of"].append(d)
-    return date_table(rows)
-
-
-def _in_window(rollup: ir.Table, snaps: ir.Table, pairs: ir.Table, key: str) -> ir.Table:
-    """Rollup rows joined to the snapshots whose window they fall in (equi-joins only)."""
-    j = rollup.inner_join(pairs, key)
-    return snaps.select(KEYS).inner_join(j, KEYS)
-
-
-def _last_in_window(rollup: ir.Table, snaps: ir.Table, as_of: list[dt.date], by: str,
-                    window: int) -> ir.Table:  # fmt: skip
-    """Per snapshot and `by` value (user, event type) seen within `window`: days since last seen
-    (`age`), and since each other `last_<x>` day of the rollup (`<x>_age`)."""
-    j = _in_window(rollup, snaps, _window_periods(as_of, window), "period")
-    j = j.filter(j.last_day >= j.as_of - ibis.interval(days=window))
-    lasts = [c for c in rollup.columns if c.startswith("last_")]
-    last = j.group_by([*KEYS, by]).aggregate(**{c: j[c].max() for c in lasts})
-    ages = {f"{c.removeprefix('last_')}_age": _age(last, last[c]) for c in lasts if c != "last_day"}
-    return last.mutate(age=_age(last, last.last_day), **ages)
 
 
 # -- sources -----------------------------------------------------------------------------------
@@ -154,7 +52,7 @@ class _Sources:
 
     def _account(self) -> ir.Table:
         a = self.snaps.select(KEYS).inner_join(self.t["accounts"], "account_id")
-        return a.mutate(tenure_days=_age(a, a.signup_date))
+        return a.mutate(tenure_days=rollups.age(a, a.signup_date))
 
     def _contract(self) -> ir.Table:
         s = self.t["subscriptions"]
@@ -179,54 +77,53 @@ class _Sources:
         )
 
     def _usage(self) -> ir.Table:
-        daily = _daily(_user_days(self.t["usage_events"], self.cfg), self.cfg)
-        j = _in_window(daily, self.snaps, _window_days(self.as_of, MAX_WINDOW), "day")
-        return j.mutate(age=_age(j, j.day))
+        daily = rollups.daily(rollups.user_days(self.t["usage_events"], self.cfg), self.cfg)
+        j = rollups.in_window(daily, self.snaps, rollups.window_days(self.as_of, MAX_WINDOW), "day")
+        return j.mutate(age=rollups.age(j, j.day))
 
     @cached_property
     def _user_periods(self) -> ir.Table:  # users and recency share it
-        e = _with_period(_days(self.t["usage_events"]), self.as_of)
+        e = rollups.with_period(rollups.days(self.t["usage_events"]), self.as_of)
         periods = e.group_by(["account_id", "user_id", "period"]).aggregate(
-            last_day=e.day.max(), **_key_days(e, self.cfg, "last")
+            last_day=e.day.max(), **rollups.key_days(e, self.cfg, "last")
         )
         return cached(periods)
 
     def _users(self) -> ir.Table:
-        return _last_in_window(
+        return rollups.last_in_window(
             self._user_periods, self.snaps, self.as_of, "user_id", MAX_WINDOW
         )
 
     def _recency(self) -> ir.Table:
         up = self._user_periods
         acct = up.group_by(["account_id", "period"]).aggregate(last_day=up.last_day.max())
-        j = _in_window(acct, self.snaps, _window_periods(self.as_of, None), "period")
-        return j.mutate(last_age=_age(j, j.last_day))
+        j = rollups.in_window(acct, self.snaps, rollups.window_periods(self.as_of, None), "period")
+        return j.mutate(last_age=rollups.age(j, j.last_day))
 
     def _first_seen(self) -> ir.Table:
         # A user's first day, if before as_of, is the same on the full data and on the data
         # known at as_of: the earliest event is before as_of either way.
-        e = _days(self.t["usage_events"])
+        e = rollups.days(self.t["usage_events"])
         first = e.group_by(["account_id", "user_id"]).aggregate(first_day=e.day.min())
         j = self.snaps.select(KEYS).inner_join(first, "account_id")
         j = j.filter(j.first_day < j.as_of)
-        return j.mutate(first_age=_age(j, j.first_day))
+        return j.mutate(first_age=rollups.age(j, j.first_day))
 
     def _lifetime(self) -> ir.Table:
-        e = _with_period(_days(self.t["usage_events"]), self.as_of)
-        firsts = _key_days(e, self.cfg, "first")
+        e = rollups.with_period(rollups.days(self.t["usage_events"]), self.as_of)
+        firsts = rollups.key_days(e, self.cfg, "first")
         periods = e.group_by(["account_id", "period"]).aggregate(
-            n_events=e.count(), first_day=e.day.min(), **_key_counts(e, self.cfg), **firsts
+            n_events=e.count(), first_day=e.day.min(), **rollups.key_counts(e, self.cfg), **firsts
         )
-        pairs = _window_periods(self.as_of, None)
-        j = _in_window(cached(periods), self.snaps, pairs, "period")
-        return j.mutate(
-            first_age=_age(j, j.first_day), **{f"{c}_age": _age(j, j[c]) for c in firsts}
-        )
+        pairs = rollups.window_periods(self.as_of, None)
+        j = rollups.in_window(cached(periods), self.snaps, pairs, "period")
+        ages = {f"{c}_age": rollups.age(j, j[c]) for c in firsts}
+        return j.mutate(first_age=rollups.age(j, j.first_day), **ages)
 
     def _breadth(self) -> ir.Table:
-        e = _with_period(_days(self.t["usage_events"]), self.as_of)
+        e = rollups.with_period(rollups.days(self.t["usage_events"]), self.as_of)
         types = e.group_by(["account_id", "event_type", "period"]).aggregate(last_day=e.day.max())
-        return _last_in_window(types, self.snaps, self.as_of, "event_type", 30)
+        return rollups.last_in_window(types, self.snaps, self.as_of, "event_type", 30)
 
     def _onboarding(self) -> ir.Table:
         plan = ibis.memtable(
@@ -251,7 +148,7 @@ class _Sources:
         )  # fmt: skip
 
     def _support(self) -> ir.Table:
-        j = _before(self.snaps, self.t["support_tickets"], "created_at")
+        j = rollups.before(self.snaps, self.t["support_tickets"], "created_at")
         resolved = j.resolved_at.notnull() & (j.resolved_at.cast("date") < j.as_of)
         hours = j.resolved_at.delta(j.created_at, unit="second").cast("float64") / 3600
         return j.mutate(
@@ -262,20 +159,20 @@ class _Sources:
         )
 
     def _sentiment(self) -> ir.Table:
-        j = _before(self.snaps, self.t["nps_responses"], "submitted_at")
+        j = rollups.before(self.snaps, self.t["nps_responses"], "submitted_at")
         order = ibis.window(group_by=KEYS, order_by=[ibis.desc(j.submitted_at), ibis.desc(j.score)])
         return j.mutate(rank=ibis.row_number().over(order))
 
     def _contacts(self) -> ir.Table:
-        j = _before(self.snaps, self.t["contacts"], "start_date")
+        j = rollups.before(self.snaps, self.t["contacts"], "start_date")
         left = j.end_date.notnull() & (j.end_date < j.as_of)
         return j.mutate(
             active=~left,
-            left_age=ibis.ifelse(left, _age(j, j.end_date), ibis.null("int64")),
+            left_age=ibis.ifelse(left, rollups.age(j, j.end_date), ibis.null("int64")),
         )
 
     def _touchpoints(self) -> ir.Table:
-        j = _before(self.snaps, self.t["cs_touchpoints"], "ts")
+        j = rollups.before(self.snaps, self.t["cs_touchpoints"], "ts")
         return j.mutate(review=j.kind.isin(self.cfg.business_reviews))
 
 

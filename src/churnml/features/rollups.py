@@ -1,0 +1,120 @@
+"""Point-in-time building blocks: ages in days before as_of, and the usage rollups.
+
+Usage events are scanned once per rollup and reduced to small tables (account × user × day,
+account × day, account × user × period, account × event type × period), where a period is the
+days up to one as_of after the previous; the 7/30/90-day windows are then taken on the rollups
+(`in_window`, `last_in_window`), never on raw events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import ibis
+import ibis.expr.types as ir
+
+from churnml.config import FeatureConfig
+from churnml.features.labels import date_table
+from churnml.vocabulary import KEYS
+
+
+def age(t: ir.Table, day: ir.DateValue) -> ir.IntegerValue:
+    """Whole days from `day` to as_of (1 = the day before as_of)."""
+    return t.as_of.delta(day, unit="day")
+
+
+def before(snaps: ir.Table, rows: ir.Table, time_col: str) -> ir.Table:
+    """Rows of each snapshot's account that happened strictly before as_of, with their age."""
+    j = snaps.select(KEYS).inner_join(rows, "account_id")
+    day = j[time_col].cast("date")
+    return j.filter(day < j.as_of).mutate(age=age(j, day))
+
+
+def periods(as_of: list[dt.date]) -> ir.Table:
+    """Calendar: each day from the first to the last as_of → the first as_of after it."""
+    dates = sorted(set(as_of))
+    rows = {"day": [], "period": []}
+    for start, end in itertools.pairwise(dates):
+        for k in range((end - start).days):
+            rows["day"].append(start + dt.timedelta(days=k))
+            rows["period"].append(end)
+    return date_table(rows)
+
+
+def with_period(rows: ir.Table, as_of: list[dt.date]) -> ir.Table:
+    """Rows (with a `day`) before the last as_of, tagged with `period`, the first as_of after."""
+    first, last = min(as_of), max(as_of)
+    r = rows.filter(rows.day < last).left_join(periods(as_of), "day")
+    return r.mutate(period=ibis.ifelse(r.day < first, ibis.date(first), r.period))
+
+
+def days(events: ir.Table) -> ir.Table:
+    return events.mutate(day=events.ts.cast("date"))
+
+
+def key_counts(e: ir.Table, cfg: FeatureConfig) -> dict[str, ir.Value]:
+    """Uses of each key event, as aggregates (`key_<i>`)."""
+    names = cfg.key_events or ()
+    return {f"key_{i}": (e.event_type == n).cast("int64").sum() for i, n in enumerate(names)}
+
+
+def key_days(e: ir.Table, cfg: FeatureConfig, how: str) -> dict[str, ir.Value]:
+    """The first or last day each key event was used, as aggregates (`<how>_key_<i>`)."""
+    names = cfg.key_events or ()
+    day = e.day.min if how == "first" else e.day.max
+    return {f"{how}_key_{i}": day(where=e.event_type == n) for i, n in enumerate(names)}
+
+
+def user_days(events: ir.Table, cfg: FeatureConfig) -> ir.Table:
+    """account × user × day, with event counts (all and per key event)."""
+    e = days(events)
+    keys = key_counts(e, cfg)
+    return e.group_by(["account_id", "user_id", "day"]).aggregate(n_events=e.count(), **keys)
+
+
+def daily(user_days: ir.Table, cfg: FeatureConfig) -> ir.Table:
+    """account × day: events, distinct users, uses of each key event."""
+    keys = {f"key_{i}": user_days[f"key_{i}"].sum() for i in range(len(cfg.key_events or ()))}
+    return user_days.group_by(["account_id", "day"]).aggregate(
+        n_events=user_days.n_events.sum(), users=user_days.count(), **keys
+    )
+
+
+def window_days(as_of: list[dt.date], days: int) -> ir.Table:
+    """(day, as_of) for each day in [as_of - days, as_of): an equi-join key for windows."""
+    dates = sorted(set(as_of))
+    return date_table(
+        {"day": [d - dt.timedelta(days=k) for d in dates for k in range(1, days + 1)],
+         "as_of": [d for d in dates for _ in range(days)]}
+    )  # fmt: skip
+
+
+def window_periods(as_of: list[dt.date], days: int | None) -> ir.Table:
+    """(period, as_of) for each period (see `_with_period`) with days in the window of as_of."""
+    dates = sorted(set(as_of))
+    rows = {"period": [], "as_of": []}
+    for d in dates:
+        for p in dates:
+            if p <= d and (days is None or p > d - dt.timedelta(days=days)):
+                rows["period"].append(p)
+                rows["as_of"].append(d)
+    return date_table(rows)
+
+
+def in_window(rollup: ir.Table, snaps: ir.Table, pairs: ir.Table, key: str) -> ir.Table:
+    """Rollup rows joined to the snapshots whose window they fall in (equi-joins only)."""
+    j = rollup.inner_join(pairs, key)
+    return snaps.select(KEYS).inner_join(j, KEYS)
+
+
+def last_in_window(rollup: ir.Table, snaps: ir.Table, as_of: list[dt.date], by: str,
+                    window: int) -> ir.Table:  # fmt: skip
+    """Per snapshot and `by` value (user, event type) seen within `window`: days since last seen
+    (`age`), and since each other `last_<x>` day of the rollup (`<x>_age`)."""
+    j = in_window(rollup, snaps, window_periods(as_of, window), "period")
+    j = j.filter(j.last_day >= j.as_of - ibis.interval(days=window))
+    lasts = [c for c in rollup.columns if c.startswith("last_")]
+    last = j.group_by([*KEYS, by]).aggregate(**{c: j[c].max() for c in lasts})
+    ages = {f"{c.removeprefix('last_')}_age": age(last, last[c]) for c in lasts if c != "last_day"}
+    return last.mutate(age=age(last, last.last_day), **ages)
