@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import churnml
+import churnml.data.validate
 from churnml import cli
 from churnml.cli import app
 from churnml.io import atomic_dir, write_text
@@ -148,10 +149,10 @@ def test_anything_unexpected_is_one_line_and_ctrl_c_keeps_the_output(
     raised: BaseException, code: int, words: str, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    def boom(_: object) -> None:
+    def boom(*_: object) -> None:
         raise raised
 
-    monkeypatch.setattr(cli, "_config", boom)
+    monkeypatch.setattr(churnml.data.validate, "validate", boom)
     assert cli.main(["validate", "--data", "."]) == code
     err = capsys.readouterr().err
     assert words in " ".join(err.split()) and "Traceback" not in err and "second line" not in err
