@@ -60,7 +60,8 @@ def _cells(column: pd.Series) -> pd.Series:
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects
         arrow = None
     if arrow is not None and (pa.types.is_floating(arrow.type) or pa.types.is_date(arrow.type)
-                              or pa.types.is_string(arrow.type)):  # fmt: skip
+                              or pa.types.is_string(arrow.type)
+                              or pa.types.is_large_string(arrow.type)):  # fmt: skip
         text = pd.Series(arrow.cast(pa.string()).fill_null(""), dtype="str", index=column.index)
     else:
         text = column.astype(str).where(column.notna(), "")
