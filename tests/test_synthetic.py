@@ -172,6 +172,18 @@ def test_truth_is_a_calibrated_oracle(outcomes: pd.DataFrame) -> None:
     assert top.p_churn_90d.mean() == pytest.approx(top.churn_90d.mean(), rel=0.2)
 
 
+def test_the_truth_follows_the_horizon_it_is_given(tmp_path: Path) -> None:
+    """A 30-day world's oracle is named for 30 days and matches 30-day outcomes (it would be
+    three times too high if the simulator kept its 90 days)."""
+    generate_world(tmp_path, n_accounts=1200, months=24, seed=3, truth_paths=30, horizon_days=30)
+    cfg = Config.model_validate({"labels": {"horizon_days": 30}})
+    outcomes = labels_with_truth(tmp_path, cfg).dropna(subset=["churn_30d"])
+    assert "p_churn_90d" not in outcomes
+    voluntary = outcomes[outcomes.involuntary_churn_30d == 0]
+    assert voluntary.p_churn_30d.mean() == pytest.approx(voluntary.churn_30d.mean(), rel=0.25)
+    assert outcomes.p_expansion_30d.mean() == pytest.approx(outcomes.expansion_30d.mean(), rel=0.25)
+
+
 def test_a_product_change_mid_way_lowers_recorded_use_in_its_segment_only(tmp_path: Path) -> None:
     """From the shift on, smb accounts record about half their active days; before it, and in
     other segments, about as many as in the same world without the shift (events are drawn

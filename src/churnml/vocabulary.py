@@ -1,5 +1,6 @@
 """Names every stage shares: languages, targets, the keys of a snapshot, tiers and actions, the
-fit label and where a generated world keeps its truth. (Feature families and sources: the
+fit label, the label columns of a horizon, and where a generated world keeps its truth (each
+label's oracle beside it). (Feature families and sources: the
 catalogue, `churnml.features.catalogue`; tables and columns: `churnml.data.contract`.)"""
 
 from __future__ import annotations
@@ -20,6 +21,23 @@ ACTIONS = ("save", "fix_then_expand", "expand", "nurture")
 FIRST_YEAR_DAYS = 395
 LOST_FIRST_YEAR = "lost_first_year"  # the fit model's label
 FIT = "fit"  # the fit model's name (registered beside the targets, scored on deals)
-TRUTH_FILE = Path("_truth") / "truth.parquet"  # per account and month: the 90-day oracle
+TRUTH_FILE = Path("_truth") / "truth.parquet"  # per account and month: each label's oracle
 SIGNING_TRUTH_FILE = Path("_truth") / "signing.parquet"  # per account: fit and its oracle
 SIGNING_ORACLE = f"p_{LOST_FIRST_YEAR}"
+
+
+def label_names(horizon_days: int) -> dict[str, str]:
+    """Names of the label columns for a horizon, keyed by role."""
+    h = horizon_days
+    return {
+        "churn": f"churn_{h}d",
+        "involuntary": f"involuntary_churn_{h}d",
+        "expansion": f"expansion_{h}d",
+        "arr_after": f"arr_after_{h}d",
+        "reason": f"churn_reason_{h}d",
+    }
+
+
+def oracle_column(label: str) -> str:
+    """The truth file's column for a label column: churn_90d → p_churn_90d."""
+    return f"p_{label}"

@@ -65,6 +65,9 @@ def generate(
         typer.Option(help="How strongly fit at signing (industry, channel, size) sets adoption, "
                      "0–3 (0: none)."),
     ] = None,
+    horizon_days: Annotated[
+        int, typer.Option(min=1, max=730, help="The truth's horizon: give labels.horizon_days.")
+    ] = 90,
 ) -> None:
     """Generate a synthetic SaaS world (every contract table, plus _truth/truth.parquet)."""
     from churnml.data.synthetic import generate_world, shape_of
@@ -87,7 +90,8 @@ def generate(
 
         try:
             summary = generate_world(
-                out, accounts, months, seed, start, progress=report, shape=shape
+                out, accounts, months, seed, start, progress=report, shape=shape,
+                horizon_days=horizon_days,
             )
         except ValueError as exc:
             raise fail(str(exc)) from None

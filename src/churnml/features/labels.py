@@ -24,20 +24,14 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from churnml.config import LabelConfig
+from churnml.vocabulary import label_names
 
 FAR = ibis.date(9999, 12, 31)
 
 
 def label_columns(cfg: LabelConfig) -> dict[str, str]:
-    """Names of the label columns for a horizon, keyed by role."""
-    h = cfg.horizon_days
-    return {
-        "churn": f"churn_{h}d",
-        "involuntary": f"involuntary_churn_{h}d",
-        "expansion": f"expansion_{h}d",
-        "arr_after": f"arr_after_{h}d",
-        "reason": f"churn_reason_{h}d",
-    }
+    """Names of the label columns for the configured horizon, keyed by role."""
+    return label_names(cfg.horizon_days)
 
 
 def month_starts(first: dt.date, last: dt.date) -> list[dt.date]:

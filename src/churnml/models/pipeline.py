@@ -32,10 +32,9 @@ from churnml.models.registry import (
 from churnml.models.splits import TrainingError, cohort_split
 from churnml.models.train import KEYS, TargetResult, make_dataset, train_target, trainable
 from churnml.scoring.explain import stated_reasons
-from churnml.vocabulary import FIRST_YEAR_DAYS, FIT, LOST_FIRST_YEAR, SIGNING_ORACLE
+from churnml.vocabulary import FIRST_YEAR_DAYS, FIT, LOST_FIRST_YEAR, SIGNING_ORACLE, oracle_column
 
 log = logging.getLogger(__name__)
-TRUTH_COLUMNS = {"churn": "p_churn_90d", "expansion": "p_expansion_90d"}
 SIGNING_GAP_DAYS = 1  # the fit model's time split keeps cohorts in order (see `train_fit`)
 
 
@@ -141,9 +140,7 @@ def train(
             skipped[name] = why
             log.info("%s is not trained: %s", name, why)
             continue
-        oracle = (
-            ds.frame[TRUTH_COLUMNS[name]] if truth is not None and name in TRUTH_COLUMNS else None
-        )
+        oracle = ds.frame.get(oracle_column(column)) if truth is not None else None
         result = train_target(name, ds, cfg, labels.horizon_days, cat, oracle)
         for model in (result.model, result.evaluation):  # scoring builds the same columns
             model.meta["key_events"] = list(cfg.features.key_events or ())
