@@ -26,15 +26,15 @@ demo: $(STAMP)
 	cd $(DEMO) && ../$(BIN)/churnml train --data world --config ../configs/demo.yaml
 	cd $(DEMO) && ../$(BIN)/churnml score --data world --as-of 2025-12-01 --out scores_previous --config ../configs/demo.yaml
 	cd $(DEMO) && ../$(BIN)/churnml score --data world --as-of 2026-01-01 --out scores --previous scores_previous --config ../configs/demo.yaml
-	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report --data world
+	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report
 	cd $(DEMO) && ../$(BIN)/churnml monitor --data world --scores scores_previous --scores scores --out monitoring --config ../configs/demo.yaml
 	cd $(DEMO) && ../$(BIN)/churnml fit-score --data world --since 2025-07-01 --out fit --config ../configs/demo.yaml
 	@echo "Open $(CURDIR)/$(DEMO)/report/index.html, $(CURDIR)/$(DEMO)/monitoring/monitoring.html and $(CURDIR)/$(DEMO)/fit/fit.html"
 
 # Screenshots of the demo's report pages in both languages for the README (after `make demo`).
 screenshots: $(STAMP)
-	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report --data world
-	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report_ja --data world --lang ja
+	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report
+	cd $(DEMO) && ../$(BIN)/churnml report --scores scores --out report_ja --lang ja
 	cd $(DEMO) && ../$(BIN)/churnml fit-score --data world --since 2025-07-01 --out fit_ja --lang ja --config ../configs/demo.yaml
 	$(BIN)/python docs/screenshots.py $(DEMO)/report $(DEMO)/report_ja --monitoring $(DEMO)/monitoring/monitoring.html --fit $(DEMO)/fit/fit.html $(DEMO)/fit_ja/fit.html --out docs/img
 

@@ -64,7 +64,7 @@ def test_a_young_product_without_expansion_trains_scores_and_reports(
          "--no-expansion"],
         ["train", *world],
         ["score", *world, "--as-of", "2024-01-01", "--out", "scores"],
-        ["report", "--scores", "scores", "--out", "report", *world],
+        ["report", "--scores", "scores", "--out", "report"],
     ]  # fmt: skip
     for step in steps:
         result = cli.invoke(app, step)

@@ -156,6 +156,21 @@ def test_event_at_window_start_is_included() -> None:
     assert out.loc["b", "active_users_90d"] == 1
 
 
+def test_monthly_use_counts_whole_months_before_as_of_only() -> None:
+    """The adoption chart's months: the 12 full months before as_of's month. The days of as_of's
+    own month, before and after as_of, and the day before the first month do not count."""
+    ts = pd.Timestamp
+    days = ("2023-02-28 23:59", "2023-03-01", "2024-02-29 23:00", "2024-03-01", "2024-03-15",
+            "2024-04-02")  # fmt: skip
+    first = events(*[("a", ts(d)) for d in days])
+    second = events(("a", ts("2024-02-10")), ("a", ts("2024-02-11")), user=2)
+    use = rollups.monthly_use(tables(usage_events=pd.concat([first, second]))["usage_events"],
+                              dt.date(2024, 3, 15)).execute()  # fmt: skip
+    got = use.assign(month=pd.to_datetime(use.month)).set_index("month").sort_index()
+    assert list(got.index) == [ts("2023-03-01"), ts("2024-02-01")]
+    assert got.users.tolist() == [1, 2] and got.events.tolist() == [1, 3]
+
+
 def test_account_with_no_events_has_zero_counts_and_unknown_recency() -> None:
     out = _features(_usage_world(("a", day(-2))))
     quiet = out.loc["quiet"]

@@ -44,7 +44,7 @@ def test_report_renders_offline_without_errors(scored: Path, small_world: Path, 
                                                lang: str) -> None:  # fmt: skip
     from playwright.sync_api import sync_playwright
 
-    index = build_report(scored, tmp_path / "site", Config(), lang, small_world)  # type: ignore[arg-type]
+    index = build_report(scored, tmp_path / "site", Config(), lang)  # type: ignore[arg-type]
     scores = pd.read_parquet(scored / "scores.parquet")
     top = scores.sort_values("arr_at_risk", ascending=False).iloc[0]
     pages = {

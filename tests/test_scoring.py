@@ -20,6 +20,7 @@ from churnml.cli import app
 from churnml.config import Config, RegistryConfig
 from churnml.features.catalogue import by_name
 from churnml.models.registry import export_models, resolve_models
+from churnml.reports.site import build_report, safe_name
 from churnml.scoring import outputs
 from churnml.scoring.actions import next_best_action
 from churnml.scoring.crm import neutralise
@@ -810,3 +811,21 @@ def test_largest_takes_the_top_of_each_row_and_leaves_the_matrix_alone() -> None
     assert values.tolist() == [0.9, 0.5, 0.3, 0.3] and offsets.tolist() == [0, 2, 4, 4]
     np.testing.assert_array_equal(matrix, kept)
     assert largest(matrix, 9, 0.0)[3].tolist() == [0, 3, 6, 10]  # k beyond the columns
+
+
+def test_the_report_charts_monthly_users_from_the_scoring_run_alone(
+    setup: tuple[Config, Path], scored: Path, tmp_path: Path
+) -> None:
+    """Scoring counts each account's users per month (`adoption.parquet`); the report draws them
+    from the run's folder, with no input tables."""
+    cfg, world = setup
+    used = pd.read_parquet(scored / outputs.ADOPTION_FILE)
+    august = used[pd.to_datetime(used.month) == pd.Timestamp("2024-08-01")].set_index("account_id")
+    raw = pd.read_parquet(world / "usage_events.parquet")
+    raw = raw[(raw.ts >= pd.Timestamp("2024-08-01")) & (raw.ts < pd.Timestamp(AS_OF))]
+    expected = raw.groupby("account_id").user_id.nunique()
+    assert august.users.sort_index().tolist() == expected.sort_index().tolist()
+    index = build_report(scored, tmp_path / "site", cfg)
+    top = august.users.idxmax()
+    page = (index.parent / "account" / safe_name(top)).read_text(encoding="utf-8")
+    assert f"<title>2024-08: {august.users[top]:,.0f}</title>" in page

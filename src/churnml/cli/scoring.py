@@ -175,19 +175,16 @@ def report(
     scores: Annotated[Path, typer.Option("--scores", help="Folder written by churnml score.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the HTML site.")],
     lang: Annotated[Lang, typer.Option(help="Language of the pages.")] = "en",
-    data: Annotated[
-        Path | None, typer.Option("--data", "-d", help="Input tables (adds adoption charts).")
-    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Write the CSM and leader reports: a static site, no network needed."""
+    """Write the CSM and leader reports from a scoring run: a static site, no network needed."""
     from churnml.reports.site import build_report
 
     cfg = read_config(config)
     check_out(out)
     try:
         with console.status("writing the report"):
-            index = build_report(scores, out, cfg, lang, data)
+            index = build_report(scores, out, cfg, lang)
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     console.print(f"Report written: {index.resolve()}")

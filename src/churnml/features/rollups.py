@@ -3,7 +3,8 @@
 Usage events are scanned once per rollup and reduced to small tables (account × user × day,
 account × day, account × user × period, account × event type × period), where a period is the
 days up to one as_of after the previous; the 7/30/90-day windows are then taken on the rollups
-(`in_window`, `last_in_window`), never on raw events.
+(`in_window`, `last_in_window`), never on raw events. `monthly_use` counts users and events per
+calendar month, for the account page's adoption chart (scoring writes it beside the scores).
 """
 
 from __future__ import annotations
@@ -64,6 +65,25 @@ def key_days(e: ir.Table, cfg: FeatureConfig, how: str) -> dict[str, ir.Value]:
     names = cfg.key_events or ()
     day = e.day.min if how == "first" else e.day.max
     return {f"{how}_key_{i}": day(where=e.event_type == n) for i, n in enumerate(names)}
+
+
+ADOPTION_MONTHS = 12  # months of use shown on an account's page
+
+
+def adoption_start(as_of: dt.date) -> dt.date:
+    """The first day of the ADOPTION_MONTHS full calendar months before as_of's month."""
+    year, month = divmod(as_of.year * 12 + as_of.month - 1 - ADOPTION_MONTHS, 12)
+    return dt.date(year, month + 1, 1)
+
+
+def monthly_use(events: ir.Table, as_of: dt.date) -> ir.Table:
+    """account × month (its first day): active users and events, over the ADOPTION_MONTHS full
+    calendar months before as_of's month (so only data before as_of)."""
+    start, end = adoption_start(as_of), as_of.replace(day=1)
+    e = events.filter(events.ts >= ibis.timestamp(start), events.ts < ibis.timestamp(end))
+    e = e.mutate(month=e.ts.truncate("M").cast("date"))
+    by_month = e.group_by(["account_id", "month"])
+    return by_month.aggregate(users=e.user_id.nunique(), events=e.count())
 
 
 def user_days(events: ir.Table, cfg: FeatureConfig) -> ir.Table:

@@ -1,11 +1,10 @@
 """The report's charts, as inline SVG (labels escaped): waterfalls of contributions, the risk
-histogram, and an account's monthly active users (with the one query that counts them)."""
+histogram, and an account's monthly active users (counted by scoring: `adoption.parquet`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -13,9 +12,8 @@ import numpy as np
 import pandas as pd
 from markupsafe import escape
 
-from churnml.config import Config
-from churnml.data import load
 from churnml.features.catalogue import Feature
+from churnml.features.rollups import ADOPTION_MONTHS, adoption_start
 from churnml.reports.messages import Lang
 
 matplotlib.use("Agg")
@@ -88,9 +86,8 @@ def adoption_chart(frame: pd.DataFrame, months: pd.DatetimeIndex, m: dict[str, s
 
 
 def adoption_months(as_of: dt.date) -> pd.DatetimeIndex:
-    """The 12 full calendar months before as_of's month."""
-    this_month = pd.Timestamp(as_of).to_period("M").to_timestamp()
-    return pd.date_range(this_month - pd.DateOffset(months=12), periods=12, freq="MS")
+    """The months of `monthly_use`: the full calendar months before as_of's month."""
+    return pd.date_range(adoption_start(as_of), periods=ADOPTION_MONTHS, freq="MS")
 
 
 def histogram(probability: pd.Series) -> str:
@@ -101,18 +98,3 @@ def histogram(probability: pd.Series) -> str:
     ax.hist(values, bins=20, range=(0, max(5.0, float(np.ceil(values.max())) if len(values) else 5.0)),
             color="#1d4ed8")  # fmt: skip
     return svg(fig)
-
-
-def monthly_adoption(data_dir: Path, cfg: Config, as_of: dt.date) -> pd.DataFrame:
-    """Active users and events per account and month over the 12 full months before as_of's
-    month (one query)."""
-    events = load(data_dir, cfg.data, check=False)["usage_events"]
-    months = adoption_months(as_of)
-    end = months[-1] + pd.DateOffset(months=1)
-    e = events.filter(events.ts >= months[0].to_pydatetime(), events.ts < end.to_pydatetime())
-    e = e.mutate(month=e.ts.truncate("M"))
-    return (
-        e.group_by(["account_id", "month"])
-        .aggregate(users=e.user_id.nunique(), events=e.count())
-        .execute()
-    )

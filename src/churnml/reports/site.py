@@ -23,14 +23,13 @@ from churnml.reports.charts import (
     adoption_months,
     feature_label,
     histogram,
-    monthly_adoption,
     waterfall,
 )
 from churnml.reports.leader import LeaderSections
 from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
 from churnml.reports.segments import MIN_LIFT, root_causes
 from churnml.scoring.crm import FieldMap, crm_frame, write_csv
-from churnml.scoring.outputs import FORECAST, STATED, read_key_events, read_meta
+from churnml.scoring.outputs import ADOPTION_FILE, FORECAST, STATED, read_key_events, read_meta
 from churnml.scoring.plays import load_library
 from churnml.scoring.reasons import format_value, segment_label, sentence
 from churnml.vocabulary import ACTIONS, TARGETS, TIERS
@@ -345,9 +344,10 @@ def build_report(
     out: Path | str,
     cfg: Config,
     lang: Lang = "en",
-    data_dir: Path | str | None = None,
 ) -> Path:
-    """Write the site into `out` (atomically, file by file) and return the path of index.html."""
+    """Write the site into `out` (atomically, file by file) and return the path of index.html.
+    Everything comes from the scoring run's folder: scores, contributions, features and, for the
+    adoption charts, `adoption.parquet` (runs before it have no charts)."""
     scores_dir = Path(scores_dir)
     scores = pd.read_parquet(scores_dir / "scores.parquet")
     contributions = pd.read_parquet(scores_dir / "contributions.parquet")
@@ -357,8 +357,8 @@ def build_report(
     if lacking:
         raise ValueError(f"{scores_dir / 'scores.parquet'} lacks column(s) {', '.join(lacking)}: "
                          "it was written by an older churnml; score again")  # fmt: skip
-    as_of = pd.Timestamp(scores.as_of.iloc[0]).date()
-    adoption = monthly_adoption(Path(data_dir), cfg, as_of) if data_dir else None
+    used = scores_dir / ADOPTION_FILE
+    adoption = pd.read_parquet(used) if used.is_file() else None
     events = read_key_events(scores_dir / "scores.parquet")  # the report's texts name them
     cfg = cfg if events is None else cfg.with_key_events(events)
     learnt = {key: read_meta(scores_dir / "scores.parquet", key) for key in (FORECAST, STATED)}

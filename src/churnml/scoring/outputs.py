@@ -91,6 +91,7 @@ KEY_EVENTS = "churnml.key_events"  # the key events the features were built with
 MODELS = "churnml.models"  # target → the identity of the model scored with
 FORECAST = "churnml.forecast"  # the churn model's meta["forecast"]: history and backtest
 STATED = "churnml.stated_reasons"  # the churn model's: stated cancel reason × main family
+ADOPTION_FILE = "adoption.parquet"  # per account and month: active users and events
 
 
 def read_meta(scores_path: Path | str, key: str) -> object:
@@ -119,12 +120,14 @@ def write_outputs(
     alerts: pd.DataFrame | None = None,
     features: pd.DataFrame | None = None,
     meta: dict[str, object] | None = None,
+    adoption: pd.DataFrame | None = None,
 ) -> int:
     """Write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv (no rows
     without `alerts`) into `out`, all or none; return the number of CRM rows (only changed ones
     with `changed_since`). `meta` goes in scores.parquet's metadata as JSON (KEY_EVENTS,
     MODELS, FORECAST, STATED: `read_meta`), for the report and the next run; `features` (the models'
-    inputs) goes to features.parquet, for the next run's `--previous`."""
+    inputs) goes to features.parquet, for the next run's `--previous`; `adoption` (monthly use,
+    `features.rollups.monthly_use`) to adoption.parquet, for the report."""
     missing = [n for n in SCORED.names if n not in scores]  # change columns without --previous
     scores = scores.assign(**dict.fromkeys(missing))
     feed = crm_frame(scores, fields)
@@ -138,6 +141,7 @@ def write_outputs(
         "scores.parquet": (write_parquet, table.replace_schema_metadata(meta)),
         "contributions.parquet": (write_parquet, contributions),
         "features.parquet": (write_parquet, features),
+        ADOPTION_FILE: (write_parquet, adoption),
         "crm_export.csv": (write_csv, feed),
         "alerts.csv": (write_csv, alerts),
     }

@@ -18,6 +18,7 @@ from churnml.data.sources import Engine, cached
 from churnml.features.build import compute_features, csm_context, input_table, with_key_events
 from churnml.features.catalogue import FAMILIES, Feature, by_name
 from churnml.features.labels import lapsed_terms, snapshots
+from churnml.features.rollups import monthly_use
 from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import tier
 from churnml.scoring.book import finish
@@ -280,8 +281,9 @@ def score(
     learnt = models["churn"].model.meta if "churn" in models else {}
     meta |= {key: learnt[name] for key, name in ((FORECAST, "forecast"),
                                                  (STATED, "stated_reasons")) if name in learnt}
+    adoption = monthly_use(tables["usage_events"], as_of).execute()  # for the report
     crm_rows = write_outputs(scores, contributions, fields, out, changed_since, found, values,
-                             meta)  # fmt: skip
+                             meta, adoption)  # fmt: skip
     top = scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")[list(TOP_COLUMNS)]
     return ScoreResult(
         Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()}, missing,
