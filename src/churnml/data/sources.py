@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import codecs
+import functools
 import hashlib
 import logging
 import os
@@ -169,8 +170,12 @@ def _encoding_error(source: Source, line: int | str) -> DataEncodingError:
     )
 
 
-_COPIES = Path(tempfile.mkdtemp(prefix="churnml-utf8-"))
-atexit.register(shutil.rmtree, _COPIES, True)
+@functools.cache
+def _copies() -> Path:
+    """The folder of this process's UTF-8 copies, made on first use, removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="churnml-utf8-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def _utf8_copy(source: Source) -> str:
@@ -179,7 +184,7 @@ def _utf8_copy(source: Source) -> str:
     path = Path(source.path)
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_mtime_ns}|{source.encoding}".encode())
-    copy = _COPIES / f"{key.hexdigest()[:20]}.csv"
+    copy = _copies() / f"{key.hexdigest()[:20]}.csv"
     if not copy.exists():
         with (
             path.open("rb") as src,
