@@ -3,6 +3,7 @@ repository."""
 
 from __future__ import annotations
 
+import os
 import site
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pandas as pd
 from churnml.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
+CLEAN = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # no other churnml on the path
 
 
 def test_an_installed_wheel_scores_with_its_own_crm_maps(
@@ -45,7 +47,7 @@ def test_an_installed_wheel_scores_with_its_own_crm_maps(
     result = subprocess.run(
         [env / "bin" / "churnml", "score", "--data", str(small_world), "--as-of", "2024-09-01",
          "--out", str(out), "--crm", "hubspot", "--config", str(config)],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True, text=True, cwd=tmp_path, env=CLEAN,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     feed = pd.read_csv(out / "crm_export.csv", dtype=str)
@@ -54,5 +56,6 @@ def test_an_installed_wheel_scores_with_its_own_crm_maps(
 
 
 def _output(python: Path, code: str, cwd: Path) -> str:
-    done = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True, cwd=cwd)
+    done = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True, cwd=cwd,
+                          env=CLEAN)  # fmt: skip
     return done.stdout.strip()
