@@ -54,6 +54,12 @@ class DataConfig(_Strict):
     dedupe_events: bool = Field(
         False, description="count usage events repeated in every column once (a double export)"
     )
+    memory_limit: str | None = Field(
+        None,
+        pattern=r"^\d+(\.\d+)?\s*(MB|GB|TB)$",
+        description="DuckDB's memory limit, e.g. '4GB': past it, work spills to a temporary "
+        "folder (slower, bounded); default: DuckDB's own, 80% of the machine's memory",
+    )
 
     @field_validator("tables")
     @classmethod
@@ -92,15 +98,21 @@ class LabelConfig(_Strict):
     )
 
 
+MAX_KEY_EVENTS = 62  # one bit each in a user's day (churnml.features.rollups.user_days)
+
+
 class FeatureConfig(_Strict):
     """What the feature catalogue needs to know about a business (defaults fit the demo world)."""
 
     key_events: tuple[str, ...] | None = Field(
         None,
+        max_length=MAX_KEY_EVENTS,
         description="event types followed one by one; default: the `top_events` types used by "
         "the most accounts in the training data (stored with the model)",
     )
-    top_events: int = Field(8, ge=0, description="how many key events to take from the data")
+    top_events: int = Field(
+        8, ge=0, le=MAX_KEY_EVENTS, description="how many key events to take from the data"
+    )
     high_priority: tuple[str, ...] = ("high", "urgent")
     business_reviews: tuple[str, ...] = ("qbr", "ebr")
     onboarding_plan: dict[str, int] = Field(

@@ -22,7 +22,7 @@ def load(
     from churnml.data.sources import connect, load_tables
     from churnml.data.validate import DataValidationError, validate
 
-    con = connect(engine)
+    con = connect(engine, config.memory_limit)
     if check:
         report = validate(data_dir, config, con if engine == "duckdb" else None)
         if not report.ok:

@@ -92,12 +92,16 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
     return found
 
 
-def connect(engine: Engine = "duckdb") -> ibis.BaseBackend:
-    """An Ibis connection: embedded DuckDB, or local Spark (`[spark]` extra, Java 17)."""
+def connect(engine: Engine = "duckdb", memory_limit: str | None = None) -> ibis.BaseBackend:
+    """An Ibis connection: embedded DuckDB (spilling to a temporary folder past `memory_limit`,
+    e.g. '4GB'), or local Spark (`[spark]` extra, Java 17)."""
     if engine == "duckdb":
         con = ibis.duckdb.connect()
         # Timestamps are naive UTC: no session time zone may shift a day boundary.
         con.raw_sql("SET TimeZone = 'UTC'; SET preserve_insertion_order = false")
+        if memory_limit:
+            spill = _scratch() / "duckdb"
+            con.raw_sql(f"SET memory_limit = '{memory_limit}'; SET temp_directory = '{spill}'")
         return con
     if engine == "spark":
         return _spark()
@@ -171,9 +175,10 @@ def _encoding_error(source: Source, line: int | str) -> DataEncodingError:
 
 
 @functools.cache
-def _copies() -> Path:
-    """The folder of this process's UTF-8 copies, made on first use, removed at exit."""
-    folder = Path(tempfile.mkdtemp(prefix="churnml-utf8-"))
+def _scratch() -> Path:
+    """This process's temporary folder (UTF-8 copies, DuckDB's spills): made on first use,
+    removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="churnml-"))
     atexit.register(shutil.rmtree, folder, True)
     return folder
 
@@ -184,7 +189,7 @@ def _utf8_copy(source: Source) -> str:
     path = Path(source.path)
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_mtime_ns}|{source.encoding}".encode())
-    copy = _copies() / f"{key.hexdigest()[:20]}.csv"
+    copy = _scratch() / f"{key.hexdigest()[:20]}.csv"
     if not copy.exists():
         with (
             path.open("rb") as src,

@@ -45,6 +45,12 @@ class _Sources:
         self.grace_days = grace_days
         self._cache: dict[Source, ir.Table] = {}
 
+    def release(self) -> None:
+        """Let the engine free the usage rollups (each source that needs them is computed)."""
+        for name in ("_type_days", "_user_days", "_user_periods"):
+            if name in self.__dict__:
+                self.__dict__.pop(name).release()
+
     def get(self, source: Source) -> ir.Table:
         if source not in self._cache:
             self._cache[source] = BUILDERS[source][1](self)
@@ -76,14 +82,22 @@ class _Sources:
             end_in_days=j.end_date.delta(j.as_of, unit="day"),
         )
 
+    @cached_property
+    def _type_days(self) -> ir.Table:
+        return cached(rollups.type_days(self.t["usage_events"]))
+
+    @cached_property
+    def _user_days(self) -> ir.Table:
+        return cached(rollups.user_days(self.t["usage_events"], self.cfg))
+
     def _usage(self) -> ir.Table:
-        daily = rollups.daily(rollups.user_days(self.t["usage_events"], self.cfg), self.cfg)
+        daily = rollups.daily(self._type_days, self._user_days, self.cfg)
         j = rollups.in_window(daily, self.snaps, rollups.window_days(self.as_of, MAX_WINDOW), "day")
         return j.mutate(age=rollups.age(j, j.day))
 
     @cached_property
     def _user_periods(self) -> ir.Table:  # users and recency share it
-        e = rollups.with_period(rollups.days(self.t["usage_events"]), self.as_of)
+        e = rollups.with_period(self._user_days, self.as_of)
         periods = e.group_by(["account_id", "user_id", "period"]).aggregate(
             last_day=e.day.max(), **rollups.key_days(e, self.cfg, "last")
         )
@@ -103,17 +117,18 @@ class _Sources:
     def _first_seen(self) -> ir.Table:
         # A user's first day, if before as_of, is the same on the full data and on the data
         # known at as_of: the earliest event is before as_of either way.
-        e = rollups.days(self.t["usage_events"])
+        e = self._user_days
         first = e.group_by(["account_id", "user_id"]).aggregate(first_day=e.day.min())
         j = self.snaps.select(KEYS).inner_join(first, "account_id")
         j = j.filter(j.first_day < j.as_of)
         return j.mutate(first_age=rollups.age(j, j.first_day))
 
     def _lifetime(self) -> ir.Table:
-        e = rollups.with_period(rollups.days(self.t["usage_events"]), self.as_of)
+        e = rollups.with_period(self._type_days, self.as_of)
         firsts = rollups.key_days(e, self.cfg, "first")
         periods = e.group_by(["account_id", "period"]).aggregate(
-            n_events=e.count(), first_day=e.day.min(), **rollups.key_counts(e, self.cfg), **firsts
+            n_events=e.n_events.sum(), first_day=e.day.min(), **rollups.key_counts(e, self.cfg),
+            **firsts,
         )
         pairs = rollups.window_periods(self.as_of, None)
         j = rollups.in_window(cached(periods), self.snaps, pairs, "period")
@@ -121,7 +136,7 @@ class _Sources:
         return j.mutate(first_age=rollups.age(j, j.first_day), **ages)
 
     def _breadth(self) -> ir.Table:
-        e = rollups.with_period(rollups.days(self.t["usage_events"]), self.as_of)
+        e = rollups.with_period(self._type_days, self.as_of)
         types = e.group_by(["account_id", "event_type", "period"]).aggregate(last_day=e.day.max())
         return rollups.last_in_window(types, self.snaps, self.as_of, "event_type", 30)
 
@@ -269,6 +284,7 @@ def compute_features(
         )
         # Materialised one source at a time: one huge query plan is slower and hungrier.
         out = out.left_join(cached(part), KEYS).select(out, *[f.name for f in group])
+    sources.release()
     fills = {f.name: out[f.name].fill_null(0) for f in features if f.zero_when_missing}
     out = out.mutate(**fills)
     out = out.mutate(**{f.name: f.expr(out) for f in by_source.get(Source.DERIVED, [])})

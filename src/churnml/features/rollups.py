@@ -1,10 +1,11 @@
 """Point-in-time building blocks: ages in days before as_of, and the usage rollups.
 
-Usage events are scanned once per rollup and reduced to small tables (account × user × day,
-account × day, account × user × period, account × event type × period), where a period is the
-days up to one as_of after the previous; the 7/30/90-day windows are then taken on the rollups
-(`in_window`, `last_in_window`), never on raw events. `monthly_use` counts users and events per
-calendar month, for the account page's adoption chart (scoring writes it beside the scores).
+Usage events are scanned twice, into two rollups kept by the engine: account × day × event type
+(`type_days`) and account × user × day with the key events used as bits (`user_days`). Everything
+else comes from those: account × day, account × user × period, account × event type × period,
+where a period is the days up to one as_of after the previous; the 7/30/90-day windows are then
+taken on the rollups (`in_window`, `last_in_window`), never on raw events. `monthly_use` counts
+users and events per calendar month, for the account page's adoption chart (scoring writes it).
 """
 
 from __future__ import annotations
@@ -54,19 +55,6 @@ def days(events: ir.Table) -> ir.Table:
     return events.mutate(day=events.ts.cast("date"))
 
 
-def key_counts(e: ir.Table, cfg: FeatureConfig) -> dict[str, ir.Value]:
-    """Uses of each key event, as aggregates (`key_<i>`)."""
-    names = cfg.key_events or ()
-    return {f"key_{i}": (e.event_type == n).cast("int64").sum() for i, n in enumerate(names)}
-
-
-def key_days(e: ir.Table, cfg: FeatureConfig, how: str) -> dict[str, ir.Value]:
-    """The first or last day each key event was used, as aggregates (`<how>_key_<i>`)."""
-    names = cfg.key_events or ()
-    day = e.day.min if how == "first" else e.day.max
-    return {f"{how}_key_{i}": day(where=e.event_type == n) for i, n in enumerate(names)}
-
-
 ADOPTION_MONTHS = 12  # months of use shown on an account's page
 
 
@@ -86,19 +74,57 @@ def monthly_use(events: ir.Table, as_of: dt.date) -> ir.Table:
     return by_month.aggregate(users=e.user_id.nunique(), events=e.count())
 
 
-def user_days(events: ir.Table, cfg: FeatureConfig) -> ir.Table:
-    """account × user × day, with event counts (all and per key event)."""
+def type_days(events: ir.Table) -> ir.Table:
+    """account × day × event type: events. Daily counts, lifetime and breadth come from it."""
     e = days(events)
-    keys = key_counts(e, cfg)
-    return e.group_by(["account_id", "user_id", "day"]).aggregate(n_events=e.count(), **keys)
+    return e.group_by(["account_id", "day", "event_type"]).aggregate(n_events=e.count())
 
 
-def daily(user_days: ir.Table, cfg: FeatureConfig) -> ir.Table:
+def user_days(events: ir.Table, cfg: FeatureConfig) -> ir.Table:
+    """account × user × day, with the key events the user used that day as bits (`keys`, bit i:
+    key event i). Users per day, user recency and first use come from it."""
+    e = days(events)
+    names = cfg.key_events or ()
+    if not names:
+        return e.select("account_id", "user_id", "day").distinct()
+    bits = ibis.cases(*((e.event_type == n, 1 << i) for i, n in enumerate(names)), else_=0)
+    by_user_day = e.group_by(["account_id", "user_id", "day"])
+    return by_user_day.aggregate(keys=bit_or(bits.cast("int64")))
+
+
+@ibis.udf.agg.builtin
+def bit_or(bits: int) -> int:
+    """The engine's own BIT_OR (DuckDB and Spark have it; ibis compiles it for DuckDB only)."""
+
+
+def key_used(t: ir.Table, cfg: FeatureConfig) -> list[ir.BooleanValue]:
+    """Per key event, whether a row used it: by its `keys` bits (`user_days` rows) or by its event
+    type (`type_days` rows)."""
+    names = cfg.key_events or ()
+    if "keys" in t.columns:
+        return [(t["keys"] & (1 << i)) != 0 for i in range(len(names))]
+    return [t.event_type == n for n in names]
+
+
+def key_counts(types: ir.Table, cfg: FeatureConfig) -> dict[str, ir.Value]:
+    """Uses of each key event in `type_days` rows, as aggregates (`key_<i>`)."""
+    used = key_used(types, cfg)
+    return {f"key_{i}": types.n_events.sum(where=u).fill_null(0) for i, u in enumerate(used)}
+
+
+def key_days(t: ir.Table, cfg: FeatureConfig, how: str) -> dict[str, ir.Value]:
+    """The first or last day each key event was used, as aggregates (`<how>_key_<i>`)."""
+    day = t.day.min if how == "first" else t.day.max
+    return {f"{how}_key_{i}": day(where=u) for i, u in enumerate(key_used(t, cfg))}
+
+
+def daily(types: ir.Table, users: ir.Table, cfg: FeatureConfig) -> ir.Table:
     """account × day: events, distinct users, uses of each key event."""
-    keys = {f"key_{i}": user_days[f"key_{i}"].sum() for i in range(len(cfg.key_events or ()))}
-    return user_days.group_by(["account_id", "day"]).aggregate(
-        n_events=user_days.n_events.sum(), users=user_days.count(), **keys
+    counts = types.group_by(["account_id", "day"]).aggregate(
+        n_events=types.n_events.sum(), **key_counts(types, cfg)
     )
+    people = users.group_by(["account_id", "day"]).aggregate(users=users.count())
+    return counts.inner_join(people, ["account_id", "day"]).select(counts, people.users)
 
 
 def window_days(as_of: list[dt.date], days: int) -> ir.Table:
