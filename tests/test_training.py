@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from churnml.models.artifact import TrainedModel
 from churnml.models.pipeline import train, training_table
 from churnml.models.registry import TrackingUnavailableError
 from churnml.models.splits import time_split
-from churnml.models.train import make_dataset, train_target
+from churnml.models.train import make_dataset, sampled, train_target
 
 FAST = {"backtests": 1, "max_rounds": 200, "min_data_in_leaf": 50}
 
@@ -247,14 +248,29 @@ def test_cli_train_prints_a_summary(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # set by mlflow in earlier tests
     config = tmp_path / "c.yaml"
-    config.write_text("model: {backtests: 0, max_rounds: 100}\n")
+    config.write_text("model: {backtests: 0, max_rounds: 100, max_rows: 2000}\n")
     features.to_parquet(tmp_path / "f.parquet")
     args = ["train", "--features", "f.parquet", "--target", "churn_90d", "--config", str(config)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "churnml" in result.output and "champion" in result.output
     assert "split: train" in result.output  # the split it used
+    labelled = features.churn_90d.notna().sum()
+    assert re.search(rf"a sample of [\d,]+ of {labelled:,} rows", result.output)
     assert (tmp_path / "mlruns.db").exists()  # the default store, in the working directory
+
+
+def test_a_large_table_is_sampled_keeping_each_date_and_label_share(
+    features: pd.DataFrame,
+) -> None:
+    ds = make_dataset(features, "churn_90d", ["tenure_days"])
+    small = sampled(ds, 1000, seed=1)
+    assert small.labelled == len(ds.frame) and 950 <= len(small.frame) <= 1050
+    share = len(small.frame) / len(ds.frame)
+    cells = ds.frame.groupby(["as_of", "churn_90d"]).size()
+    kept = small.frame.groupby(["as_of", "churn_90d"]).size().reindex(cells.index, fill_value=0)
+    assert ((kept - cells * share).abs() <= 1).all()  # each cell keeps its share, ±1 row
+    assert sampled(ds, len(ds.frame), seed=1) is ds  # not past max_rows: untouched
 
 
 def _free_port() -> int:

@@ -157,6 +157,10 @@ class ModelConfig(_Strict):
     min_train_dates: int = Field(2, ge=1, description="dates a fold must fit on, at least")
     backtests: int = Field(3, ge=0, description="extra train → test repeats at earlier cut-offs")
     min_positives: int = Field(20, ge=1, description="fewer labelled positives: target skipped")
+    max_rows: int = Field(
+        1_000_000, ge=1000, description="labelled rows past which a target is fitted and judged "
+        "on a sample: the same share of every (as_of, label) cell, so rates and dates are kept"
+    )
     bootstrap: int = Field(500, ge=50, description="resamples for the test AUC interval")
 
 

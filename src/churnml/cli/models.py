@@ -61,7 +61,7 @@ def train(
         console.print(f"[bold]{r.name}[/] split: {escape(r.split.describe())}", highlight=False)
         console.print(f"  chose {escape(r.choice.recipe.label)}"
                       + (f", {r.choice.rounds} rounds" if r.choice.rounds else "")
-                      + f"; production fit on {r.model.meta['training_rows']:,} rows through "
+                      + f"; production fit on {_rows(r.model.meta)} through "
                       f"{r.model.meta['trained_through']}", highlight=False)  # fmt: skip
         if r.skill.no_skill:
             console.print(f"  [bold yellow]no skill:[/] {escape(r.skill.reason)}", highlight=False)
@@ -94,6 +94,12 @@ def register(
         raise fail(str(exc)) from None
     for p in promotions:
         console.print(f"{p.name} v{p.version} → {p.alias}: {escape(p.reason)}", highlight=False)
+
+def _rows(meta: dict) -> str:
+    """'12,000 rows', or 'a sample of 1,000,000 of 2,400,000 rows' (model.max_rows)."""
+    fitted, labelled = meta["training_rows"], meta.get("labelled_rows", meta["training_rows"])
+    sample = f"a sample of {fitted:,} of {labelled:,} rows"
+    return f"{fitted:,} rows" if fitted == labelled else sample
 
 @app.command()
 def export(

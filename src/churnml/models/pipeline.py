@@ -30,7 +30,14 @@ from churnml.models.registry import (
     save_unregistered,
 )
 from churnml.models.splits import TrainingError, cohort_split
-from churnml.models.train import KEYS, TargetResult, make_dataset, train_target, trainable
+from churnml.models.train import (
+    KEYS,
+    TargetResult,
+    make_dataset,
+    sampled,
+    train_target,
+    trainable,
+)
 from churnml.scoring.explain import stated_reasons
 from churnml.vocabulary import FIRST_YEAR_DAYS, FIT, LOST_FIRST_YEAR, SIGNING_ORACLE, oracle_column
 
@@ -131,7 +138,8 @@ def train(
         rows = frame if train_until is None else frame[_known_by(frame, train_until, reach)]
         try:
             dropped = None if drop is None else drop.loc[rows.index]
-            ds = make_dataset(rows, column, features, dropped)
+            ds = sampled(make_dataset(rows, column, features, dropped), cfg.model.max_rows,
+                         cfg.model.seed)  # fmt: skip
         except TrainingError as exc:
             skipped[name] = str(exc)
             continue
@@ -140,6 +148,11 @@ def train(
             skipped[name] = why
             log.info("%s is not trained: %s", name, why)
             continue
+        if ds.labelled:
+            progress(f"training {name} on a sample of {len(ds.frame):,} of {ds.labelled:,} rows")
+            log.warning("%s: %s labelled rows, more than model.max_rows: fitted and judged on %s "
+                        "of them, the same share of every (as_of, label) cell", name,
+                        f"{ds.labelled:,}", f"{len(ds.frame):,}")  # fmt: skip
         oracle = ds.frame.get(oracle_column(column)) if truth is not None else None
         result = train_target(name, ds, cfg, labels.horizon_days, cat, oracle)
         for model in (result.model, result.evaluation):  # scoring builds the same columns

@@ -157,6 +157,7 @@ def _log_production(
     meta = result.model.meta
     mlflow.log_params({"target": meta["target"], "family": result.model.family,
                        "rounds": meta["rounds"], "training_rows": meta["training_rows"],
+                       "labelled_rows": meta["labelled_rows"],
                        "trained_through": meta["trained_through"],
                        "calibration": result.model.calibration.method})  # fmt: skip
     return _log_model(

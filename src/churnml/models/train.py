@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,7 @@ class Dataset:
     target: str
     features: list[str]
     categorical: list[str]
+    labelled: int | None = None  # rows with a known label before sampling (None: not sampled)
 
     @property
     def y(self) -> np.ndarray:
@@ -80,6 +81,17 @@ def make_dataset(
         raise TrainingError(f"{target}: no rows with a known label")
     categorical = [c for c in features if not pd.api.types.is_numeric_dtype(df[c])]
     return Dataset(df, target, features, categorical)
+
+
+def sampled(ds: Dataset, max_rows: int, seed: int) -> Dataset:
+    """`ds` itself up to `max_rows` rows; past it, about `max_rows` of them: the same share of
+    every (as_of, label) cell, so base rates, dates and the time split keep their shape."""
+    n = len(ds.frame)
+    if n <= max_rows:
+        return ds
+    cells = ds.frame.groupby(["as_of", ds.target], sort=False, observed=True)
+    keep = cells.sample(frac=max_rows / n, random_state=seed).index.sort_values()
+    return replace(ds, frame=ds.frame.loc[keep].reset_index(drop=True), labelled=n)
 
 
 def trainable(ds: Dataset, min_positives: int) -> str | None:
@@ -304,6 +316,7 @@ def _facts(ds: Dataset, split: Split, choice: Choice, evaluation: TrainedModel,
         "rounds": choice.rounds,
         "base_rate": float(ds.y.mean()),
         "training_rows": len(ds.frame),
+        "labelled_rows": ds.labelled or len(ds.frame),  # more: a sample (model.max_rows)
         "trained_through": str(ds.frame["as_of"].max().date()),
         "evaluation": {
             "family": evaluation.family,
