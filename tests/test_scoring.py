@@ -18,13 +18,15 @@ from typer.testing import CliRunner
 
 from churnml.cli import app
 from churnml.config import Config, RegistryConfig
+from churnml.data import load
+from churnml.data.sources import cached
 from churnml.features.catalogue import by_name
 from churnml.models.registry import export_models, resolve_models
 from churnml.reports.site import build_report, safe_name
-from churnml.scoring import outputs
+from churnml.scoring import outputs, stream
 from churnml.scoring.actions import next_best_action
-from churnml.scoring.crm import neutralise
-from churnml.scoring.score import check_as_of, score, scoring_table
+from churnml.scoring.crm import load_field_map, neutralise
+from churnml.scoring.score import check_as_of, score, score_table, scoring_table, trained_config
 
 AS_OF = dt.date(2024, 9, 1)
 NASTY = {0: '=HYPERLINK("http://x","y")', 1: "@SUM(1)", 2: "株式会社さくら, 東京", 3: "-2+3"}
@@ -228,7 +230,7 @@ def test_an_interrupted_run_leaves_the_previous_output(
     def crash(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(outputs, "write_csv", crash)
+    monkeypatch.setattr(stream, "crm_frame", crash)  # half-way: scores.parquet is being written
     with pytest.raises(KeyboardInterrupt):
         score(cfg, data_dir=world, as_of=AS_OF, out=out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -425,12 +427,29 @@ def test_score_refuses_when_a_feature_the_model_needs_is_missing(
 def test_scoring_in_chunks_changes_nothing(
     setup: tuple[Config, Path], scored: Path, tmp_path: Path
 ) -> None:
+    """Streamed in chunks of 37 accounts, written as they go (bounded memory), the files hold
+    what the whole book scored in memory and written at once holds."""
     cfg, world = setup
     small = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"chunk_rows": 37})})
     score(small, data_dir=world, as_of=AS_OF, out=tmp_path / "chunks")
-    a = pd.read_parquet(scored / "scores.parquet").drop(columns="scored_at")
-    b = pd.read_parquet(tmp_path / "chunks" / "scores.parquet").drop(columns="scored_at")
-    pd.testing.assert_frame_equal(a, b)
+    tables = load(world, cfg.data)
+    models, _ = resolve_models(cfg, {}, None)
+    keyed = trained_config(cfg, models, tables, AS_OF)
+    table = cached(scoring_table(tables, AS_OF, keyed))
+    scores, contributions = score_table(table, models, keyed)
+    names = pd.read_parquet(scored / "features.parquet").columns
+    outputs.write_outputs(scores, contributions, load_field_map("salesforce"),
+                          tmp_path / "whole", features=table.select(*names).execute())  # fmt: skip
+    for run in (scored, tmp_path / "chunks"):
+        for name in ("scores.parquet", "contributions.parquet", "features.parquet"):
+            a, b = (pd.read_parquet(d / name).sort_values("account_id", kind="stable")
+                    .reset_index(drop=True) for d in (tmp_path / "whole", run))  # fmt: skip
+            pd.testing.assert_frame_equal(a.drop(columns="scored_at", errors="ignore"),
+                                          b.drop(columns="scored_at", errors="ignore"))  # fmt: skip
+        a, b = (pd.read_csv(d / "crm_export.csv", dtype=str, keep_default_na=False)
+                for d in (tmp_path / "whole", run))  # fmt: skip
+        pd.testing.assert_frame_equal(a.drop(columns="Churn_Model_Scored_At__c"),
+                                      b.drop(columns="Churn_Model_Scored_At__c"))  # fmt: skip
 
 
 # -- accounts in renewal -------------------------------------------------------------------------

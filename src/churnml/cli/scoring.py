@@ -57,8 +57,8 @@ def score(
     ] = None,
 ) -> None:
     """Score every active account: probabilities, tiers, health, next best action, reasons."""
+    from churnml.scoring.changes import read_previous
     from churnml.scoring.crm import load_field_map
-    from churnml.scoring.score import read_previous
     from churnml.scoring.score import score as run_scoring
 
     cfg = read_config(config)

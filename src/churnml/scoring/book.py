@@ -51,7 +51,8 @@ def first_feature(reasons: pd.Series) -> pd.Series:
 
 def finish(scores: pd.DataFrame, sc: ScoringConfig, cat: dict[str, Feature]) -> pd.DataFrame:
     """Turn the chunks' raw family pulls into the scorecard, then add health, the action, the
-    play and the priority (see the module docstring)."""
+    play and the priority (see the module docstring). Each first reason's feature is read from
+    `first_<reasons column>` where given, else from the reasons."""
     out = scores.copy()
     segment = out.segment.astype(str)
     for f in FAMILIES:
@@ -63,8 +64,9 @@ def finish(scores: pd.DataFrame, sc: ScoringConfig, cat: dict[str, Feature]) -> 
         sc, out.arr_at_risk.to_numpy(), days_to_renewal.to_numpy(dtype=float),
     )  # fmt: skip
     expanding = out.next_best_action == "expand"
-    signal = first_feature(out.expansion_signals)
-    driver = first_feature(out.churn_reasons).where(~expanding, signal)
+    first = {c: out[f"first_{c}"] if f"first_{c}" in out else first_feature(out[c])
+             for c in ("churn_reasons", "expansion_signals")}  # given when scored in a stream
+    driver = first["churn_reasons"].where(~expanding, first["expansion_signals"])
     driver_family = driver.map({n: family(cat[n]) for n in driver.dropna().unique() if n in cat})
     library = load_library(sc.plays)
     plays = choose_plays(library, out.next_best_action, driver, driver_family, segment, out.as_of,

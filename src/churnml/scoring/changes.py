@@ -14,6 +14,7 @@ registry alias such as `@champion` names whichever version it points to.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -340,3 +341,16 @@ def _rank(tiers: pd.Series) -> np.ndarray:
     """Tiers as numbers (high 3, medium 2, low 1; none is NaN, so never higher)."""
     at = pd.Index(TIERS).get_indexer(tiers)
     return np.where(at < 0, np.nan, len(TIERS) - at)
+
+
+def read_previous(previous: Path, as_of: dt.date) -> pd.DataFrame:
+    """The scores of an earlier run (`--previous`), which must be of an earlier date."""
+    path = Path(previous) / "scores.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"--previous: no scores.parquet in {previous} (give an earlier "
+                                "--out of churnml score)")  # fmt: skip
+    before = pd.read_parquet(path, columns=list(BEFORE))
+    since = pd.Timestamp(before.as_of.iloc[0]).date() if len(before) else None
+    if since is None or since >= as_of:
+        raise ValueError(f"--previous: {path} was scored as of {since}; it must be before {as_of}")
+    return before

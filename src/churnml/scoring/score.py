@@ -22,8 +22,8 @@ from churnml.features.rollups import monthly_use
 from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import tier
 from churnml.scoring.book import finish
-from churnml.scoring.changes import BEFORE, alerts, compare
-from churnml.scoring.crm import load_field_map
+from churnml.scoring.changes import alerts, compare, read_previous
+from churnml.scoring.crm import FieldMap, load_field_map
 from churnml.scoring.explain import explain, family_pulls
 from churnml.scoring.outputs import (
     ACCOUNT_COLUMNS,
@@ -40,6 +40,7 @@ from churnml.scoring.outputs import (
     write_outputs,
 )
 from churnml.scoring.reasons import Lang, no_reasons, segment_medians, top_reasons
+from churnml.scoring.stream import score_streamed, top_at_risk
 from churnml.vocabulary import KEYS, TARGETS
 
 TOP_COLUMNS = ("account_id", "account_name", "segment", "arr", "churn_probability",
@@ -96,6 +97,11 @@ def _gather(
         block = block if order is None else block.iloc[order]
         blocks.append(block.assign(target=target)[["account_id", "target", *block.columns[1:]]])
     scores = finish(scores if order is None else scores.iloc[order].reset_index(drop=True), sc, cat)
+    return stamp(scores, models), pd.concat(blocks, ignore_index=True)
+
+
+def stamp(scores: pd.DataFrame, models: dict[str, LoadedModel]) -> pd.DataFrame:
+    """Each target's model and whether it shows skill, and the time of scoring."""
     for target in TARGETS:
         loaded = models.get(target)
         scores[f"{target}_model"] = loaded.source if loaded else None
@@ -103,7 +109,7 @@ def _gather(
             None if loaded is None else "no_skill" if loaded.no_skill else "ok"
         )
     scores["scored_at"] = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
-    return scores, pd.concat(blocks, ignore_index=True)
+    return scores
 
 
 def _score_chunk(
@@ -267,42 +273,50 @@ def score(
     expr = scoring_table(tables, as_of, cfg)
     require_features(expr.columns, models, cfg)
     table = cached(expr)
-    scores, contributions = score_table(table, models, cfg, lang)
     names = sorted({f for m in models.values() for f in m.model.features} & set(table.columns))
-    values = table.select("account_id", *names).execute()  # for the next run's --previous
-    found = None
-    if before is not None:
-        changes = _changes(scores, contributions, values, before, previous, tables, models, cfg,
-                           lang)  # fmt: skip
-        scores = scores.assign(**changes)
-        found = alerts(scores, cfg.scoring.alert_points)
     meta = {KEY_EVENTS: list(cfg.features.key_events or ()),
             MODELS: {t: identity(m) for t, m in models.items()}}  # fmt: skip
     learnt = models["churn"].model.meta if "churn" in models else {}
     meta |= {key: learnt[name] for key, name in ((FORECAST, "forecast"),
                                                  (STATED, "stated_reasons")) if name in learnt}
     adoption = monthly_use(tables["usage_events"], as_of).execute()  # for the report
-    crm_rows = write_outputs(scores, contributions, fields, out, changed_since, found, values,
-                             meta, adoption)  # fmt: skip
-    top = scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")[list(TOP_COLUMNS)]
+    found = None
+    if before is None and changed_since is None and engine == "duckdb":  # bounded memory
+        book, crm_rows = _streamed(table, models, cfg, lang, names, out, fields, meta, adoption)
+        top = top_at_risk(book, Path(out) / "scores.parquet", list(TOP_COLUMNS))
+    else:
+        scores, contributions = score_table(table, models, cfg, lang)
+        values = table.select("account_id", *names).execute()  # for the next run's --previous
+        if before is not None:
+            changes = _changes(scores, contributions, values, before, previous, tables, models,
+                               cfg, lang)  # fmt: skip
+            scores = scores.assign(**changes)
+            found = alerts(scores, cfg.scoring.alert_points)
+        crm_rows = write_outputs(scores, contributions, fields, out, changed_since, found, values,
+                                 meta, adoption)  # fmt: skip
+        book, top = scores, scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")
+        top = top[list(TOP_COLUMNS)]
     return ScoreResult(
-        Path(out), len(scores), crm_rows, {t: m.source for t, m in models.items()}, missing,
+        Path(out), len(book), crm_rows, {t: m.source for t, m in models.items()}, missing,
         [t for t, m in models.items() if m.no_skill], top.reset_index(drop=True),
         None if found is None else len(found),
     )  # fmt: skip
 
 
-def read_previous(previous: Path, as_of: dt.date) -> pd.DataFrame:
-    """The scores of an earlier run (`--previous`), which must be of an earlier date."""
-    path = Path(previous) / "scores.parquet"
-    if not path.is_file():
-        raise FileNotFoundError(f"--previous: no scores.parquet in {previous} (give an earlier "
-                                "--out of churnml score)")  # fmt: skip
-    before = pd.read_parquet(path, columns=list(BEFORE))
-    since = pd.Timestamp(before.as_of.iloc[0]).date() if len(before) else None
-    if since is None or since >= as_of:
-        raise ValueError(f"--previous: {path} was scored as of {since}; it must be before {as_of}")
-    return before
+def _streamed(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
+              names: list[str], out: Path | str, fields: FieldMap, meta: dict[str, object],
+              adoption: pd.DataFrame) -> tuple[pd.DataFrame, int]:  # fmt: skip
+    """Score and write in bounded memory (`churnml.scoring.stream`), reading the engine's table
+    in account order; the finished narrow book and the CRM rows."""
+    cat = by_name(cfg.features)
+    medians = _engine_medians(table, sorted(cat))
+    ordered = table.order_by("account_id").to_pyarrow_batches(chunk_size=cfg.scoring.chunk_rows)
+    return score_streamed(
+        ordered,
+        lambda chunk: _score_chunk(chunk, models, cat, cfg, lang, medians),
+        lambda book: stamp(finish(book, cfg.scoring, cat), models),
+        names, out, fields, meta, adoption,
+    )  # fmt: skip
 
 
 def identity(loaded: LoadedModel) -> str:
