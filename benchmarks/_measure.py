@@ -3,9 +3,11 @@ and tables as Markdown."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import resource
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,6 +28,13 @@ def run_stage(stage: Callable[..., float], *args: Any) -> tuple[float, float]:
     if proc.exitcode != 0:
         raise SystemExit(f"{stage.__name__} failed (exit code {proc.exitcode})")
     return queue.get()
+
+
+def save_rows(path: Path | None, rows: list[dict[str, object]]) -> None:
+    """The benchmark's results for `bench.py` (one dict a row: what, measured, floor, ratio,
+    target, peak RSS), when `--json PATH` is given."""
+    if path is not None:
+        path.write_text(json.dumps(rows, indent=1))
 
 
 def markdown(frame: pd.DataFrame) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _measure import run_stage
+from _measure import run_stage, save_rows
 
 from churnml.config import Config, RegistryConfig
 from churnml.features.catalogue import by_name
@@ -37,7 +37,7 @@ from churnml.models.registry import resolve_models
 AS_OF = dt.date(2026, 1, 1)
 
 
-def _models(work: Path, world: Path) -> Path:
+def train_models(work: Path, world: Path) -> Path:
     """Train on the world and export the champions; returns the export folder."""
     from churnml.models.pipeline import train
     from churnml.models.registry import export_models
@@ -49,7 +49,7 @@ def _models(work: Path, world: Path) -> Path:
     return work / "models"
 
 
-def _features(world: Path, accounts: int, seed: int = 0) -> pd.DataFrame:
+def resampled_features(world: Path, accounts: int, seed: int = 0) -> pd.DataFrame:
     """`accounts` rows resampled from the world's active accounts, numeric values jittered."""
     from churnml.data.sources import connect, load_tables
     from churnml.features.build import with_key_events
@@ -115,15 +115,16 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=200_000)
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each stage (medians)")
+    parser.add_argument("--json", type=Path, default=None, help="results for bench.py")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     from churnml.data.synthetic import generate_world
 
     print(f"preparing in {work}: world, models, {args.accounts:,} feature rows …")
     generate_world(work / "world", 2000, 36, seed=11)
-    model_dir = args.model_dir or _models(work, work / "world")
-    _features(work / "world", args.accounts).to_parquet(work / "features.parquet")
-    _features(work / "world", args.accounts, seed=1).to_parquet(work / "later.parquet")
+    model_dir = args.model_dir or train_models(work, work / "world")
+    resampled_features(work / "world", args.accounts).to_parquet(work / "features.parquet")
+    resampled_features(work / "world", args.accounts, seed=1).to_parquet(work / "later.parquet")
     runs = [(run_stage(_floor, work / "features.parquet", model_dir),
              run_stage(_full, work / "features.parquet", model_dir, work / "scores"),
              run_stage(_full, work / "later.parquet", model_dir, work / "later", work / "scores"))
@@ -135,6 +136,13 @@ def main() -> None:
     print(f"(b) full scoring step with outputs:      {full_s:6.1f} s  peak RSS {full_gb:.2f} GB")
     print(f"(c) the same with --previous (b's run):  {changes_s:6.1f} s  "
           f"peak RSS {changes_gb:.2f} GB")
+    save_rows(args.json, [
+        {"what": f"scoring {args.accounts:,} accounts", "seconds": full_s,
+         "floor": f"TreeSHAP of the models, {floor_s:.1f} s", "ratio": full_s / floor_s,
+         "target": "≤ 1.5", "rss_gb": full_gb},
+        {"what": "the same with --previous", "seconds": changes_s,
+         "floor": f"scoring without it, {full_s:.1f} s", "ratio": changes_s / full_s,
+         "target": "≤ 1.2", "rss_gb": changes_gb}])  # fmt: skip
     print(f"ratio b/a = {full_s / floor_s:.2f} (target ≤ 1.5)")
     print(f"ratio c/b = {changes_s / full_s:.2f} (target ≤ 1.2)")
 

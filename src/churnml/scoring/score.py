@@ -282,7 +282,7 @@ def score(
     adoption = monthly_use(tables["usage_events"], as_of).execute()  # for the report
     found = None
     if before is None and changed_since is None and engine == "duckdb":  # bounded memory
-        book, crm_rows = _streamed(table, models, cfg, lang, names, out, fields, meta, adoption)
+        book, crm_rows = write_scores(table, models, cfg, lang, names, out, fields, meta, adoption)
         top = top_at_risk(book, Path(out) / "scores.parquet", list(TOP_COLUMNS))
     else:
         scores, contributions = score_table(table, models, cfg, lang)
@@ -303,11 +303,12 @@ def score(
     )  # fmt: skip
 
 
-def _streamed(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
-              names: list[str], out: Path | str, fields: FieldMap, meta: dict[str, object],
-              adoption: pd.DataFrame) -> tuple[pd.DataFrame, int]:  # fmt: skip
-    """Score and write in bounded memory (`churnml.scoring.stream`), reading the engine's table
-    in account order; the finished narrow book and the CRM rows."""
+def write_scores(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
+                 names: list[str], out: Path | str, fields: FieldMap, meta: dict[str, object],
+                 adoption: pd.DataFrame | None = None) -> tuple[pd.DataFrame, int]:  # fmt: skip
+    """Score a DuckDB feature table and write the run into `out` in bounded memory
+    (`churnml.scoring.stream`), reading it in account order; `names`: the models' inputs kept in
+    features.parquet. Returns the finished narrow book and the CRM rows."""
     cat = by_name(cfg.features)
     medians = _engine_medians(table, sorted(cat))
     ordered = table.order_by("account_id").to_pyarrow_batches(chunk_size=cfg.scoring.chunk_rows)

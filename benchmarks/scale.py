@@ -1,0 +1,75 @@
+"""Scoring a large book in bounded memory: wall time, peak RSS and rows/s at several sizes.
+
+    python benchmarks/scale.py [--accounts 200000 1000000] [--model-dir DIR] [--memory-limit 2GB]
+
+Prepared before any timing (as scoring_speed.py does): models trained on a 2,000-account world
+(or exported ones), and for each size a feature table of that many accounts, resampled from the
+world's active accounts with every value jittered. Each run, in its own process: DuckDB reads the
+feature file and `write_scores` scores it in account order, chunk by chunk, writing every output
+(scores, contributions, features, CRM feed) as it goes — what `churnml score` does without
+`--previous`. Goal (issue 17): peak RSS ≤ 3 GB, the same at 200k and 1M accounts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from _measure import run_stage, save_rows
+from scoring_speed import resampled_features, train_models
+
+
+def _score(features: Path, model_dir: Path, out: Path, memory_limit: str | None) -> float:
+    from churnml.config import Config
+    from churnml.data.sources import connect
+    from churnml.models.registry import resolve_models
+    from churnml.scoring.crm import load_field_map
+    from churnml.scoring.score import write_scores
+
+    cfg = Config()
+    models, _ = resolve_models(cfg, {}, model_dir)
+    events = next(m.model.meta["key_events"] for m in models.values())
+    cfg = cfg.with_key_events(tuple(events))
+    began = time.perf_counter()
+    table = connect("duckdb", memory_limit).read_parquet(features)
+    names = sorted({f for m in models.values() for f in m.model.features} & set(table.columns))
+    write_scores(table, models, cfg, "en", names, out, load_field_map("salesforce"), {})
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, nargs="+", default=[200_000, 1_000_000])
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--memory-limit", default="2GB", help="DuckDB's (data.memory_limit)")
+    parser.add_argument("--json", type=Path, default=None, help="results for bench.py")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp())
+    from churnml.data.synthetic import generate_world
+
+    print(f"preparing in {work}: world, models, feature rows …")
+    generate_world(work / "world", 2000, 36, seed=11)
+    model_dir = args.model_dir or train_models(work, work / "world")
+    print("| accounts | wall time (s) | peak RSS (GB) | rows/s |")
+    print("|---:|---:|---:|---:|")
+    rows: list[dict[str, object]] = []
+    for n in args.accounts:
+        features = work / f"features_{n}.parquet"
+        resampled_features(work / "world", n).to_parquet(features)
+        seconds, gb = run_stage(_score, features, model_dir, work / f"scores_{n}",
+                                args.memory_limit)  # fmt: skip
+        print(f"| {n:,} | {seconds:.1f} | {gb:.2f} | {n / seconds:,.0f} |", flush=True)
+        features.unlink()
+        base = rows[0] if rows else {"accounts": n, "rss_gb": gb}
+        rows.append({"what": f"scoring {n:,} accounts in chunks: peak RSS", "seconds": seconds,
+                     "floor": f"peak RSS at {base['accounts']:,}, {base['rss_gb']:.2f} GB",
+                     "ratio": gb / base["rss_gb"], "target": "≈ 1, and ≤ 3 GB",
+                     "rss_gb": gb, "accounts": n})  # fmt: skip
+    save_rows(args.json, rows)
+    print(f"(DuckDB memory limit {args.memory_limit}; 2 cores)")
+
+
+if __name__ == "__main__":
+    main()
