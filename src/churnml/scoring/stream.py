@@ -55,9 +55,8 @@ def score_streamed(
     adoption: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Score `batches` (feature rows in account order, as the engine gives them) with
-    `score_chunk`; finish the book with
-    `finish_book` (the narrow columns in, every SCORED column that is not in SCORES, or is a
-    percentile, out); write scores.parquet (`meta` in its metadata), contributions.parquet,
+    `score_chunk`; finish the book with `finish_book` (the narrow columns in, the `FINISHED`
+    columns out); write scores.parquet (`meta` in its metadata), contributions.parquet,
     features.parquet (account_id and `inputs`), crm_export.csv, an empty alerts.csv and
     `adoption` into `out`, all or none. Returns the finished narrow book and the CRM rows."""
     with atomic_dir(out) as tmp:
@@ -67,8 +66,9 @@ def score_streamed(
         _contributions(tmp, targets)
         if adoption is not None:
             write_parquet(adoption, tmp / ADOPTION_FILE)
-        none = FieldMap("account_id", {c: c for c in ALERTS})
-        write_csv(crm_frame(pd.DataFrame(columns=ALERTS), none), tmp / "alerts.csv")
+        header = FieldMap("account_id", {c: c for c in ALERTS})
+        write_csv(crm_frame(pd.DataFrame(columns=ALERTS), header), tmp / "alerts.csv")  # no rows
+
     return book, rows
 
 
