@@ -450,6 +450,7 @@ def test_scoring_in_chunks_changes_nothing(
                 for d in (tmp_path / "whole", run))  # fmt: skip
         pd.testing.assert_frame_equal(a.drop(columns="Churn_Model_Scored_At__c"),
                                       b.drop(columns="Churn_Model_Scored_At__c"))  # fmt: skip
+        assert (run / "alerts.csv").read_bytes() == (tmp_path / "whole" / "alerts.csv").read_bytes()
 
 
 # -- accounts in renewal -------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Callable[[pd.Dat
             scores, points = score_chunk(batch.to_pandas())
             if scores.empty:
                 continue
-            narrow.append(scores[list(BOOK)].assign(**first_reasons(scores)))
+            narrow.append(_owned(scores[list(BOOK)].assign(**first_reasons(scores))))
             write(WIDE, scores, SCORES)
             write("features.parquet", batch.select(["account_id", *inputs]))
             for target, block in points.items():
@@ -106,6 +106,13 @@ def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Callable[[pd.Dat
     targets = [n.removeprefix("_").removesuffix(".parquet") for n in writers if n.startswith("_")
                and n != WIDE]  # fmt: skip
     return pd.concat(narrow, ignore_index=True), targets
+
+
+def _owned(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` in memory of its own: Arrow-backed text columns can be views of the engine's
+    whole batch and would keep every batch alive (about 1.5 kB an account)."""
+    text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
+    return frame.astype(dict.fromkeys(text, object)).astype(dict.fromkeys(text, "str"))
 
 
 def _second_pass(book: pd.DataFrame, tmp: Path, fields: FieldMap, meta: dict[str, object]) -> int:
