@@ -14,29 +14,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 from _measure import run_stage, save_rows
-from scoring_speed import resampled_features, train_models
-
-
-def _score(features: Path, model_dir: Path, out: Path, memory_limit: str | None) -> float:
-    from churnml.config import Config
-    from churnml.data.sources import connect
-    from churnml.models.registry import resolve_models
-    from churnml.scoring.crm import load_field_map
-    from churnml.scoring.score import write_scores
-
-    cfg = Config()
-    models, _ = resolve_models(cfg, {}, model_dir)
-    events = next(m.model.meta["key_events"] for m in models.values())
-    cfg = cfg.with_key_events(tuple(events))
-    began = time.perf_counter()
-    table = connect("duckdb", memory_limit).read_parquet(features)
-    names = sorted({f for m in models.values() for f in m.model.features} & set(table.columns))
-    write_scores(table, models, cfg, "en", names, out, load_field_map("salesforce"), {})
-    return time.perf_counter() - began
+from scoring_speed import resampled_features, streamed, train_models
 
 
 def main() -> None:
@@ -58,7 +39,7 @@ def main() -> None:
     for n in args.accounts:
         features = work / f"features_{n}.parquet"
         resampled_features(work / "world", n).to_parquet(features)
-        seconds, gb = run_stage(_score, features, model_dir, work / f"scores_{n}",
+        seconds, gb = run_stage(streamed, features, model_dir, work / f"scores_{n}",
                                 args.memory_limit)  # fmt: skip
         print(f"| {n:,} | {seconds:.1f} | {gb:.2f} | {n / seconds:,.0f} |", flush=True)
         features.unlink()
