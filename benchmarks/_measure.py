@@ -30,6 +30,17 @@ def run_stage(stage: Callable[..., float], *args: Any) -> tuple[float, float]:
     return queue.get()
 
 
+def world(data: Path | None, accounts: int, work: Path) -> Path:
+    """`data`, or a new world of `accounts` accounts × 36 months in `work` (seed 7)."""
+    if data is not None:
+        return data
+    from churnml.data.synthetic import generate_world
+
+    print(f"generating {accounts:,} accounts × 36 months in {work / 'world'} …")
+    generate_world(work / "world", accounts, 36, seed=7)
+    return work / "world"
+
+
 def save_rows(path: Path | None, rows: list[dict[str, object]]) -> None:
     """The benchmark's results for `bench.py` (one dict a row: what, measured, floor, ratio,
     target, peak RSS), when `--json PATH` is given."""

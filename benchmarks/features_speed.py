@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _measure import run_stage, save_rows
+from _measure import run_stage, save_rows, world
 
 
 def _floor(data: Path, out: Path) -> float:
@@ -54,13 +54,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="results for bench.py")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
-    data = args.data
-    if data is None:
-        from churnml.data.synthetic import generate_world
-
-        data = work / "world"
-        print(f"generating {args.accounts:,} accounts × 36 months in {data} …")
-        generate_world(data, args.accounts, 36, seed=7)
+    data = world(args.data, args.accounts, work)
     runs = [(run_stage(_floor, data, work), run_stage(_features, data, work, args.memory_limit))
             for _ in range(args.repeat)]  # fmt: skip
     floors, builds = zip(*runs, strict=True)

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from _measure import run_stage, save_rows
-from scoring_speed import resampled_features, streamed, train_models
+from scoring_speed import prepared, resampled_features, streamed
 
 
 def main() -> None:
@@ -28,11 +28,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="results for bench.py")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
-    from churnml.data.synthetic import generate_world
-
     print(f"preparing in {work}: world, models, feature rows …")
-    generate_world(work / "world", 2000, 36, seed=11)
-    model_dir = args.model_dir or train_models(work, work / "world")
+    model_dir = prepared(work, args.model_dir)
     print("| accounts | wall time (s) | peak RSS (GB) | rows/s |")
     print("|---:|---:|---:|---:|")
     rows: list[dict[str, object]] = []

@@ -39,6 +39,14 @@ from churnml.models.registry import resolve_models
 AS_OF = dt.date(2026, 1, 1)
 
 
+def prepared(work: Path, model_dir: Path | None) -> Path:
+    """A 2,000-account world in `work/world` (seed 11), and `model_dir` or models trained on it."""
+    from churnml.data.synthetic import generate_world
+
+    generate_world(work / "world", 2000, 36, seed=11)
+    return model_dir or train_models(work, work / "world")
+
+
 def train_models(work: Path, world: Path) -> Path:
     """Train on the world and export the champions; returns the export folder."""
     from churnml.models.pipeline import train
@@ -137,11 +145,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="results for bench.py")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
-    from churnml.data.synthetic import generate_world
-
     print(f"preparing in {work}: world, models, {args.accounts:,} feature rows …")
-    generate_world(work / "world", 2000, 36, seed=11)
-    model_dir = args.model_dir or train_models(work, work / "world")
+    model_dir = prepared(work, args.model_dir)
     resampled_features(work / "world", args.accounts).to_parquet(work / "features.parquet")
     resampled_features(work / "world", args.accounts, seed=1).to_parquet(work / "later.parquet")
     runs = [(run_stage(_floor, work / "features.parquet", model_dir),

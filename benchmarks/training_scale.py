@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _measure import run_stage
+from _measure import run_stage, world
 
 
 def _features(data: Path, out: Path) -> float:
@@ -52,13 +52,7 @@ def main() -> None:
     parser.add_argument("--max-rows", type=int, default=None)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
-    data = args.data
-    if data is None:
-        from churnml.data.synthetic import generate_world
-
-        data = work / "world"
-        print(f"generating {args.accounts:,} accounts × 36 months in {data} …")
-        generate_world(data, args.accounts, 36, seed=7)
+    data = world(args.data, args.accounts, work)
     table = work / "features.parquet"
     run_stage(_features, data, table)
     seconds, gb = run_stage(_train, table, work / "mlruns.db", args.max_rows)
