@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
@@ -77,6 +78,7 @@ def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Callable[[pd.Dat
     """Score and write each chunk; the narrow book and the targets scored."""
     writers: dict[str, pq.ParquetWriter] = {}
     narrow: list[pd.DataFrame] = []
+    targets: list[str] = []  # in the order the models come
 
     def write(name: str, rows: pd.DataFrame | pa.RecordBatch, schema: pa.Schema | None = None,
               ) -> None:  # fmt: skip
@@ -95,6 +97,7 @@ def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Callable[[pd.Dat
             narrow.append(_owned(scores[list(BOOK)].assign(**first_reasons(scores))))
             write(WIDE, scores, SCORES)
             write("features.parquet", batch.select(["account_id", *inputs]))
+            targets += [t for t in points if t not in targets]
             for target, block in points.items():
                 write(f"_{target}.parquet", block.assign(target=target)[
                     ["account_id", "target", *block.columns[1:]]])  # fmt: skip
@@ -103,8 +106,6 @@ def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Callable[[pd.Dat
             writer.close()
     if not narrow:
         raise ValueError("no account is active at as_of: nothing to score")
-    targets = [n.removeprefix("_").removesuffix(".parquet") for n in writers if n.startswith("_")
-               and n != WIDE]  # fmt: skip
     return pd.concat(narrow, ignore_index=True), targets
 
 
@@ -121,7 +122,8 @@ def _second_pass(book: pd.DataFrame, tmp: Path, fields: FieldMap, meta: dict[str
     book = book.assign(**dict.fromkeys(set(FINISHED) - set(book.columns)))  # change columns
     schema = SCORED.with_metadata({key: json.dumps(value) for key, value in meta.items()})
     wide, start, rows = pq.ParquetFile(tmp / WIDE), 0, 0
-    with parquet_writer(tmp / "scores.parquet", schema) as scores_out:
+    with ExitStack() as stack:
+        scores_out = stack.enter_context(parquet_writer(tmp / "scores.parquet", schema))
         feed_out = None
         for batch in wide.iter_batches(batch_size=65_536):
             part = batch.to_pandas(types_mapper=_keep_lists)
@@ -131,11 +133,10 @@ def _second_pass(book: pd.DataFrame, tmp: Path, fields: FieldMap, meta: dict[str
             scores_out.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
             feed = pa.Table.from_pandas(crm_frame(part, fields), preserve_index=False)
             if feed_out is None:
-                feed_out = csv.CSVWriter(tmp / "crm_export.csv", feed.schema, write_options=CSV)
+                feed_out = stack.enter_context(
+                    csv.CSVWriter(tmp / "crm_export.csv", feed.schema, write_options=CSV))
             feed_out.write_table(feed)
             start, rows = end, rows + len(part)
-        if feed_out is not None:
-            feed_out.close()
     (tmp / WIDE).unlink()
     return rows
 
