@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from churnml.config import Config
 from churnml.reports.messages import MESSAGES
@@ -133,6 +134,9 @@ def test_movers_and_the_change_waterfall_after_a_previous_run(tmp_path: Path) ->
     for step in ("Active seats 30d", "All other signals", "Model changed or data restated",
                  "+3.00", "+1.00"):  # fmt: skip
         assert step in chart, step
+    fell = (out / "account" / safe_name("A1")).read_text(encoding="utf-8")
+    assert "How the churn risk changed" in fell
+    assert "Model changed or data restated" not in fell  # no model part: no empty step
     unchanged = build_report(_scores(tmp_path / "again"), tmp_path / "site2", Config(), "en")
     assert "Whose churn risk rose" not in unchanged.read_text(encoding="utf-8")
 
@@ -153,3 +157,20 @@ def test_segments_csv_holds_every_group_formula_safe(tmp_path: Path) -> None:
     cells = pd.read_csv(tmp_path / "site" / "segments.csv", dtype=str)
     assert "'=HYPERLINK(\"http://x\")<b>" in set(cells.industry)
     assert "=HYPERLINK(&#34;http://x&#34;)&lt;b&gt;" in index and '")<b>' not in index
+
+
+@pytest.mark.parametrize(("days", "en", "ja"), [
+    (1, "Renewal tomorrow (Jan 2, 2026)", "明日更新"), (0, "Renewal today", "本日更新"),
+    (2, "Renewal in 2 days", "更新まで2日"), (-1, "Term ended yesterday", "契約期間は昨日終了"),
+    (-3, "Term ended 3 days ago", "契約期間は3日前に終了"),
+])  # fmt: skip
+def test_the_renewal_is_said_in_plain_words(tmp_path: Path, days: int, en: str, ja: str) -> None:
+    folder = _scores(tmp_path / "scores")
+    scores = pd.read_parquet(folder / "scores.parquet")
+    scores["renewal_date"] = (pd.Timestamp("2026-01-01") + pd.Timedelta(days=days)).date()
+    scores.to_parquet(folder / "scores.parquet")
+    for lang, text in (("en", en), ("ja", ja)):
+        site = tmp_path / f"site_{lang}"
+        build_report(folder, site, Config(), lang)
+        page = (site / "account" / safe_name("A1")).read_text(encoding="utf-8")
+        assert text in page, (lang, days)

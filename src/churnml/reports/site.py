@@ -114,7 +114,8 @@ class _Site(LeaderSections):
         steps = {d["feature"]: d["points"] for d in _listed(row.churn_change_drivers)}
         data = row.churn_change - row.churn_change_model
         steps[self.m["other"]] = data - sum(steps.values())
-        steps[self.m["model_part"]] = row.churn_change_model
+        if round(row.churn_change_model * 100, 2):  # shown only when it moved the risk
+            steps[self.m["model_part"]] = row.churn_change_model
         before = row.churn_probability - row.churn_change
         return waterfall(pd.Series(steps), before, self.cat, self.lang, self.m["other"],
                          top=len(steps), ordered=True)  # fmt: skip
@@ -156,7 +157,8 @@ class _Site(LeaderSections):
             out.append(m["no_term"])
         else:
             days = (pd.Timestamp(row.renewal_date) - as_of).days
-            key = "renewal_in" if days >= 0 else "renewal_overdue"
+            key = "renewal_today" if days == 0 else "renewal_in" if days > 0 else "renewal_overdue"
+            key += "_one" if abs(days) == 1 else ""
             out.append(m[key].format(days=abs(days), date=self.day(row.renewal_date)))
         if not pd.isna(row.get("tenure_days")):
             out.append(m["customer_for"].format(years=row.tenure_days / 365.25))
