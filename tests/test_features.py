@@ -358,6 +358,7 @@ def test_duckdb_and_spark_give_identical_features(tmp_path: Path) -> None:
         frames.append(pd.read_parquet(out))
     duck, spark = frames
     assert len(duck) > 300
+    assert len(list((tmp_path / "spark.parquet").glob("part-*.parquet"))) > 1  # the executors'
     pd.testing.assert_frame_equal(duck, spark, check_exact=False, rtol=1e-9, check_dtype=False)
 
 

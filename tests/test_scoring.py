@@ -21,11 +21,13 @@ from churnml.config import Config, RegistryConfig
 from churnml.data import load
 from churnml.data.sources import cached
 from churnml.features.catalogue import by_name
+from churnml.io import run_file
 from churnml.models.registry import export_models, resolve_models
 from churnml.reports.site import build_report, safe_name
 from churnml.scoring import outputs, stream
 from churnml.scoring.actions import next_best_action
 from churnml.scoring.crm import load_field_map, neutralise
+from churnml.scoring.outputs import ADOPTION_FILE, FORECAST, KEY_EVENTS, MODELS, read_meta
 from churnml.scoring.score import check_as_of, score, score_table, scoring_table, trained_config
 
 AS_OF = dt.date(2024, 9, 1)
@@ -344,19 +346,67 @@ def test_cli_fit_score_scores_recent_signings_and_deal_files(
     assert run.exit_code != 0 and "--deals FILE" in run.output
 
 
+SORTED = {"scores.parquet": ["account_id"], "contributions.parquet": ["target", "account_id"],
+          "features.parquet": ["account_id"], ADOPTION_FILE: ["account_id", "month"]}  # fmt: skip
+
+
 @pytest.mark.spark
 @pytest.mark.slow
-def test_scoring_on_spark_gives_the_same_outputs(
+def test_spark_executors_write_the_run_that_duckdb_writes(
     setup: tuple[Config, Path], scored: Path, tmp_path: Path
 ) -> None:
-    """Features built on Spark, rows scored by mapInPandas on its executors: same files."""
+    """Features built on Spark, scored by mapInArrow, ranked by Spark's windows and written by
+    the executors as folders of parts: the same rows, column by column, as DuckDB's files."""
     cfg, world = setup
-    score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "spark", engine="spark")
-    stamps = ["scored_at"]
-    for name in ("scores.parquet", "contributions.parquet"):
-        duck = pd.read_parquet(scored / name).drop(columns=stamps, errors="ignore")
-        spark = pd.read_parquet(tmp_path / "spark" / name).drop(columns=stamps, errors="ignore")
-        pd.testing.assert_frame_equal(duck, spark, rtol=1e-9)
+    run = tmp_path / "spark"
+    result = score(cfg, data_dir=world, as_of=AS_OF, out=run, engine="spark")
+    assert (run / "_SUCCESS").is_file()
+    assert len(list((run / "scores.parquet").glob("part-*.parquet"))) > 1  # partitioned
+    for name, keys in SORTED.items():
+        duck, spark = (pd.read_parquet(r / name).drop(columns="scored_at", errors="ignore")
+                       .sort_values(keys, ignore_index=True) for r in (scored, run))  # fmt: skip
+        pd.testing.assert_frame_equal(duck, spark, rtol=1e-9, check_dtype=False, obj=name)
+    parts = sorted((run / "crm_export.csv").glob("part-*.csv"))
+    feed = pd.concat(pd.read_csv(p, dtype=str, keep_default_na=False) for p in parts)
+    duck = pd.read_csv(scored / "crm_export.csv", dtype=str, keep_default_na=False)
+    stamp = load_field_map("salesforce")
+    when = [f for f, c in stamp.fields.items() if c == "scored_at"]
+    assert feed.drop(columns=when).sort_values(stamp.key, ignore_index=True).equals(
+        duck.drop(columns=when).sort_values(stamp.key, ignore_index=True))
+    assert (run / "alerts.csv").read_bytes() == (scored / "alerts.csv").read_bytes()
+    for key in (KEY_EVENTS, MODELS, FORECAST):
+        assert read_meta(run / "scores.parquet", key) == read_meta(scored / "scores.parquet", key)
+    top = pd.read_parquet(scored / "scores.parquet").nlargest(5, "arr_at_risk")
+    assert result.top_at_risk.account_id.tolist() == top.account_id.tolist()
+    assert result.rows == result.crm_rows == len(pd.read_parquet(scored / "scores.parquet"))
+    assert build_report(run, tmp_path / "site", cfg).is_file()  # the report reads the parts
+
+
+@pytest.mark.spark
+def test_a_spark_run_is_committed_whole_or_not_at_all(tmp_path: Path) -> None:
+    from churnml.data.sources import connect
+    from churnml.io import committed
+
+    session = connect("spark")._session
+    run, kind = tmp_path / "run", "scores.parquet"  # what an earlier output holds
+    with committed(session, str(run), kind) as tmp:
+        session.range(3).write.parquet(f"{tmp}/scores.parquet")
+    assert (run / "_SUCCESS").is_file()
+    with pytest.raises(RuntimeError, match="half-way"), committed(session, str(run), kind) as tmp:
+        session.range(5).write.parquet(f"{tmp}/scores.parquet")
+        raise RuntimeError("half-way")
+    assert len(pd.read_parquet(run / "scores.parquet")) == 3  # the earlier run, untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary prefix left
+    with committed(session, str(run), kind) as tmp:
+        session.range(5).write.parquet(f"{tmp}/scores.parquet")
+    assert len(pd.read_parquet(run / "scores.parquet")) == 5
+    (run / "_SUCCESS").unlink()  # as a reader sees a run still being copied on an object store
+    with pytest.raises(ValueError, match="not finished"):
+        run_file(run, "scores.parquet")
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(ValueError, match="not an earlier output"):
+        committed(session, str(other), kind).__enter__()
 
 
 def test_a_model_never_scores_a_table_without_its_features(setup: tuple[Config, Path]) -> None:

@@ -1,8 +1,9 @@
 """Atomic writes: a temp file (or folder) next to the target, renamed into place when complete.
 
 An interrupted run leaves the previous output intact, never a half-written file, and a folder of
-outputs is replaced as a whole (`atomic_dir`). Written files get the mode the umask allows (as
-any other file), not the temp file's private one.
+outputs is replaced as a whole (`atomic_dir`); a folder that Spark's executors write is committed
+the same way through Hadoop's FileSystem API (`committed`, with what it means on object stores).
+Written files get the mode the umask allows (as any other file), not the temp file's private one.
 """
 
 from __future__ import annotations
@@ -13,13 +14,20 @@ import os
 import shutil
 import stat
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DONE = "_SUCCESS"  # written last into a folder that Spark wrote and churnml committed
 
 
 @contextmanager
@@ -167,3 +175,75 @@ def plain(value: object) -> object:
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return None
     return value.item() if hasattr(value, "item") else value
+
+
+def run_file(run: Path | str, name: str) -> Path | None:
+    """A scoring run's output `name` (a file; on Spark a folder of parts), None if it has none.
+    A Spark run without `_SUCCESS` was not committed (`churnml.scoring.spark.committed`) and is
+    refused."""
+    path = Path(run) / name
+    if path.is_dir() and not (Path(run) / DONE).is_file():
+        raise ValueError(f"{run} is a Spark run that has not finished (no _SUCCESS in it): wait "
+                         "for it, or score again")  # fmt: skip
+    return path if path.exists() else None
+
+
+class SparkStore:
+    """The few file operations the commit needs, through Hadoop's FileSystem API: the one that
+    Spark writes with, for any scheme it knows (file:, hdfs:, s3a:, abfss:, …)."""
+
+    def __init__(self, session: SparkSession, path: str) -> None:
+        self._path = session._jvm.org.apache.hadoop.fs.Path
+        self._fs = self._path(path).getFileSystem(session._jsc.hadoopConfiguration())
+        self._fs.setWriteChecksum(False)  # no .crc files beside ours on local disks
+
+    def exists(self, path: str) -> bool:
+        return bool(self._fs.exists(self._path(path)))
+
+    def rename(self, src: str, dest: str) -> None:
+        if not self._fs.rename(self._path(src), self._path(dest)):
+            raise OSError(f"could not rename {src} to {dest}")
+
+    def delete(self, path: str) -> None:
+        self._fs.delete(self._path(path), True)
+
+    def write(self, path: str, data: bytes) -> None:
+        stream = self._fs.create(self._path(path), True)
+        try:
+            stream.write(data)
+        finally:
+            stream.close()
+
+
+@contextmanager
+def committed(session: SparkSession, out: str, marker: str) -> Iterator[str]:
+    """Yield a temporary prefix beside `out` for Spark to write an output into (a folder); on
+    success it becomes `out`, and `out/_SUCCESS` is written last. On error the prefix is deleted
+    and `out` is untouched.
+
+    On HDFS and local disks each rename is atomic, so a reader sees the old run or the new one
+    (or, for an instant, none). On object stores (s3a:, abfss: without hierarchical namespace)
+    a rename copies object by object: there, readers must take a folder without `_SUCCESS` for
+    unfinished (churnml's readers do: `run_file`). `out`, if it exists, must be an earlier output
+    of the kind (it holds `marker`): it is replaced as a whole."""
+    out = out.rstrip("/") if "://" in out else os.path.abspath(out)
+    store = SparkStore(session, out)
+    if store.exists(out) and not store.exists(f"{out}/{marker}"):
+        raise ValueError(f"{out} exists and is not an earlier output of churnml (no {marker} in "
+                         "it): on Spark the output replaces the whole folder; choose another "
+                         "--out")  # fmt: skip
+    parent, name = out.rsplit("/", 1)
+    token = uuid.uuid4().hex[:12]
+    tmp, old = f"{parent}/.{name}.{token}.tmp", f"{parent}/.{name}.{token}.old"
+    try:
+        yield tmp
+        earlier = store.exists(out)
+        if earlier:
+            store.rename(out, old)
+        store.rename(tmp, out)
+        store.write(f"{out}/{DONE}", b"")
+        if earlier:
+            store.delete(old)
+    finally:
+        if store.exists(tmp):
+            store.delete(tmp)

@@ -120,7 +120,11 @@ def features(
     data: Annotated[
         Path | None, typer.Option("--data", "-d", help="Folder with the input tables.")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Parquet file to write.")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", "-o", help="Parquet file to write (Spark: a folder, any path it "
+                     "writes, e.g. s3a://…)."),
+    ] = None,
     config: ConfigOption = None,
     as_of: Annotated[
         list[str] | None,
@@ -146,7 +150,8 @@ def features(
         return
     if data is None or out is None:
         raise fail("features needs --data DIR and --out FILE.parquet (or --list)")
-    check_out(out, "file")
+    if "://" not in out:  # a local path (Spark checks its own paths as it writes)
+        check_out(Path(out), "folder" if engine == "spark" else "file")
     began = time.perf_counter()
     with console.status("building features") as status:
         try:

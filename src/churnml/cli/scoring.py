@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 def score(
     data: DataOption,
     as_of: Annotated[str, typer.Option("--as-of", help="Score accounts active on this date.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for scores and the CRM feed.")],
+    out: Annotated[
+        str,
+        typer.Option("--out", "-o", help="Folder for scores and the CRM feed (Spark: any path "
+                     "it writes, e.g. s3a://…)."),
+    ],
     config: ConfigOption = None,
     churn_model: Annotated[str | None, typer.Option(help="Model URI (default: champion).")] = None,
     expansion_model: Annotated[
@@ -63,7 +67,8 @@ def score(
 
     cfg = read_config(config)
     day = parse_dates([as_of])[0]
-    check_out(out)
+    if "://" not in out:  # a local folder (Spark checks its own paths as it writes)
+        check_out(Path(out))
     try:
         load_field_map(crm)
         if previous is not None:
@@ -90,7 +95,7 @@ def score(
         raise fail(str(exc)) from None
     console.print(
         summary_table(
-            f"Scores written to {result.out.resolve()}",
+            f"Scores written to {result.out}",
             {
                 "accounts scored": result.rows,
                 "CRM rows written": result.crm_rows,
@@ -102,7 +107,7 @@ def score(
     )
     for name in ("scores.parquet", "contributions.parquet", "features.parquet", "crm_export.csv",
                  "alerts.csv"):
-        console.print(f"  {escape(str(result.out.resolve() / name))}", highlight=False)
+        console.print(f"  {escape(result.out)}/{escape(name)}", highlight=False)
     for target, why in result.missing.items():
         console.print(f"[yellow]{target} columns left empty:[/] {escape(why)}", highlight=False)
     for target in result.no_skill:

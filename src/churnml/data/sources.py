@@ -19,7 +19,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import ibis
 import ibis.expr.types as ir
@@ -27,6 +27,9 @@ import ibis.expr.types as ir
 from churnml.config import DataConfig
 from churnml.data.contract import TABLES, Table
 from churnml.io import atomic_path
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +119,12 @@ def cached(expr: ir.Table) -> ir.Table:
     if con.name == "pyspark":
         expr = con.create_view(f"churnml_{uuid.uuid4().hex}", expr)
     return expr.cache()
+
+
+def spark_frame(table: ir.Table) -> DataFrame:
+    """The Spark DataFrame of an Ibis table on Spark (a plan; nothing runs yet)."""
+    con = ibis.get_backend(table)
+    return con.raw_sql(con.compile(table))
 
 
 def _spark() -> ibis.BaseBackend:

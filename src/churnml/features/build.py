@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,11 +23,11 @@ import pyarrow.parquet as pq
 
 from churnml.config import Config, FeatureConfig, LabelConfig
 from churnml.data import load
-from churnml.data.sources import Engine, cached
+from churnml.data.sources import Engine, cached, spark_frame
 from churnml.features import rollups
 from churnml.features.catalogue import Feature, Source, catalogue
 from churnml.features.labels import default_as_of, label_columns, labelled_snapshots
-from churnml.io import atomic_path
+from churnml.io import DONE, atomic_path, committed
 from churnml.vocabulary import KEYS
 
 log = logging.getLogger(__name__)
@@ -353,10 +354,31 @@ def build_features(
 
 @dataclass(frozen=True)
 class FeatureTable:
-    path: Path
+    path: str  # a local file, or on Spark a folder (or a URI)
     rows: int
     features: list[str]
     as_of: list[dt.date]
+
+
+def _write(expr: ir.Table, out: Path) -> int:
+    """Write the rows as they come from the engine into one Parquet file; return how many."""
+    rows = 0
+    schema = expr.schema().to_pyarrow()  # engines may widen sums (DuckDB: HUGEINT)
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for batch in expr.to_pyarrow_batches(chunk_size=100_000):
+            writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+            rows += batch.num_rows
+    return rows
+
+
+def _write_on_spark(expr: ir.Table, out: str) -> int:
+    """The executors write the rows into `out`, a folder of Parquet parts (any path Spark
+    writes), committed whole (`churnml.io.committed`); return how many."""
+    frame = spark_frame(expr)
+    out = out if "://" in out else os.path.abspath(out)
+    with committed(frame.sparkSession, out, DONE) as tmp:
+        frame.write.parquet(tmp)
+    return frame.sparkSession.read.parquet(out).count()  # from the parts' footers
 
 
 def write_features(
@@ -369,16 +391,12 @@ def write_features(
     progress: Callable[[str], None] | None = None,
 ) -> FeatureTable:
     """Validate the data, build features and labels at `as_of` (default: every month start), and
-    write them to `out` (Parquet, one row per account and as_of) atomically."""
+    write them to `out` (Parquet, one row per account and as_of) atomically: a file, or on
+    Spark a folder of parts written by the executors."""
     tables = load(data_dir, cfg.data, engine, check=check)
     dates = sorted(set(as_of or default_as_of(tables)))
     expr = build_features(tables, as_of=dates, cfg=cfg, progress=progress)
-    rows = 0
-    schema = expr.schema().to_pyarrow()  # engines may widen sums (DuckDB: HUGEINT)
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for batch in expr.to_pyarrow_batches(chunk_size=100_000):
-            writer.write_table(pa.Table.from_batches([batch]).cast(schema))
-            rows += batch.num_rows
+    rows = _write_on_spark(expr, str(out)) if engine == "spark" else _write(expr, Path(out))
     labels = set(label_columns(cfg.labels).values())
     names = [c for c in expr.columns if c not in {*KEYS, *labels}]
-    return FeatureTable(Path(out), rows, names, dates)
+    return FeatureTable(str(out), rows, names, dates)

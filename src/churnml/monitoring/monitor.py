@@ -36,7 +36,7 @@ from churnml.data import load
 from churnml.data.sources import cached
 from churnml.features.catalogue import Feature, by_name, family
 from churnml.features.labels import data_end, label_columns, labelled_snapshots
-from churnml.io import write_text
+from churnml.io import run_file, write_text
 from churnml.models.registry import LoadedModel, check_tracking, load_model, tracking_uri
 from churnml.monitoring.drift import psi
 from churnml.scoring.score import scoring_table, trained_config
@@ -93,8 +93,8 @@ def monitor(cfg: Config, data_dir: Path | str, runs: list[Path]) -> Monitoring:
 
 
 def _read(run: Path) -> pd.DataFrame:
-    path = Path(run) / "scores.parquet"
-    if not path.is_file():
+    path = run_file(run, "scores.parquet")
+    if path is None:
         raise FileNotFoundError(f"--scores: no scores.parquet in {run} (give an --out of "
                                 "churnml score)")  # fmt: skip
     scores = pd.read_parquet(path)

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from churnml.config import Config
 from churnml.features.catalogue import FAMILIES, by_name, family
-from churnml.io import atomic_dir, write_text
+from churnml.io import atomic_dir, run_file, write_text
 from churnml.reports.charts import (
     adoption_chart,
     adoption_months,
@@ -341,6 +341,13 @@ def _listed(reasons: object) -> list:
     return [] if reasons is None else list(reasons)
 
 
+def _need(run: Path, name: str) -> Path:
+    path = run_file(run, name)
+    if path is None:
+        raise FileNotFoundError(f"no {name} in {run}: give the --out of churnml score")
+    return path
+
+
 def build_report(
     scores_dir: Path | str,
     out: Path | str,
@@ -351,21 +358,21 @@ def build_report(
     Everything comes from the scoring run's folder: scores, contributions, features and, for the
     adoption charts, `adoption.parquet` (runs before it have no charts)."""
     scores_dir = Path(scores_dir)
-    scores = pd.read_parquet(scores_dir / "scores.parquet")
-    contributions = pd.read_parquet(scores_dir / "contributions.parquet")
+    scores = pd.read_parquet(_need(scores_dir, "scores.parquet"))
+    contributions = pd.read_parquet(_need(scores_dir, "contributions.parquet"))
     if scores.empty:
         raise ValueError(f"{scores_dir / 'scores.parquet'} has no rows")
     lacking = [c for c in ("priority", "play", "renewal_date") if c not in scores]
     if lacking:
         raise ValueError(f"{scores_dir / 'scores.parquet'} lacks column(s) {', '.join(lacking)}: "
                          "it was written by an older churnml; score again")  # fmt: skip
-    used = scores_dir / ADOPTION_FILE
-    adoption = pd.read_parquet(used) if used.is_file() else None
+    used = run_file(scores_dir, ADOPTION_FILE)
+    adoption = None if used is None else pd.read_parquet(used)
     events = read_key_events(scores_dir / "scores.parquet")  # the report's texts name them
     cfg = cfg if events is None else cfg.with_key_events(events)
     learnt = {key: read_meta(scores_dir / "scores.parquet", key) for key in (FORECAST, STATED)}
-    inputs = scores_dir / "features.parquet"
-    values = pd.read_parquet(inputs) if inputs.is_file() else None
+    inputs = run_file(scores_dir, "features.parquet")
+    values = None if inputs is None else pd.read_parquet(inputs)
     site = _Site(scores, contributions, cfg, lang, adoption, learnt, values)
     with atomic_dir(out) as tmp:
         write_text(site.summary(), tmp / "index.html")

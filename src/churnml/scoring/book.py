@@ -31,7 +31,12 @@ def percentile(values: pd.Series, groups: pd.Series | None = None) -> pd.Series:
     values stay missing (and do not count)."""
     values = pd.to_numeric(values, errors="coerce")
     grouped = values.groupby(pd.Series(0, index=values.index) if groups is None else groups)
-    rank, size = grouped.rank(method="max"), grouped.transform("count")
+    return share(grouped.rank(method="max"), grouped.transform("count"))
+
+
+def share(rank: pd.Series, size: pd.Series) -> pd.Series:
+    """A percentile from a value's rank (how many of its group's values are at most it) and the
+    size of its group (how many values it has), to 0.1."""
     return (rank / size * 100).round(1)
 
 
@@ -50,14 +55,21 @@ def first_feature(reasons: pd.Series) -> pd.Series:
 
 
 def finish(scores: pd.DataFrame, sc: ScoringConfig, cat: dict[str, Feature]) -> pd.DataFrame:
-    """Turn the chunks' raw family pulls into the scorecard, then add health, the action, the
-    play and the priority (see the module docstring). Each first reason's feature is read from
-    `first_<reasons column>` where given, else from the reasons."""
+    """Turn the chunks' raw family pulls into the scorecard and health, then `act`."""
     out = scores.copy()
     segment = out.segment.astype(str)
     for f in FAMILIES:
         out[f"score_{f}"] = percentile(out[f"score_{f}"], segment)
     out["health_score"] = percentile(out.health_score)  # chunks: 1 − p, from a skilled model
+    return act(out, sc, cat)
+
+
+def act(out: pd.DataFrame, sc: ScoringConfig, cat: dict[str, Feature]) -> pd.DataFrame:
+    """Add the action, the play and the priority to accounts whose scorecard and health are
+    percentiles already, row by row (see the module docstring), in place; returns `out`. Each
+    first reason's feature is read from `first_<reasons column>` where given, else from the
+    reasons."""
+    segment = out.segment.astype(str)
     days_to_renewal = (pd.to_datetime(out.renewal_date) - pd.to_datetime(out.as_of)).dt.days
     out["next_best_action"] = next_best_action(
         out.churn_tier.to_numpy(), out.expansion_tier.to_numpy(), out.score_adoption.to_numpy(),

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnml.features.catalogue import Feature, family
+from churnml.io import run_file
 from churnml.scoring.reasons import (
     MIN_POINTS,
     Lang,
@@ -345,8 +346,8 @@ def _rank(tiers: pd.Series) -> np.ndarray:
 
 def read_previous(previous: Path, as_of: dt.date) -> pd.DataFrame:
     """The scores of an earlier run (`--previous`), which must be of an earlier date."""
-    path = Path(previous) / "scores.parquet"
-    if not path.is_file():
+    path = run_file(previous, "scores.parquet")
+    if path is None:
         raise FileNotFoundError(f"--previous: no scores.parquet in {previous} (give an earlier "
                                 "--out of churnml score)")  # fmt: skip
     before = pd.read_parquet(path, columns=list(BEFORE))

@@ -19,6 +19,7 @@ from churnml.io import atomic_path
 
 CRM_MAPS = resources.files("churnml.scoring") / "crm_maps"  # shipped in the wheel
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV = csv.WriteOptions(quoting_style="all_valid")  # every cell quoted, quotes inside doubled
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,12 @@ def changed_rows(frame: pd.DataFrame, previous_csv: Path, fields: FieldMap) -> p
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """UTF-8, a header row, every cell quoted (quotes inside doubled), atomically."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
     with atomic_path(path) as tmp:
-        csv.write_csv(table, tmp, csv.WriteOptions(quoting_style="all_valid"))
+        csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), tmp, CSV)
+
+
+def csv_text(frame: pd.DataFrame) -> bytes:
+    """`frame` as `write_csv` writes it."""
+    sink = pa.BufferOutputStream()
+    csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), sink, CSV)
+    return sink.getvalue().to_pybytes()

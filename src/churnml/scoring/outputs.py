@@ -92,11 +92,17 @@ MODELS = "churnml.models"  # target → the identity of the model scored with
 FORECAST = "churnml.forecast"  # the churn model's meta["forecast"]: history and backtest
 STATED = "churnml.stated_reasons"  # the churn model's: stated cancel reason × main family
 ADOPTION_FILE = "adoption.parquet"  # per account and month: active users and events
+META_FILE = "_churnml.json"  # in a Spark run's scores.parquet folder: what the metadata holds
 
 
 def read_meta(scores_path: Path | str, key: str) -> object:
-    """What a scores.parquet's metadata holds under `key` (None if it does not say)."""
-    raw = (pq.read_schema(scores_path).metadata or {}).get(key.encode())
+    """What a scores.parquet's metadata holds under `key` (None if it does not say); a Spark
+    run's scores.parquet is a folder, with the metadata in `META_FILE`."""
+    path = Path(scores_path)
+    if path.is_dir():
+        sidecar = path / META_FILE
+        return json.loads(sidecar.read_text()).get(key) if sidecar.is_file() else None
+    raw = (pq.read_schema(path).metadata or {}).get(key.encode())
     return None if raw is None else json.loads(raw)
 
 
@@ -111,6 +117,12 @@ def read_models(scores_path: Path | str) -> dict[str, str]:
     return read_meta(scores_path, MODELS) or {}
 
 
+def alert_rows(found: pd.DataFrame | None = None) -> pd.DataFrame:
+    """alerts.csv's rows (`churnml.scoring.changes.alerts`; none without `found`), as cells."""
+    found = pd.DataFrame(columns=ALERTS) if found is None else found[list(ALERTS)]
+    return crm_frame(found, FieldMap("account_id", {c: c for c in ALERTS}))
+
+
 def write_outputs(
     scores: pd.DataFrame,
     contributions: pd.DataFrame,
@@ -120,7 +132,7 @@ def write_outputs(
     alerts: pd.DataFrame | None = None,
     features: pd.DataFrame | None = None,
     meta: dict[str, object] | None = None,
-    adoption: pd.DataFrame | None = None,
+    adoption: pa.Table | None = None,
 ) -> int:
     """Write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv (no rows
     without `alerts`) into `out`, all or none; return the number of CRM rows (only changed ones
@@ -134,8 +146,7 @@ def write_outputs(
     if changed_since is not None:
         feed = changed_rows(feed, Path(changed_since) / "crm_export.csv", fields)
     table = pa.Table.from_pandas(scores, schema=SCORED, preserve_index=False)
-    alerts = pd.DataFrame(columns=ALERTS) if alerts is None else alerts[list(ALERTS)]
-    alerts = crm_frame(alerts, FieldMap("account_id", {c: c for c in ALERTS}))
+    alerts = alert_rows(alerts)
     meta = {key: json.dumps(value) for key, value in (meta or {}).items()}
     files = {
         "scores.parquet": (write_parquet, table.replace_schema_metadata(meta)),

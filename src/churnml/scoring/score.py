@@ -11,6 +11,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from churnml.config import Config, ScoringConfig
 from churnml.data import load
@@ -19,9 +20,10 @@ from churnml.features.build import compute_features, csm_context, input_table, w
 from churnml.features.catalogue import FAMILIES, Feature, by_name
 from churnml.features.labels import lapsed_terms, snapshots
 from churnml.features.rollups import monthly_use
+from churnml.io import run_file
 from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import tier
-from churnml.scoring.book import finish
+from churnml.scoring.book import act, finish
 from churnml.scoring.changes import alerts, compare, read_previous
 from churnml.scoring.crm import FieldMap, load_field_map
 from churnml.scoring.explain import explain, family_pulls
@@ -32,7 +34,6 @@ from churnml.scoring.outputs import (
     KEY_EVENTS,
     MODELS,
     REASONS,
-    SCORES,
     STATED,
     Chunk,
     as_columns,
@@ -49,7 +50,7 @@ TOP_COLUMNS = ("account_id", "account_name", "segment", "arr", "churn_probabilit
 
 @dataclass(frozen=True)
 class ScoreResult:
-    out: Path
+    out: str  # where the run is: an absolute local path, or a URI (on Spark)
     rows: int
     crm_rows: int
     models: dict[str, str]  # target → the model scored with
@@ -100,15 +101,18 @@ def _gather(
     return stamp(scores, models), pd.concat(blocks, ignore_index=True)
 
 
-def stamp(scores: pd.DataFrame, models: dict[str, LoadedModel]) -> pd.DataFrame:
-    """Each target's model and whether it shows skill, and the time of scoring."""
+def stamp(
+    scores: pd.DataFrame, models: dict[str, LoadedModel], at: dt.datetime | None = None
+) -> pd.DataFrame:
+    """Each target's model and whether it shows skill, and the time of scoring (`at`, else
+    now, in UTC to the second)."""
     for target in TARGETS:
         loaded = models.get(target)
         scores[f"{target}_model"] = loaded.source if loaded else None
         scores[f"{target}_model_skill"] = (
             None if loaded is None else "no_skill" if loaded.no_skill else "ok"
         )
-    scores["scored_at"] = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+    scores["scored_at"] = at or dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
     return scores
 
 
@@ -263,7 +267,13 @@ def score(
     previous: Path | None = None,
 ) -> ScoreResult:
     """Score, then write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv
-    into `out`; with `previous` (an earlier `out`), what changed since and why."""
+    into `out`; with `previous` (an earlier `out`), what changed since and why. On Spark
+    (without `previous` and `changed_since`) `out` may be any path Spark writes."""
+    streamed = previous is None and changed_since is None
+    where = str(out) if "://" in str(out) else str(Path(out).resolve())
+    if "://" in where and not (streamed and engine == "spark"):
+        raise ValueError(f"--out {where}: only --engine spark, without --previous and "
+                         "--changed-since, writes to a URI; give a local folder")  # fmt: skip
     before = read_previous(previous, as_of) if previous is not None else None
     tables = load(data_dir, cfg.data, engine)
     fields = load_field_map(crm)
@@ -279,11 +289,15 @@ def score(
     learnt = models["churn"].model.meta if "churn" in models else {}
     meta |= {key: learnt[name] for key, name in ((FORECAST, "forecast"),
                                                  (STATED, "stated_reasons")) if name in learnt}
-    adoption = monthly_use(tables["usage_events"], as_of).execute()  # for the report
+    use = monthly_use(tables["usage_events"], as_of)  # for the report
     found = None
-    if before is None and changed_since is None and engine == "duckdb":  # bounded memory
-        book, crm_rows = write_scores(table, models, cfg, lang, names, out, fields, meta, adoption)
-        top = top_at_risk(book, Path(out) / "scores.parquet", list(TOP_COLUMNS))
+    if streamed and engine == "spark":  # the executors write the run
+        rows, top = spark_scores(table, models, cfg, lang, names, str(out), fields, meta, use)
+        crm_rows = rows
+    elif streamed:  # bounded memory
+        book, crm_rows = write_scores(table, models, cfg, lang, names, out, fields, meta,
+                                      use.to_pyarrow())  # fmt: skip
+        rows, top = len(book), top_at_risk(book, Path(out) / "scores.parquet", list(TOP_COLUMNS))
     else:
         scores, contributions = score_table(table, models, cfg, lang)
         values = table.select("account_id", *names).execute()  # for the next run's --previous
@@ -293,11 +307,11 @@ def score(
             scores = scores.assign(**changes)
             found = alerts(scores, cfg.scoring.alert_points)
         crm_rows = write_outputs(scores, contributions, fields, out, changed_since, found, values,
-                                 meta, adoption)  # fmt: skip
-        book, top = scores, scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")
+                                 meta, use.to_pyarrow())  # fmt: skip
+        rows, top = len(scores), scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")
         top = top[list(TOP_COLUMNS)]
     return ScoreResult(
-        Path(out), len(book), crm_rows, {t: m.source for t, m in models.items()}, missing,
+        where, rows, crm_rows, {t: m.source for t, m in models.items()}, missing,
         [t for t, m in models.items() if m.no_skill], top.reset_index(drop=True),
         None if found is None else len(found),
     )  # fmt: skip
@@ -305,7 +319,7 @@ def score(
 
 def write_scores(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
                  names: list[str], out: Path | str, fields: FieldMap, meta: dict[str, object],
-                 adoption: pd.DataFrame | None = None) -> tuple[pd.DataFrame, int]:  # fmt: skip
+                 adoption: pa.Table | None = None) -> tuple[pd.DataFrame, int]:  # fmt: skip
     """Score a DuckDB feature table and write the run into `out` in bounded memory
     (`churnml.scoring.stream`), reading it in account order; `names`: the models' inputs kept in
     features.parquet. Returns the finished narrow book and the CRM rows."""
@@ -317,6 +331,25 @@ def write_scores(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, l
         lambda chunk: _score_chunk(chunk, models, cat, cfg, lang, medians),
         lambda book: stamp(finish(book, cfg.scoring, cat), models),
         names, out, fields, meta, adoption,
+    )  # fmt: skip
+
+
+def spark_scores(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
+                 names: list[str], out: str, fields: FieldMap, meta: dict[str, object],
+                 adoption: ir.Table) -> tuple[int, pd.DataFrame]:  # fmt: skip
+    """Score a Spark feature table, the executors writing the run into `out`
+    (`churnml.scoring.spark`); the rows scored and the five with the most ARR at risk."""
+    from churnml.scoring.spark import score_on_spark
+
+    cat = by_name(cfg.features)
+    medians = _engine_medians(table, sorted(cat))
+    at = stamp(pd.DataFrame(index=[0]), {}).scored_at.iloc[0]  # one time for the whole run
+    return score_on_spark(
+        table,
+        lambda chunk: _score_chunk(chunk, models, cat, cfg, lang, medians),
+        lambda book: stamp(act(book, cfg.scoring, cat), models, at),
+        {t: m.model.features for t, m in models.items()},
+        names, out, fields, meta, adoption, list(TOP_COLUMNS),
     )  # fmt: skip
 
 
@@ -343,9 +376,10 @@ def _changes(
     previous date is scored again with today's models from today's data."""
     previous = Path(previous)
     same = read_models(previous / "scores.parquet") == {t: identity(m) for t, m in models.items()}
-    if same and (previous / "features.parquet").is_file():
+    kept = run_file(previous, "features.parquet")
+    if same and kept is not None:
         then, then_contributions = before, pd.read_parquet(previous / "contributions.parquet")
-        then_values = pd.read_parquet(previous / "features.parquet")
+        then_values = pd.read_parquet(kept)
     else:
         since = pd.Timestamp(before.as_of.iloc[0]).date()
         then_table = cached(scoring_table(tables, since, cfg))
@@ -358,24 +392,14 @@ def _changes(
 def score_table(
     table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang = "en"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score a feature table where it lives (computed once and kept by the engine: `cached`):
-    segment medians are taken there, then rows are scored in chunks — streamed from DuckDB, or
-    by `mapInPandas` on Spark's executors."""
+    """Score a feature table in memory (computed once and kept by the engine: `cached`):
+    segment medians are taken there, then rows are streamed to this process and scored in
+    chunks. (`--previous` and `--changed-since` compare whole books in memory; without them,
+    `write_scores` and `spark_scores` write the run in bounded memory.)"""
     cat = by_name(cfg.features)
     medians = _engine_medians(table, sorted(cat))
-    if ibis.get_backend(table).name == "pyspark":
-        from churnml.scoring.spark import map_in_pandas
-
-        def score_batch(batch: pd.DataFrame) -> Chunk:
-            return _score_chunk(batch, models, cat, cfg, lang, medians)
-
-        features = {t: m.model.features for t, m in models.items()}
-        parts = map_in_pandas(table, score_batch, SCORES, features)
-    else:
-        batches = table.to_pyarrow_batches(chunk_size=cfg.scoring.chunk_rows)
-        parts = [
-            _score_chunk(b.to_pandas(), models, cat, cfg, lang, medians) for b in batches
-        ]
+    batches = table.to_pyarrow_batches(chunk_size=cfg.scoring.chunk_rows)
+    parts = [_score_chunk(b.to_pandas(), models, cat, cfg, lang, medians) for b in batches]
     if not any(len(scores) for scores, _ in parts):
         raise ValueError("no account is active at as_of: nothing to score")
     return _gather(parts, models, cfg.scoring, cat)

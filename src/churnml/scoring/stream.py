@@ -26,8 +26,8 @@ from pyarrow import csv
 from churnml.features.catalogue import FAMILIES
 from churnml.io import atomic_dir, parquet_writer, write_parquet
 from churnml.scoring.book import first_feature
-from churnml.scoring.crm import FieldMap, crm_frame, write_csv
-from churnml.scoring.outputs import ADOPTION_FILE, ALERTS, REASONS, SCORED, SCORES, Chunk
+from churnml.scoring.crm import CSV, FieldMap, crm_frame, write_csv
+from churnml.scoring.outputs import ADOPTION_FILE, REASONS, SCORED, SCORES, Chunk, alert_rows
 
 # What the whole-book step reads of each account (`churnml.scoring.book.finish`), and the summary.
 BOOK = ("account_id", "account_name", "segment", "as_of", "arr", "renewal_date", "churn_tier",
@@ -37,7 +37,6 @@ BOOK = ("account_id", "account_name", "segment", "as_of", "arr", "renewal_date",
 FINISHED = [n for n in SCORED.names
             if n not in SCORES.names or n.startswith("score_") or n == "health_score"]  # fmt: skip
 WIDE = "_scores.parquet"  # the first pass's scores, in the temporary folder
-CSV = csv.WriteOptions(quoting_style="all_valid")  # as `churnml.scoring.crm.write_csv`
 
 
 def first_reasons(scores: pd.DataFrame) -> dict[str, pd.Series]:
@@ -53,7 +52,7 @@ def score_streamed(
     out: Path | str,
     fields: FieldMap,
     meta: dict[str, object],
-    adoption: pd.DataFrame | None = None,
+    adoption: pa.Table | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Score `batches` (feature rows in account order, as the engine gives them) with
     `score_chunk`; finish the book with `finish_book` (the narrow columns in, the `FINISHED`
@@ -67,8 +66,7 @@ def score_streamed(
         _contributions(tmp, targets)
         if adoption is not None:
             write_parquet(adoption, tmp / ADOPTION_FILE)
-        header = FieldMap("account_id", {c: c for c in ALERTS})
-        write_csv(crm_frame(pd.DataFrame(columns=ALERTS), header), tmp / "alerts.csv")  # no rows
+        write_csv(alert_rows(), tmp / "alerts.csv")  # no rows
 
     return book, rows
 
