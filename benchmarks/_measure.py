@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import resource
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,52 @@ def run_stage(stage: Callable[..., float], *args: Any) -> tuple[float, float]:
     if proc.exitcode != 0:
         raise SystemExit(f"{stage.__name__} failed (exit code {proc.exitcode})")
     return queue.get()
+
+
+class TreeRSS(threading.Thread):
+    """Samples, every 0.1 s, the RSS of this process's descendants (read from /proc), and keeps
+    each kind's peak in GB: `java` (Spark's JVM: driver and, in local mode, executor) and
+    `workers` (the Python workers Spark starts, summed). Use as a context manager."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = {"java": 0.0, "workers": 0.0}
+        self._done = threading.Event()
+
+    def __enter__(self) -> TreeRSS:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self.join()
+
+    def run(self) -> None:
+        while not self._done.wait(0.1):
+            now = {"java": 0.0, "workers": 0.0}
+            for pid in _descendants(os.getpid()):
+                name, rss = _status(pid)
+                now["java" if name == "java" else "workers"] += rss
+            self.peak = {k: max(v, now[k]) for k, v in self.peak.items()}
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [d for c in map(int, children) for d in (c, *_descendants(c))]
+
+
+def _status(pid: int) -> tuple[str, float]:
+    """A process's name and RSS (GB); ("", 0) once it is gone."""
+    try:
+        lines = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
+                     .splitlines() if ":" in line)  # fmt: skip
+    except OSError:
+        return "", 0.0
+    rss = lines.get("VmRSS", "0 kB").split()[0]
+    return lines.get("Name", "").strip(), int(rss) / 1024**2
 
 
 def world(data: Path | None, accounts: int, work: Path) -> Path:

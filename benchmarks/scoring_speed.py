@@ -108,6 +108,29 @@ def streamed(features: Path, model_dir: Path, out: Path, memory_limit: str | Non
     return time.perf_counter() - began
 
 
+def on_spark(features: Path, model_dir: Path, out: Path) -> tuple[float, dict[str, float]]:
+    """`churnml score --engine spark` without --previous on the feature file: the executors
+    score, rank and write (`churnml.scoring.score.spark_scores`). The seconds (Spark's start-up
+    left out) and the peak RSS (GB) of the JVM and of the Python workers."""
+    from _measure import TreeRSS
+
+    from churnml.data.sources import connect
+    from churnml.scoring.crm import load_field_map
+    from churnml.scoring.score import spark_scores
+
+    cfg = Config()
+    models, _ = resolve_models(cfg, {}, model_dir)
+    cfg = cfg.with_key_events(tuple(next(m.model.meta["key_events"] for m in models.values())))
+    con = connect("spark")
+    with TreeRSS() as rss:
+        began = time.perf_counter()
+        table = con.read_parquet(features)
+        names = sorted({f for m in models.values() for f in m.model.features} & set(table.columns))
+        spark_scores(table, models, cfg, "en", names, str(out), load_field_map("salesforce"), {})
+        seconds = time.perf_counter() - began
+    return seconds, rss.peak
+
+
 def _full(features: Path, model_dir: Path, out: Path, previous: Path) -> float:
     """The scoring step in memory with what changed since `previous` (an earlier `out` by the
     same models), as `score --previous` computes it from that run's files."""

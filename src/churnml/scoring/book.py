@@ -15,6 +15,8 @@ renewal is overdue or pending).
 
 from __future__ import annotations
 
+import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -32,6 +34,38 @@ def percentile(values: pd.Series, groups: pd.Series | None = None) -> pd.Series:
     values = pd.to_numeric(values, errors="coerce")
     grouped = values.groupby(pd.Series(0, index=values.index) if groups is None else groups)
     return share(grouped.rank(method="max"), grouped.transform("count"))
+
+
+RANKED = (*(f"score_{f}" for f in FAMILIES), "health_score")  # percentiles over the book
+
+
+def ranks(scores: ir.Table) -> dict[str, ir.Value]:
+    """The engine's `rank:<column>` and `size:<column>` of each RANKED column: how many of the
+    group's values are at most the account's (peers included), and how many values the group
+    has; the group is the segment for the scorecard, the whole book for health. Missing and NaN
+    values neither rank nor count, so that `share` gives what `percentile` gives in memory."""
+    out: dict[str, ir.Value] = {}
+    for name in RANKED:
+        value = ibis.ifelse(scores[name].isnan(), ibis.null("float64"), scores[name])
+        group = [] if name == "health_score" else ["segment"]
+        upto = ibis.range_window(group_by=group, order_by=value, preceding=None, following=0)
+        out[f"rank:{name}"] = ibis.ifelse(value.isnull(), ibis.null("int64"),
+                                          value.count().over(upto))  # fmt: skip
+        out[f"size:{name}"] = value.count().over(group_by=group)
+    return out
+
+
+def ranked(scores: ir.Table) -> ir.Table:
+    """`scores` (an engine table) with their `ranks`, computed on the narrow columns."""
+    narrow = scores.select("account_id", "segment", *RANKED)
+    return scores.inner_join(narrow.select("account_id", **ranks(narrow)), "account_id")
+
+
+def shares(ranked: pd.DataFrame) -> pd.DataFrame:
+    """Rows with `ranks` as pandas: each RANKED column set to its percentile, ranks dropped."""
+    columns = {name: share(ranked[f"rank:{name}"], ranked[f"size:{name}"]) for name in RANKED}
+    return ranked.drop(columns=[c for c in ranked if c.startswith(("rank:", "size:"))]).assign(
+        **columns)  # fmt: skip
 
 
 def share(rank: pd.Series, size: pd.Series) -> pd.Series:

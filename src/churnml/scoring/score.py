@@ -4,6 +4,7 @@ action and reasons; written as Parquet and as a CRM-ready CSV, atomically."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from churnml.features.rollups import monthly_use
 from churnml.io import run_file
 from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import tier
-from churnml.scoring.book import act, finish
+from churnml.scoring.book import act, finish, shares
 from churnml.scoring.changes import alerts, compare, read_previous
 from churnml.scoring.crm import FieldMap, load_field_map
 from churnml.scoring.explain import explain, family_pulls
@@ -295,9 +296,9 @@ def score(
         rows, top = spark_scores(table, models, cfg, lang, names, str(out), fields, meta, use)
         crm_rows = rows
     elif streamed:  # bounded memory
-        book, crm_rows = write_scores(table, models, cfg, lang, names, out, fields, meta,
-                                      use.to_pyarrow())  # fmt: skip
-        rows, top = len(book), top_at_risk(book, Path(out) / "scores.parquet", list(TOP_COLUMNS))
+        rows = crm_rows = write_scores(table, models, cfg, lang, names, out, fields, meta,
+                                       use.to_pyarrow())  # fmt: skip
+        top = top_at_risk(Path(out) / "scores.parquet", list(TOP_COLUMNS))
     else:
         scores, contributions = score_table(table, models, cfg, lang)
         values = table.select("account_id", *names).execute()  # for the next run's --previous
@@ -319,38 +320,43 @@ def score(
 
 def write_scores(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
                  names: list[str], out: Path | str, fields: FieldMap, meta: dict[str, object],
-                 adoption: pa.Table | None = None) -> tuple[pd.DataFrame, int]:  # fmt: skip
+                 adoption: pa.Table | None = None) -> int:  # fmt: skip
     """Score a DuckDB feature table and write the run into `out` in bounded memory
     (`churnml.scoring.stream`), reading it in account order; `names`: the models' inputs kept in
-    features.parquet. Returns the finished narrow book and the CRM rows."""
+    features.parquet. Returns the rows scored."""
+    score_chunk, finish_chunk = _chunk_steps(table, models, cfg, lang)
+    ordered = table.order_by("account_id").to_pyarrow_batches(chunk_size=cfg.scoring.chunk_rows)
+    return score_streamed(ibis.get_backend(table), ordered, score_chunk, finish_chunk, names, out,
+                          fields, meta, adoption, cfg.scoring.chunk_rows)  # fmt: skip
+
+
+Finisher = Callable[[pd.DataFrame], pd.DataFrame]  # ranked scores in, finished scores out
+
+
+def _chunk_steps(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
+                 ) -> tuple[Callable[[pd.DataFrame], Chunk], Finisher]:  # fmt: skip
+    """What scores a chunk of feature rows (segment medians from the engine), and what finishes
+    a chunk of ranked scores (percentiles, action, play, priority, one time of scoring)."""
     cat = by_name(cfg.features)
     medians = _engine_medians(table, sorted(cat))
-    ordered = table.order_by("account_id").to_pyarrow_batches(chunk_size=cfg.scoring.chunk_rows)
-    return score_streamed(
-        ordered,
+    at = stamp(pd.DataFrame(index=[0]), {}).scored_at.iloc[0]
+    return (
         lambda chunk: _score_chunk(chunk, models, cat, cfg, lang, medians),
-        lambda book: stamp(finish(book, cfg.scoring, cat), models),
-        names, out, fields, meta, adoption,
-    )  # fmt: skip
+        lambda ranked: stamp(act(shares(ranked), cfg.scoring, cat), models, at),
+    )
 
 
 def spark_scores(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
                  names: list[str], out: str, fields: FieldMap, meta: dict[str, object],
-                 adoption: ir.Table) -> tuple[int, pd.DataFrame]:  # fmt: skip
+                 adoption: ir.Table | None = None) -> tuple[int, pd.DataFrame]:  # fmt: skip
     """Score a Spark feature table, the executors writing the run into `out`
     (`churnml.scoring.spark`); the rows scored and the five with the most ARR at risk."""
     from churnml.scoring.spark import score_on_spark
 
-    cat = by_name(cfg.features)
-    medians = _engine_medians(table, sorted(cat))
-    at = stamp(pd.DataFrame(index=[0]), {}).scored_at.iloc[0]  # one time for the whole run
-    return score_on_spark(
-        table,
-        lambda chunk: _score_chunk(chunk, models, cat, cfg, lang, medians),
-        lambda book: stamp(act(book, cfg.scoring, cat), models, at),
-        {t: m.model.features for t, m in models.items()},
-        names, out, fields, meta, adoption, list(TOP_COLUMNS),
-    )  # fmt: skip
+    score_chunk, finish_chunk = _chunk_steps(table, models, cfg, lang)
+    features = {t: m.model.features for t, m in models.items()}
+    return score_on_spark(table, score_chunk, finish_chunk, features, names, out, fields, meta,
+                          adoption, list(TOP_COLUMNS))  # fmt: skip
 
 
 def identity(loaded: LoadedModel) -> str:

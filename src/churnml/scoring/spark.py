@@ -6,12 +6,10 @@ only counts and the five accounts with the most ARR at risk.
    `<target>:<feature>` columns) go to `_scored/` under the run's temporary prefix.
 2. contributions.parquet/ is unpacked from `_scored/`; features.parquet/ is the models' inputs
    from the feature table; adoption.parquet/ is the report's monthly use.
-3. The whole-book step: Spark's window functions rank the scorecard's family pulls within each
-   segment and health across the book (counts of values at most the account's, as
-   `churnml.scoring.book.percentile`), and a second `mapInArrow` turns ranks into percentiles
-   and adds the action, play, priority and stamps on the narrow columns only; joined with the
-   wide ones they make scores.parquet/, and crm_export.csv/ (a header in each part) is written
-   from that.
+3. The whole-book step, as on DuckDB (`churnml.scoring.stream`): Spark ranks the book with
+   window functions (`churnml.scoring.book.ranks`), and a second `mapInArrow` finishes each batch
+   (percentiles, action, play, priority, stamps): scores.parquet/. crm_export.csv/ (a header in
+   each part) is written from it.
 4. The run's metadata goes to `scores.parquet/_churnml.json`, and alerts.csv (a header) beside.
 
 Each output is a folder of part files, which pandas, pyarrow, DuckDB and Spark read as one table.
@@ -23,43 +21,44 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 
+import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from churnml.data.sources import spark_frame
 from churnml.io import SparkStore, committed
-from churnml.scoring.book import share
+from churnml.scoring.book import ranked
 from churnml.scoring.crm import FieldMap, crm_frame, csv_text
-from churnml.scoring.outputs import ADOPTION_FILE, META_FILE, SCORED, SCORES, Chunk, alert_rows
-from churnml.scoring.stream import BOOK, FINISHED, first_reasons
+from churnml.scoring.outputs import ADOPTION_FILE, META_FILE, SCORED, Chunk, alert_rows
+from churnml.scoring.stream import WIDE_SCHEMA, as_pandas, finished, first_reasons
 
 Scorer = Callable[[pd.DataFrame], Chunk]
-RANKED = [n for n in FINISHED if n.startswith("score_")] + ["health_score"]  # percentiles
 CSV_OPTIONS = {"header": True, "quoteAll": True, "escape": '"'}  # as churnml.scoring.crm
 
 
 def score_on_spark(
     table: ir.Table,
     score_batch: Scorer,
-    act: Callable[[pd.DataFrame], pd.DataFrame],
+    finish_batch: Callable[[pd.DataFrame], pd.DataFrame],
     features: dict[str, list[str]],
     inputs: list[str],
     out: str,
     fields: FieldMap,
     meta: dict[str, object],
-    adoption: ir.Table,
+    adoption: ir.Table | None,
     top_columns: list[str],
 ) -> tuple[int, pd.DataFrame]:
     """Score `table` (an Ibis table on Spark) and write the run to `out` (any path Spark
     writes), all or none: `score_batch` scores a batch (targets and their model `features`);
-    `act` adds the `FINISHED` columns to narrow rows whose scorecard and health are percentiles;
-    the CRM feed has `fields`; `inputs` go to features.parquet, `adoption` to adoption.parquet,
+    `finish_batch` finishes ranked scores (as in `churnml.scoring.stream.score_streamed`); the
+    CRM feed has `fields`; `inputs` go to features.parquet, `adoption` to adoption.parquet,
     `meta` beside scores.parquet. Returns the rows scored and the five with the most ARR at risk
     (`top_columns`)."""
+    con = ibis.get_backend(table)
     frame = spark_frame(table)
     session = frame.sparkSession
     packed = _packed_schema(features)
@@ -69,17 +68,24 @@ def score_on_spark(
         for batch in batches:
             yield from _pack(*score_batch(batch.to_pandas()), packed)
 
+    def finish(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            yield from _batches(finished(batch, finish_batch), SCORED)
+
     def to_crm(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            yield from _batches(crm_frame(_pandas(batch), fields), feed)
+            yield from _batches(crm_frame(as_pandas(batch), fields), feed)
 
     with committed(session, out, "scores.parquet") as tmp:
         frame.mapInArrow(score, from_arrow_schema(packed)).write.parquet(f"{tmp}/_scored")
         scored = session.read.parquet(f"{tmp}/_scored")
         _contributions(scored, features).write.parquet(f"{tmp}/contributions.parquet")
         frame.select("account_id", *inputs).write.parquet(f"{tmp}/features.parquet")
-        spark_frame(adoption).write.parquet(f"{tmp}/{ADOPTION_FILE}")
-        _scores(scored, act).write.parquet(f"{tmp}/scores.parquet")
+        if adoption is not None:
+            spark_frame(adoption).write.parquet(f"{tmp}/{ADOPTION_FILE}")
+        book = ranked(con.read_parquet(f"{tmp}/_scored").select(*WIDE_SCHEMA.names))
+        spark_frame(book).mapInArrow(finish, from_arrow_schema(SCORED)).write.parquet(
+            f"{tmp}/scores.parquet")  # fmt: skip
         scores = session.read.parquet(f"{tmp}/scores.parquet")
         scores.select(*dict.fromkeys(fields.fields.values())).mapInArrow(
             to_crm, from_arrow_schema(feed)
@@ -96,9 +102,7 @@ def score_on_spark(
 
 def _packed_schema(features: dict[str, list[str]]) -> pa.Schema:
     """SCORES, each first reason's feature, and `<target>:<feature>` contributions."""
-    schema = SCORES
-    for name in first_reasons(pd.DataFrame({c: [] for c in SCORES.names})):
-        schema = schema.append(pa.field(name, pa.string()))
+    schema = WIDE_SCHEMA
     for target, names in features.items():
         for name in names:
             schema = schema.append(pa.field(f"{target}:{name}", pa.float64()))
@@ -119,11 +123,6 @@ def _batches(frame: pd.DataFrame, schema: pa.Schema) -> Iterator[pa.RecordBatch]
     yield from table.cast(to_arrow_schema(from_arrow_schema(schema))).to_batches()
 
 
-def _pandas(batch: pa.RecordBatch) -> pd.DataFrame:
-    """A batch as pandas, lists kept as Arrow lists (as `churnml.scoring.stream` reads them)."""
-    return batch.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_list(t) else None)
-
-
 def _contributions(scored: DataFrame, features: dict[str, list[str]]) -> DataFrame:
     """The targets' contributions, one after the other, under the union of their columns."""
     parts = [
@@ -135,38 +134,3 @@ def _contributions(scored: DataFrame, features: dict[str, list[str]]) -> DataFra
     for part in parts[1:]:
         union = union.unionByName(part, allowMissingColumns=True)
     return union
-
-
-def _scores(scored: DataFrame, act: Callable[[pd.DataFrame], pd.DataFrame]) -> DataFrame:
-    """scores.parquet's rows: narrow columns ranked over the book and finished by `act`,
-    joined with the wide ones."""
-    narrow = [*BOOK, *(n for n in scored.columns if n.startswith("first_"))]
-    finished = pa.schema([SCORED.field("account_id"), *(SCORED.field(n) for n in FINISHED)])
-
-    def finish(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            rows = _pandas(batch)
-            for name in RANKED:
-                rows[name] = share(rows.pop(f"rank:{name}"), rows.pop(f"size:{name}"))
-            done = act(rows)
-            done = done.assign(**dict.fromkeys(set(FINISHED) - set(done.columns)))  # changes
-            yield from _batches(done, finished)
-
-    ranked = scored.select(*narrow, *_ranks(scored)).drop(*RANKED)
-    done = ranked.mapInArrow(finish, from_arrow_schema(finished))
-    wide = scored.select(*(n for n in SCORES.names if n not in FINISHED))
-    return wide.join(done, "account_id").select(*SCORED.names)
-
-
-def _ranks(scored: DataFrame) -> list[Column]:
-    """`rank:<column>` (how many of its group's values are at most the account's) and
-    `size:<column>` (how many values the group has) of each RANKED column: its segment for
-    the scorecard, the whole book for health. Missing and NaN values neither rank nor count."""
-    out = []
-    for name in RANKED:
-        value = F.when(~F.isnan(name), F.col(name))
-        group = Window.partitionBy("segment") if name != "health_score" else Window.partitionBy()
-        at_most = F.count(value).over(group.orderBy(value))  # peers included: RANGE frame
-        out += [F.when(value.isNotNull(), at_most).alias(f"rank:{name}"),
-                F.count(value).over(group).alias(f"size:{name}")]  # fmt: skip
-    return out

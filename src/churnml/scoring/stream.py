@@ -1,14 +1,15 @@
-"""Scoring a book of any size in bounded memory: the feature table is read in account order, chunk
-by chunk, and each chunk's rows go to disk as soon as they are scored.
+"""Scoring a book of any size in bounded memory: the feature table is read in account order,
+chunk by chunk, and each chunk's rows go to disk as soon as they are scored.
 
-Two passes. The first scores each chunk and writes its wide columns (reasons and sentences,
-contributions, the models' inputs) to files in the output's temporary folder; it keeps only the
-narrow columns that the whole book needs (`BOOK`: segment, raw family pulls, tiers, ARR, the
-first reason). Once every chunk is in, `finish` turns those into the scorecard, health, action,
-play and priority. The second pass reads the wide columns back chunk by chunk, adds the finished
-ones and writes scores.parquet and the CRM feed. Memory grows with the narrow columns only, not
-with the features, contributions or reasons. The files hold what `write_outputs` writes for the
-same book (a test); only their row groups differ.
+Two passes, and nothing kept per account in this process. The first scores each chunk and writes
+it to the output's temporary folder: the scores with their raw family pulls and the feature of
+each first reason (`_scores.parquet`), the contributions per target, the models' inputs. Then the
+engine ranks the book (`churnml.scoring.book.ranks`: the scorecard within each segment, health
+across the book) and gives the scores back in account order with their ranks; the second pass
+turns ranks into percentiles and adds the action, play, priority and stamps, chunk by chunk, and
+writes scores.parquet and the CRM feed. The engine spills to disk past its memory limit, so
+memory does not grow with the book. The files hold what `write_outputs` writes for the same book
+(a test); only their row groups differ.
 """
 
 from __future__ import annotations
@@ -18,64 +19,61 @@ from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
+import ibis
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import csv
 
-from churnml.features.catalogue import FAMILIES
 from churnml.io import atomic_dir, parquet_writer, write_parquet
-from churnml.scoring.book import first_feature
+from churnml.scoring.book import first_feature, ranked
 from churnml.scoring.crm import CSV, FieldMap, crm_frame, write_csv
 from churnml.scoring.outputs import ADOPTION_FILE, REASONS, SCORED, SCORES, Chunk, alert_rows
 
-# What the whole-book step reads of each account (`churnml.scoring.book.finish`), and the summary.
-BOOK = ("account_id", "account_name", "segment", "as_of", "arr", "renewal_date", "churn_tier",
-        "expansion_tier", "churn_probability", "arr_at_risk", "expected_expansion_arr",
-        "health_score", *(f"score_{f}" for f in FAMILIES))  # fmt: skip
-# What the finishing step adds: the percentiles (raw pulls until then) and what follows from them.
-FINISHED = [n for n in SCORED.names
-            if n not in SCORES.names or n.startswith("score_") or n == "health_score"]  # fmt: skip
+FIRSTS = [f"first_{column}" for column in REASONS.values()]  # the feature of the first reason
 WIDE = "_scores.parquet"  # the first pass's scores, in the temporary folder
+WIDE_SCHEMA = pa.schema([*SCORES, *((name, pa.string()) for name in FIRSTS)])
 
 
 def first_reasons(scores: pd.DataFrame) -> dict[str, pd.Series]:
-    """`first_<reasons column>`: the feature of each account's first reason (for `finish`)."""
+    """`first_<reasons column>`: the feature of each account's first reason (for `act`)."""
     return {f"first_{column}": first_feature(scores[column]) for column in REASONS.values()}
 
 
 def score_streamed(
+    con: ibis.BaseBackend,
     batches: Iterable[pa.RecordBatch],
     score_chunk: Callable[[pd.DataFrame], Chunk],
-    finish_book: Callable[[pd.DataFrame], pd.DataFrame],
+    finish_chunk: Callable[[pd.DataFrame], pd.DataFrame],
     inputs: list[str],
     out: Path | str,
     fields: FieldMap,
     meta: dict[str, object],
     adoption: pa.Table | None = None,
-) -> tuple[pd.DataFrame, int]:
-    """Score `batches` (feature rows in account order, as the engine gives them) with
-    `score_chunk`; finish the book with `finish_book` (the narrow columns in, the `FINISHED`
-    columns out); write scores.parquet (`meta` in its metadata), contributions.parquet,
-    features.parquet (account_id and `inputs`), crm_export.csv, an empty alerts.csv and
-    `adoption` into `out`, all or none. Returns the finished narrow book and the CRM rows."""
+    chunk_rows: int = 65_536,
+) -> int:
+    """Score `batches` (feature rows in account order) with `score_chunk`; rank the book on
+    `con` (an engine that spills, such as DuckDB); finish each chunk with `finish_chunk` (rows
+    with ranks in, the finished scores out); write scores.parquet (`meta` in its metadata),
+    contributions.parquet, features.parquet (account_id and `inputs`), crm_export.csv, an empty
+    alerts.csv and `adoption` into `out`, all or none. Returns the rows scored."""
     with atomic_dir(out) as tmp:
-        narrow, targets = _first_pass(batches, score_chunk, inputs, tmp)
-        book = finish_book(narrow)
-        rows = _second_pass(book, tmp, fields, meta)
+        targets = _first_pass(batches, score_chunk, inputs, tmp)
+        book = ranked(con.read_parquet(tmp / WIDE)).order_by("account_id")
+        rows = _second_pass(book.to_pyarrow_batches(chunk_size=chunk_rows), finish_chunk, tmp,
+                            fields, meta)  # fmt: skip
+        (tmp / WIDE).unlink()
         _contributions(tmp, targets)
         if adoption is not None:
             write_parquet(adoption, tmp / ADOPTION_FILE)
         write_csv(alert_rows(), tmp / "alerts.csv")  # no rows
-
-    return book, rows
+    return rows
 
 
 def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Callable[[pd.DataFrame], Chunk],
-                inputs: list[str], tmp: Path) -> tuple[pd.DataFrame, list[str]]:  # fmt: skip
-    """Score and write each chunk; the narrow book and the targets scored."""
+                inputs: list[str], tmp: Path) -> list[str]:  # fmt: skip
+    """Score and write each chunk; the targets scored."""
     writers: dict[str, pq.ParquetWriter] = {}
-    narrow: list[pd.DataFrame] = []
     targets: list[str] = []  # in the order the models come
 
     def write(name: str, rows: pd.DataFrame | pa.RecordBatch, schema: pa.Schema | None = None,
@@ -92,8 +90,7 @@ def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Callable[[pd.Dat
             scores, points = score_chunk(batch.to_pandas())
             if scores.empty:
                 continue
-            narrow.append(_owned(scores[list(BOOK)].assign(**first_reasons(scores))))
-            write(WIDE, scores, SCORES)
+            write(WIDE, scores.assign(**first_reasons(scores)), WIDE_SCHEMA)
             write("features.parquet", batch.select(["account_id", *inputs]))
             targets += [t for t in points if t not in targets]
             for target, block in points.items():
@@ -102,46 +99,44 @@ def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Callable[[pd.Dat
     finally:
         for writer in writers.values():
             writer.close()
-    if not narrow:
+    if WIDE not in writers:
         raise ValueError("no account is active at as_of: nothing to score")
-    return pd.concat(narrow, ignore_index=True), targets
+    return targets
 
 
-def _owned(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` in memory of its own: Arrow-backed text columns can be views of the engine's
-    whole batch and would keep every batch alive (about 1.5 kB an account)."""
-    text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
-    return frame.astype(dict.fromkeys(text, object)).astype(dict.fromkeys(text, "str"))
+def finished(batch: pa.RecordBatch, finish_chunk: Callable[[pd.DataFrame], pd.DataFrame],
+             ) -> pd.DataFrame:  # fmt: skip
+    """A batch of ranked scores finished by `finish_chunk`, with scores.parquet's columns (the
+    change columns empty)."""
+    part = finish_chunk(as_pandas(batch))
+    return part.assign(**dict.fromkeys(set(SCORED.names) - set(part.columns)))[SCORED.names]
 
 
-def _second_pass(book: pd.DataFrame, tmp: Path, fields: FieldMap, meta: dict[str, object]) -> int:
-    """The wide scores read back chunk by chunk with the finished columns: scores.parquet and
-    crm_export.csv. Returns the CRM rows."""
-    book = book.assign(**dict.fromkeys(set(FINISHED) - set(book.columns)))  # change columns
+def as_pandas(batch: pa.RecordBatch) -> pd.DataFrame:
+    """A batch as pandas; reasons stay Arrow lists (as scoring makes them), not lists of dicts."""
+    return batch.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_list(t) else None)
+
+
+def _second_pass(batches: Iterable[pa.RecordBatch], finish_chunk: Callable[[pd.DataFrame],
+                 pd.DataFrame], tmp: Path, fields: FieldMap, meta: dict[str, object],
+                 ) -> int:  # fmt: skip
+    """Each chunk of ranked scores finished and written: scores.parquet and crm_export.csv.
+    Returns the rows written."""
     schema = SCORED.with_metadata({key: json.dumps(value) for key, value in meta.items()})
-    wide, start, rows = pq.ParquetFile(tmp / WIDE), 0, 0
+    rows = 0
     with ExitStack() as stack:
         scores_out = stack.enter_context(parquet_writer(tmp / "scores.parquet", schema))
         feed_out = None
-        for batch in wide.iter_batches(batch_size=65_536):
-            part = batch.to_pandas(types_mapper=_keep_lists)
-            end = start + len(part)
-            done = book.iloc[start:end].reset_index(drop=True)  # the same accounts, in order
-            part = part.drop(columns=[c for c in FINISHED if c in part]).join(done[FINISHED])
+        for batch in batches:
+            part = finished(batch, finish_chunk)
             scores_out.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
             feed = pa.Table.from_pandas(crm_frame(part, fields), preserve_index=False)
             if feed_out is None:
                 feed_out = stack.enter_context(
                     csv.CSVWriter(tmp / "crm_export.csv", feed.schema, write_options=CSV))
             feed_out.write_table(feed)
-            start, rows = end, rows + len(part)
-    (tmp / WIDE).unlink()
+            rows += len(part)
     return rows
-
-
-def _keep_lists(dtype: pa.DataType) -> pd.ArrowDtype | None:
-    """Reasons stay Arrow lists in pandas (as scoring makes them), not lists of dicts."""
-    return pd.ArrowDtype(dtype) if pa.types.is_list(dtype) else None
 
 
 def _contributions(tmp: Path, targets: list[str]) -> None:
@@ -160,9 +155,10 @@ def _contributions(tmp: Path, targets: list[str]) -> None:
         (tmp / f"_{t}.parquet").unlink()
 
 
-def top_at_risk(book: pd.DataFrame, scores_path: Path, columns: list[str]) -> pd.DataFrame:
-    """The five accounts with the most ARR at risk, with `columns` (reasons from the file)."""
-    top = book.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")
-    reasons = pq.read_table(scores_path, columns=["account_id", "churn_reasons"],
-                            filters=[("account_id", "in", top.account_id.tolist())])  # fmt: skip
-    return top.merge(reasons.to_pandas(), on="account_id", how="left")[columns]
+def top_at_risk(scores_path: Path, columns: list[str]) -> pd.DataFrame:
+    """The five accounts of a scores.parquet with the most ARR at risk, with `columns`."""
+    risk = pq.read_table(scores_path, columns=["account_id", "arr_at_risk"]).to_pandas()
+    top = risk.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")
+    rows = pq.read_table(scores_path, columns=columns,
+                         filters=[("account_id", "in", top.account_id.tolist())])  # fmt: skip
+    return top[["account_id"]].merge(rows.to_pandas(), on="account_id", how="left")[columns]
