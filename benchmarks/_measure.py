@@ -60,10 +60,14 @@ class TreeRSS(threading.Thread):
 
 
 def _descendants(pid: int) -> list[int]:
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
+    """Every process below `pid` (children are listed per thread: the JVM starts Spark's Python
+    workers from its own threads)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += (task / "children").read_text().split()
+        except OSError:
+            continue
     return [d for c in map(int, children) for d in (c, *_descendants(c))]
 
 

@@ -11,6 +11,10 @@ no higher than that of 90% of the book, so its order is the order of risk.
 Priority ("act today"): ARR at stake (ARR at risk plus expected expansion ARR) × urgency, where
 urgency rises from 1 to 2 as the renewal comes within `scoring.save_runway_days` (2 when the
 renewal is overdue or pending).
+
+The percentiles need the whole book; the rest is row by row (`act`). In memory, `finish` does
+both. For a book of any size the engine counts the ranks (`ranked`, window functions on DuckDB
+or Spark) and `shares` turns them into the same percentiles, chunk by chunk.
 """
 
 from __future__ import annotations

@@ -414,6 +414,26 @@ def score_table(
 def _engine_medians(table: ir.Table, names: list[str]) -> pd.DataFrame:
     """Median of every numeric feature within each segment, computed by the engine."""
     numeric = [c for c in names if c in table.columns and table[c].type().is_numeric()]
+    if ibis.get_backend(table).name == "pyspark":
+        return _sorted_medians(table, numeric)
     medians = table.group_by("segment").aggregate(**{c: table[c].median() for c in numeric})
     return medians.execute().set_index("segment").astype(float)
+
+
+def _sorted_medians(table: ir.Table, numeric: list[str]) -> pd.DataFrame:
+    """The same medians by sorting, for Spark: its exact median keeps every distinct value of a
+    segment in one task's memory, which fails on large books. Here the values, one row per
+    feature, are sorted within (segment, feature), spilling as needed, and the middle one (the
+    two middle ones' midpoint, as DuckDB interpolates) is kept."""
+    values = table.select("segment", *(table[c].cast("float64").name(c) for c in numeric))
+    long = values.pivot_longer(numeric, names_to="feature", values_to="value")
+    long = long.filter(long.value.notnull() & ~long.value.isnan())
+    cell = ["segment", "feature"]
+    at = long.mutate(i=ibis.row_number().over(group_by=cell, order_by=long.value) + 1,
+                     n=long.value.count().over(group_by=cell))  # fmt: skip
+    middle = at.filter((at.i == (at.n + 1) // 2) | (at.i == (at.n + 2) // 2))
+    lo, hi = middle.value.min(), middle.value.max()
+    found = middle.group_by(cell).aggregate(median=lo + (hi - lo) * 0.5).execute()
+    medians = found.pivot(index="segment", columns="feature", values="median")
+    return medians.reindex(columns=numeric).rename_axis(index="segment", columns=None)
 
