@@ -1,6 +1,6 @@
 """Scoring a large book in bounded memory: wall time, peak RSS and rows/s at several sizes.
 
-    python benchmarks/scale.py [--accounts 200000 1000000] [--model-dir DIR] [--memory-limit 2GB]
+    python benchmarks/scale.py [--accounts 200000 1000000] [--model-dir DIR] [--memory-limit 1GB]
                                [--no-spark]
 
 Prepared before any timing (as scoring_speed.py does): models trained on a 2,000-account world
@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--model-dir", type=Path, default=None)
-    parser.add_argument("--memory-limit", default="2GB", help="DuckDB's (data.memory_limit)")
+    parser.add_argument("--memory-limit", default="1GB", help="DuckDB's (data.memory_limit)")
     parser.add_argument("--no-spark", dest="spark", action="store_false", help="DuckDB only")
     parser.add_argument("--json", type=Path, default=None, help="results for bench.py")
     args = parser.parse_args()
