@@ -147,9 +147,10 @@ def _contributions(tmp: Path, targets: list[str]) -> None:
                                  else pa.float64()) for c in columns])  # fmt: skip
     with parquet_writer(tmp / "contributions.parquet", schema) as writer:
         for f in files:
-            for batch in f.iter_batches(batch_size=65_536):
-                missing = [pa.nulls(batch.num_rows, pa.float64()) if c not in batch.schema.names
-                           else batch.column(c) for c in columns]  # fmt: skip
+            for i in range(f.num_row_groups):  # one chunk each (`iter_batches` reads ahead)
+                part = f.read_row_group(i)
+                missing = [pa.nulls(part.num_rows, pa.float64()) if c not in part.column_names
+                           else part[c] for c in columns]  # fmt: skip
                 writer.write_table(pa.Table.from_arrays(missing, schema=schema))
     for t in targets:
         (tmp / f"_{t}.parquet").unlink()
