@@ -4,7 +4,8 @@
 
 Runs, each in turn and in its own processes: features_speed.py (a 20,000-account world),
 scoring_speed.py (200,000 accounts, one run of each stage) and scale.py (200,000 and 1,000,000
-accounts on DuckDB; its Spark runs take longer than the budget: run `python benchmarks/scale.py`). Every ratio is against a floor measured in the same run; the table says which.
+accounts on DuckDB; its Spark runs take longer than the budget: run `python benchmarks/scale.py`).
+Every ratio is against a floor measured in the same run; the table says which.
 """
 
 from __future__ import annotations
