@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import resource
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ import pandas as pd
 
 def _report(stage: Callable[..., float], args: tuple, queue: mp.Queue) -> None:
     seconds = stage(*args)
-    queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2))
+    queue.put((seconds, _status(os.getpid())[2]))
 
 
 def run_stage(stage: Callable[..., float], *args: Any) -> tuple[float, float]:
@@ -54,7 +53,7 @@ class TreeRSS(threading.Thread):
         while not self._done.wait(0.1):
             now = {"java": 0.0, "workers": 0.0}
             for pid in _descendants(os.getpid()):
-                name, rss = _status(pid)
+                name, rss, _ = _status(pid)
                 now["java" if name == "java" else "workers"] += rss
             self.peak = {k: max(v, now[k]) for k, v in self.peak.items()}
 
@@ -71,15 +70,18 @@ def _descendants(pid: int) -> list[int]:
     return [d for c in map(int, children) for d in (c, *_descendants(c))]
 
 
-def _status(pid: int) -> tuple[str, float]:
-    """A process's name and RSS (GB); ("", 0) once it is gone."""
+def _status(pid: int) -> tuple[str, float, float]:
+    """A process's name, RSS and peak RSS (GB); ("", 0, 0) once it is gone. The peak is the
+    kernel's VmHWM, which starts afresh with the process's program: `getrusage`'s ru_maxrss does
+    not (Linux keeps it across exec), so a spawned stage would report at least the RSS its parent
+    had when it started it."""
     try:
         lines = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
                      .splitlines() if ":" in line)  # fmt: skip
     except OSError:
-        return "", 0.0
-    rss = lines.get("VmRSS", "0 kB").split()[0]
-    return lines.get("Name", "").strip(), int(rss) / 1024**2
+        return "", 0.0, 0.0
+    gb = lambda key: int(lines.get(key, "0 kB").split()[0]) / 1024**2  # noqa: E731
+    return lines.get("Name", "").strip(), gb("VmRSS"), gb("VmHWM")
 
 
 def world(data: Path | None, accounts: int, work: Path) -> Path:
