@@ -41,7 +41,13 @@ from churnml.scoring.outputs import (
     read_models,
     write_outputs,
 )
-from churnml.scoring.reasons import Lang, no_reasons, segment_medians, top_reasons
+from churnml.scoring.reasons import (
+    Lang,
+    engine_medians,
+    no_reasons,
+    segment_medians,
+    top_reasons,
+)
 from churnml.scoring.stream import score_streamed, top_at_risk
 from churnml.vocabulary import KEYS, TARGETS
 
@@ -338,7 +344,7 @@ def _chunk_steps(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, l
     """What scores a chunk of feature rows (segment medians from the engine), and what finishes
     a chunk of ranked scores (percentiles, action, play, priority, one time of scoring)."""
     cat = by_name(cfg.features)
-    medians = _engine_medians(table, sorted(cat))
+    medians = engine_medians(table, sorted(cat))
     at = stamp(pd.DataFrame(index=[0]), {}).scored_at.iloc[0]
     return (
         lambda chunk: _score_chunk(chunk, models, cat, cfg, lang, medians),
@@ -403,40 +409,9 @@ def score_table(
     chunks. (`--previous` and `--changed-since` compare whole books in memory; without them,
     `write_scores` and `spark_scores` write the run in bounded memory.)"""
     cat = by_name(cfg.features)
-    medians = _engine_medians(table, sorted(cat))
+    medians = engine_medians(table, sorted(cat))
     batches = table.to_pyarrow_batches(chunk_size=cfg.scoring.chunk_rows)
     parts = [_score_chunk(b.to_pandas(), models, cat, cfg, lang, medians) for b in batches]
     if not any(len(scores) for scores, _ in parts):
         raise ValueError("no account is active at as_of: nothing to score")
     return _gather(parts, models, cfg.scoring, cat)
-
-
-def _engine_medians(table: ir.Table, names: list[str]) -> pd.DataFrame:
-    """Median of every numeric feature within each segment, computed by the engine."""
-    numeric = [c for c in names if c in table.columns and table[c].type().is_numeric()]
-    if ibis.get_backend(table).name == "pyspark":
-        return _sorted_medians(table, numeric)
-    # A few columns a query: DuckDB's median holds its values outside its memory limit.
-    groups = (numeric[i : i + 8] for i in range(0, len(numeric), 8))
-    parts = [table.group_by("segment").aggregate(**{c: table[c].median() for c in some})
-             .execute().set_index("segment") for some in groups]  # fmt: skip
-    return pd.concat(parts, axis=1).astype(float) if parts else pd.DataFrame()
-
-
-def _sorted_medians(table: ir.Table, numeric: list[str]) -> pd.DataFrame:
-    """The same medians by sorting, for Spark: its exact median keeps every distinct value of a
-    segment in one task's memory, which fails on large books. Here the values, one row per
-    feature, are sorted within (segment, feature), spilling as needed, and the middle one (the
-    two middle ones' midpoint, as DuckDB interpolates) is kept."""
-    values = table.select("segment", *(table[c].cast("float64").name(c) for c in numeric))
-    long = values.pivot_longer(numeric, names_to="feature", values_to="value")
-    long = long.filter(long.value.notnull() & ~long.value.isnan())
-    cell = ["segment", "feature"]
-    at = long.mutate(i=ibis.row_number().over(group_by=cell, order_by=long.value) + 1,
-                     n=long.value.count().over(group_by=cell))  # fmt: skip
-    middle = at.filter((at.i == (at.n + 1) // 2) | (at.i == (at.n + 2) // 2))
-    lo, hi = middle.value.min(), middle.value.max()
-    found = middle.group_by(cell).aggregate(median=lo + (hi - lo) * 0.5).execute()
-    medians = found.pivot(index="segment", columns="feature", values="median")
-    return medians.reindex(columns=numeric).rename_axis(index="segment", columns=None)
-
