@@ -177,10 +177,14 @@ def plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
+def is_uri(path: Path | str) -> bool:
+    """Whether `path` names a place by scheme (s3a://, abfss://, …), for Spark, not a local path."""
+    return "://" in str(path)
+
+
 def run_file(run: Path | str, name: str) -> Path | None:
     """A scoring run's output `name` (a file; on Spark a folder of parts), None if it has none.
-    A Spark run without `_SUCCESS` was not committed (`churnml.scoring.spark.committed`) and is
-    refused."""
+    A Spark run without `_SUCCESS` was not committed (`committed`) and is refused."""
     path = Path(run) / name
     if path.is_dir() and not (Path(run) / DONE).is_file():
         raise ValueError(f"{run} is a Spark run that has not finished (no _SUCCESS in it): wait "
@@ -226,7 +230,7 @@ def committed(session: SparkSession, out: str, marker: str) -> Iterator[str]:
     a rename copies object by object: there, readers must take a folder without `_SUCCESS` for
     unfinished (churnml's readers do: `run_file`). `out`, if it exists, must be an earlier output
     of the kind (it holds `marker`): it is replaced as a whole."""
-    out = out.rstrip("/") if "://" in out else os.path.abspath(out)
+    out = out.rstrip("/") if is_uri(out) else os.path.abspath(out)
     store = SparkStore(session, out)
     if store.exists(out) and not store.exists(f"{out}/{marker}"):
         raise ValueError(f"{out} exists and is not an earlier output of churnml (no {marker} in "

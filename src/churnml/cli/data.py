@@ -25,6 +25,7 @@ from churnml.cli import (
 from churnml.data.sources import Engine, MissingTableError
 from churnml.data.validate import DataValidationError
 from churnml.features.catalogue import ROW_HEADER, Feature, catalogue_rows
+from churnml.io import is_uri
 
 
 @app.command()
@@ -150,7 +151,7 @@ def features(
         return
     if data is None or out is None:
         raise fail("features needs --data DIR and --out FILE.parquet (or --list)")
-    if "://" not in out:  # a local path (Spark checks its own paths as it writes)
+    if not is_uri(out):  # a local path (Spark checks its own paths as it writes)
         check_out(Path(out), "folder" if engine == "spark" else "file")
     began = time.perf_counter()
     with console.status("building features") as status:

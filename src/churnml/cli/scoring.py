@@ -24,6 +24,7 @@ from churnml.cli import (
 )
 from churnml.data.sources import Engine, MissingTableError
 from churnml.data.validate import DataValidationError
+from churnml.io import is_uri
 from churnml.vocabulary import Lang
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def score(
 
     cfg = read_config(config)
     day = parse_dates([as_of])[0]
-    if "://" not in out:  # a local folder (Spark checks its own paths as it writes)
+    if not is_uri(out):  # a local folder (Spark checks its own paths as it writes)
         check_out(Path(out))
     try:
         load_field_map(crm)

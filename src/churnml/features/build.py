@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -375,10 +374,9 @@ def _write_on_spark(expr: ir.Table, out: str) -> int:
     """The executors write the rows into `out`, a folder of Parquet parts (any path Spark
     writes), committed whole (`churnml.io.committed`); return how many."""
     frame = spark_frame(expr)
-    out = out if "://" in out else os.path.abspath(out)
     with committed(frame.sparkSession, out, DONE) as tmp:
         frame.write.parquet(tmp)
-    return frame.sparkSession.read.parquet(out).count()  # from the parts' footers
+        return frame.sparkSession.read.parquet(tmp).count()  # from the parts' footers
 
 
 def write_features(

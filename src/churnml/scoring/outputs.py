@@ -4,6 +4,7 @@ files (scores, contributions, CRM feed) into a folder, all or none."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from churnml.scoring.reasons import REASON
 ACCOUNT_COLUMNS = ("segment", "csm_owner", "account_name", "industry", "acquisition_channel")
 CONTEXT_COLUMNS = ("overdue_milestone", "primary_contact", "primary_contact_role")
 Chunk = tuple[pd.DataFrame, dict[str, pd.DataFrame]]  # scores, contributions per target
+Scorer = Callable[[pd.DataFrame], Chunk]  # feature rows in, a scored chunk out
+Finisher = Callable[[pd.DataFrame], pd.DataFrame]  # ranked scores in, finished scores out
 REASONS = {"churn": "churn_reasons", "expansion": "expansion_signals"}
 
 

@@ -4,7 +4,6 @@ action and reasons; written as Parquet and as a CRM-ready CSV, atomically."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from churnml.features.build import compute_features, csm_context, input_table, w
 from churnml.features.catalogue import FAMILIES, Feature, by_name
 from churnml.features.labels import lapsed_terms, snapshots
 from churnml.features.rollups import monthly_use
-from churnml.io import run_file
+from churnml.io import is_uri, run_file
 from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import tier
 from churnml.scoring.book import act, finish, shares
@@ -37,6 +36,8 @@ from churnml.scoring.outputs import (
     REASONS,
     STATED,
     Chunk,
+    Finisher,
+    Scorer,
     as_columns,
     read_models,
     write_outputs,
@@ -119,8 +120,13 @@ def stamp(
         scores[f"{target}_model_skill"] = (
             None if loaded is None else "no_skill" if loaded.no_skill else "ok"
         )
-    scores["scored_at"] = at or dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+    scores["scored_at"] = at or scored_now()
     return scores
+
+
+def scored_now() -> dt.datetime:
+    """The time of scoring: now, in UTC, to the second (as scores.parquet stores it)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
 
 
 def _score_chunk(
@@ -277,8 +283,8 @@ def score(
     into `out`; with `previous` (an earlier `out`), what changed since and why. On Spark
     (without `previous` and `changed_since`) `out` may be any path Spark writes."""
     streamed = previous is None and changed_since is None
-    where = str(out) if "://" in str(out) else str(Path(out).resolve())
-    if "://" in where and not (streamed and engine == "spark"):
+    where = str(out) if is_uri(out) else str(Path(out).resolve())
+    if is_uri(where) and not (streamed and engine == "spark"):
         raise ValueError(f"--out {where}: only --engine spark, without --previous and "
                          "--changed-since, writes to a URI; give a local folder")  # fmt: skip
     before = read_previous(previous, as_of) if previous is not None else None
@@ -336,16 +342,13 @@ def write_scores(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, l
                           fields, meta, adoption, cfg.scoring.chunk_rows)  # fmt: skip
 
 
-Finisher = Callable[[pd.DataFrame], pd.DataFrame]  # ranked scores in, finished scores out
-
-
 def _chunk_steps(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
-                 ) -> tuple[Callable[[pd.DataFrame], Chunk], Finisher]:  # fmt: skip
+                 ) -> tuple[Scorer, Finisher]:  # fmt: skip
     """What scores a chunk of feature rows (segment medians from the engine), and what finishes
     a chunk of ranked scores (percentiles, action, play, priority, one time of scoring)."""
     cat = by_name(cfg.features)
     medians = engine_medians(table, sorted(cat))
-    at = stamp(pd.DataFrame(index=[0]), {}).scored_at.iloc[0]
+    at = scored_now()  # one time for the whole run
     return (
         lambda chunk: _score_chunk(chunk, models, cat, cfg, lang, medians),
         lambda ranked: stamp(act(shares(ranked), cfg.scoring, cat), models, at),

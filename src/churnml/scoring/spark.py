@@ -19,7 +19,7 @@ Each output is a folder of part files, which pandas, pyarrow, DuckDB and Spark r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import ibis
 import ibis.expr.types as ir
@@ -33,17 +33,16 @@ from churnml.data.sources import spark_frame
 from churnml.io import SparkStore, committed
 from churnml.scoring.book import ranked
 from churnml.scoring.crm import FieldMap, crm_frame, csv_text
-from churnml.scoring.outputs import ADOPTION_FILE, META_FILE, SCORED, Chunk, alert_rows
+from churnml.scoring.outputs import ADOPTION_FILE, META_FILE, SCORED, Finisher, Scorer, alert_rows
 from churnml.scoring.stream import WIDE_SCHEMA, as_pandas, finished, first_reasons
 
-Scorer = Callable[[pd.DataFrame], Chunk]
 CSV_OPTIONS = {"header": True, "quoteAll": True, "escape": '"'}  # as churnml.scoring.crm
 
 
 def score_on_spark(
     table: ir.Table,
     score_batch: Scorer,
-    finish_batch: Callable[[pd.DataFrame], pd.DataFrame],
+    finish_batch: Finisher,
     features: dict[str, list[str]],
     inputs: list[str],
     out: str,

@@ -15,7 +15,7 @@ memory does not grow with the book. The files hold what `write_outputs` writes f
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -28,7 +28,15 @@ from pyarrow import csv
 from churnml.io import atomic_dir, parquet_writer, write_parquet
 from churnml.scoring.book import first_feature, ranked
 from churnml.scoring.crm import CSV, FieldMap, crm_frame, write_csv
-from churnml.scoring.outputs import ADOPTION_FILE, REASONS, SCORED, SCORES, Chunk, alert_rows
+from churnml.scoring.outputs import (
+    ADOPTION_FILE,
+    REASONS,
+    SCORED,
+    SCORES,
+    Finisher,
+    Scorer,
+    alert_rows,
+)
 
 FIRSTS = [f"first_{column}" for column in REASONS.values()]  # the feature of the first reason
 WIDE = "_scores.parquet"  # the first pass's scores, in the temporary folder
@@ -37,14 +45,15 @@ WIDE_SCHEMA = pa.schema([*SCORES, *((name, pa.string()) for name in FIRSTS)])
 
 def first_reasons(scores: pd.DataFrame) -> dict[str, pd.Series]:
     """`first_<reasons column>`: the feature of each account's first reason (for `act`)."""
-    return {f"first_{column}": first_feature(scores[column]) for column in REASONS.values()}
+    columns = zip(FIRSTS, REASONS.values(), strict=True)
+    return {name: first_feature(scores[column]) for name, column in columns}
 
 
 def score_streamed(
     con: ibis.BaseBackend,
     batches: Iterable[pa.RecordBatch],
-    score_chunk: Callable[[pd.DataFrame], Chunk],
-    finish_chunk: Callable[[pd.DataFrame], pd.DataFrame],
+    score_chunk: Scorer,
+    finish_chunk: Finisher,
     inputs: list[str],
     out: Path | str,
     fields: FieldMap,
@@ -70,8 +79,8 @@ def score_streamed(
     return rows
 
 
-def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Callable[[pd.DataFrame], Chunk],
-                inputs: list[str], tmp: Path) -> list[str]:  # fmt: skip
+def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Scorer, inputs: list[str],
+                tmp: Path) -> list[str]:  # fmt: skip
     """Score and write each chunk; the targets scored."""
     writers: dict[str, pq.ParquetWriter] = {}
     targets: list[str] = []  # in the order the models come
@@ -104,8 +113,7 @@ def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Callable[[pd.Dat
     return targets
 
 
-def finished(batch: pa.RecordBatch, finish_chunk: Callable[[pd.DataFrame], pd.DataFrame],
-             ) -> pd.DataFrame:  # fmt: skip
+def finished(batch: pa.RecordBatch, finish_chunk: Finisher) -> pd.DataFrame:
     """A batch of ranked scores finished by `finish_chunk`, with scores.parquet's columns (the
     change columns empty)."""
     part = finish_chunk(as_pandas(batch))
@@ -117,9 +125,8 @@ def as_pandas(batch: pa.RecordBatch) -> pd.DataFrame:
     return batch.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_list(t) else None)
 
 
-def _second_pass(batches: Iterable[pa.RecordBatch], finish_chunk: Callable[[pd.DataFrame],
-                 pd.DataFrame], tmp: Path, fields: FieldMap, meta: dict[str, object],
-                 ) -> int:  # fmt: skip
+def _second_pass(batches: Iterable[pa.RecordBatch], finish_chunk: Finisher, tmp: Path,
+                 fields: FieldMap, meta: dict[str, object]) -> int:  # fmt: skip
     """Each chunk of ranked scores finished and written: scores.parquet and crm_export.csv.
     Returns the rows written."""
     schema = SCORED.with_metadata({key: json.dumps(value) for key, value in meta.items()})
