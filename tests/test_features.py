@@ -21,7 +21,7 @@ from churnml.data.synthetic import generate_world, shape_of
 from churnml.features import build, rollups
 from churnml.features.build import available, compute_features
 from churnml.features.catalogue import FEATURE_FAMILIES, by_name, catalogue, event_slugs
-from churnml.features.labels import snapshots
+from churnml.features.labels import default_as_of, snapshots
 from churnml.models.pipeline import keyed_config, training_table
 
 
@@ -138,6 +138,23 @@ def test_a_new_vocabulary_gets_features_named_after_its_events(tmp_path: Path) -
     assert set(own) <= set(frame.columns) and frame.report_created_events_90d.sum() > 0
     listed = CliRunner().invoke(app, ["features", "--list", "--data", str(world), "--lang", "ja"])
     assert listed.exit_code == 0 and "「sync-run」" in listed.output
+
+
+@pytest.mark.parametrize("setting", ["EVENTS_PER_PART", "TYPE_BITS"])
+def test_features_do_not_depend_on_how_the_events_are_split(
+    small_world: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    """DuckDB aggregates big event tables in account parts (to bound memory), and event types
+    past 63 go to more bit columns: neither changes a feature."""
+    cfg = Config()
+    t = load_tables(small_world, cfg.data, connect())
+    dates = default_as_of(t)[-6:]
+    whole = build.build_features(t, as_of=dates, cfg=cfg).execute()
+    split = {"EVENTS_PER_PART": t["usage_events"].count().execute() // 3 + 1, "TYPE_BITS": 2}
+    monkeypatch.setattr(rollups, setting, split[setting])
+    parts = build.build_features(t, as_of=dates, cfg=cfg).execute()
+    assert len(whole) > 200 and whole.breadth_30d.max() > 2
+    pd.testing.assert_frame_equal(whole, parts)
 
 
 # -- point in time, at the edges -----------------------------------------------------------------

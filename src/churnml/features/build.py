@@ -2,8 +2,8 @@
 
 Every source joins one input table to the snapshots (account_id, as_of), keeping only what was
 known strictly before as_of; each catalogue entry aggregates one source. Usage events are scanned
-once per rollup and reduced to small tables (account × day, account × user × period, account ×
-event type × period); the 7/30/90-day windows are computed on those rollups, never on raw events.
+once and reduced to small tables (account × span, account × user × period; see `rollups`); the
+7/30/90-day windows are computed on those, never on raw events.
 """
 
 from __future__ import annotations
@@ -40,16 +40,18 @@ class _Sources:
     """Builds each source lazily (rollups once) from typed tables and the snapshots."""
 
     def __init__(self, tables: dict[str, ir.Table], snaps: ir.Table, as_of: list[dt.date],
-                 cfg: FeatureConfig, grace_days: int) -> None:  # fmt: skip
+                 cfg: FeatureConfig, grace_days: int,
+                 types: dict[str, int] | None = None) -> None:  # fmt: skip
         self.t, self.snaps, self.as_of, self.cfg = tables, snaps, as_of, cfg
-        self.grace_days = grace_days
+        self.grace_days, self.types = grace_days, types
         self._cache: dict[Source, ir.Table] = {}
 
     def release(self) -> None:
         """Let the engine free the usage rollups (each source that needs them is computed)."""
-        for name in ("_type_days", "_user_days", "_user_periods"):
-            if name in self.__dict__:
-                self.__dict__.pop(name).release()
+        for table in self.__dict__.pop("_usage_rollups", ()):
+            table.release()
+        if "_periods" in self.__dict__:
+            self.__dict__.pop("_periods").release()
 
     def get(self, source: Source) -> ir.Table:
         if source not in self._cache:
@@ -83,62 +85,58 @@ class _Sources:
         )
 
     @cached_property
-    def _type_days(self) -> ir.Table:
-        return cached(rollups.type_days(self.t["usage_events"]))
-
-    @cached_property
-    def _user_days(self) -> ir.Table:
-        return cached(rollups.user_days(self.t["usage_events"], self.cfg))
+    def _usage_rollups(self) -> tuple[ir.Table, ir.Table]:
+        """The events before the last as_of, scanned once (`rollups.user_days`) account part by
+        account part, reduced to account × span (`rollups.span_use`) and account × user × period
+        (`rollups.user_periods`)."""
+        events, last = self.t["usage_events"], max(self.as_of)
+        types = self.types if self.types is not None else event_types(events, last)
+        events = events.filter(events.ts < ibis.timestamp(dt.datetime.combine(last, dt.time())))
+        spans, users = [], []
+        for part in rollups.account_parts(events, sum(types.values())):
+            days = cached(rollups.user_days(part, self.cfg, tuple(types)))
+            spans.append(cached(rollups.span_use(days, self.as_of)))
+            users.append(cached(rollups.user_periods(days, self.as_of)))
+            days.release()
+        return rollups.union(spans), rollups.union(users)
 
     def _usage(self) -> ir.Table:
-        daily = rollups.daily(self._type_days, self._user_days, self.cfg)
-        j = rollups.in_window(daily, self.snaps, rollups.window_days(self.as_of, MAX_WINDOW), "day")
-        return j.mutate(age=rollups.age(j, j.day))
-
-    @cached_property
-    def _user_periods(self) -> ir.Table:  # users and recency share it
-        e = rollups.with_period(self._user_days, self.as_of)
-        periods = e.group_by(["account_id", "user_id", "period"]).aggregate(
-            last_day=e.day.max(), **rollups.key_days(e, self.cfg, "last")
-        )
-        return cached(periods)
+        spans = self._usage_rollups[0]
+        pairs = rollups.window_spans(self.as_of)
+        j = rollups.in_window(spans.filter(spans.span.notnull()), self.snaps, pairs, "span")
+        return j.mutate(age=rollups.age(j, j.span))
 
     def _users(self) -> ir.Table:
         return rollups.last_in_window(
-            self._user_periods, self.snaps, self.as_of, "user_id", MAX_WINDOW
+            self._usage_rollups[1], self.snaps, self.as_of, "user_id", MAX_WINDOW
         )
 
-    def _recency(self) -> ir.Table:
-        up = self._user_periods
-        acct = up.group_by(["account_id", "period"]).aggregate(last_day=up.last_day.max())
-        j = rollups.in_window(acct, self.snaps, rollups.window_periods(self.as_of, None), "period")
-        return j.mutate(last_age=rollups.age(j, j.last_day))
+    @cached_property
+    def _periods(self) -> ir.Table:
+        s = self._usage_rollups[0]
+        keys = rollups.key_columns(s)
+        return cached(s.group_by(["account_id", "period"]).aggregate(
+            n_events=s.n_events.sum(), first_day=s.first_day.min(), last_day=s.last_day.max(),
+            **{c: s[c].sum() for c in keys}, **{f"first_{c}": s[f"first_{c}"].min() for c in keys},
+        ))  # fmt: skip
+
+    def _lifetime(self) -> ir.Table:
+        pairs = rollups.window_periods(self.as_of, None)
+        j = rollups.in_window(self._periods, self.snaps, pairs, "period")
+        firsts = [c for c in self._periods.columns if c.startswith("first_key_")]
+        ages = {f"{c}_age": rollups.age(j, j[c]) for c in firsts}
+        return j.mutate(
+            first_age=rollups.age(j, j.first_day), last_age=rollups.age(j, j.last_day), **ages
+        )
 
     def _first_seen(self) -> ir.Table:
         # A user's first day, if before as_of, is the same on the full data and on the data
         # known at as_of: the earliest event is before as_of either way.
-        e = self._user_days
-        first = e.group_by(["account_id", "user_id"]).aggregate(first_day=e.day.min())
+        u = self._usage_rollups[1]
+        first = u.group_by(["account_id", "user_id"]).aggregate(first_day=u.first_day.min())
         j = self.snaps.select(KEYS).inner_join(first, "account_id")
         j = j.filter(j.first_day < j.as_of)
         return j.mutate(first_age=rollups.age(j, j.first_day))
-
-    def _lifetime(self) -> ir.Table:
-        e = rollups.with_period(self._type_days, self.as_of)
-        firsts = rollups.key_days(e, self.cfg, "first")
-        periods = e.group_by(["account_id", "period"]).aggregate(
-            n_events=e.n_events.sum(), first_day=e.day.min(), **rollups.key_counts(e, self.cfg),
-            **firsts,
-        )
-        pairs = rollups.window_periods(self.as_of, None)
-        j = rollups.in_window(cached(periods), self.snaps, pairs, "period")
-        ages = {f"{c}_age": rollups.age(j, j[c]) for c in firsts}
-        return j.mutate(first_age=rollups.age(j, j.first_day), **ages)
-
-    def _breadth(self) -> ir.Table:
-        e = rollups.with_period(self._type_days, self.as_of)
-        types = e.group_by(["account_id", "event_type", "period"]).aggregate(last_day=e.day.max())
-        return rollups.last_in_window(types, self.snaps, self.as_of, "event_type", 30)
 
     def _onboarding(self) -> ir.Table:
         plan = ibis.memtable(
@@ -197,8 +195,6 @@ BUILDERS: dict[Source, tuple[str, Callable[[_Sources], ir.Table]]] = {
     Source.CONTRACT: ("subscriptions", _Sources._contract),
     Source.USAGE: ("usage_events", _Sources._usage),
     Source.USERS: ("usage_events", _Sources._users),
-    Source.RECENCY: ("usage_events", _Sources._recency),
-    Source.BREADTH: ("usage_events", _Sources._breadth),
     Source.LIFETIME: ("usage_events", _Sources._lifetime),
     Source.FIRST_SEEN: ("usage_events", _Sources._first_seen),
     Source.ONBOARDING: ("onboarding_milestones", _Sources._onboarding),
@@ -215,22 +211,29 @@ def input_table(source: Source) -> str | None:
 
 
 # -- key events --------------------------------------------------------------------------------
+def event_types(events: ir.Table, before: dt.date) -> dict[str, int]:
+    """Event type → events before `before`, the types used by the most accounts first (ties: by
+    name)."""
+    e = events.filter(events.ts < ibis.timestamp(dt.datetime.combine(before, dt.time())))
+    ranked = e.group_by("event_type").aggregate(accounts=e.account_id.nunique(), n=e.count())
+    ranked = ranked.filter(ranked.event_type.notnull())
+    ranked = ranked.order_by([ibis.desc("accounts"), "event_type"]).execute()
+    return {str(t): int(n) for t, n in zip(ranked["event_type"], ranked["n"], strict=True)}
+
+
 def top_event_types(events: ir.Table, before: dt.date, k: int) -> tuple[str, ...]:
     """The `k` event types used by the most accounts before `before` (ties: by name)."""
-    e = events.filter(events.ts < ibis.timestamp(dt.datetime.combine(before, dt.time())))
-    ranked = e.group_by("event_type").aggregate(accounts=e.account_id.nunique())
-    ranked = ranked.order_by([ibis.desc("accounts"), "event_type"]).limit(k)
-    return tuple(str(name) for name in ranked.execute()["event_type"])
+    return tuple(event_types(events, before))[:k]
 
 
-def with_key_events(cfg: Config, tables: dict[str, ir.Table], before: dt.date) -> Config:
+def with_key_events(cfg: Config, tables: dict[str, ir.Table], before: dt.date,
+                    types: dict[str, int] | None = None) -> Config:  # fmt: skip
     """`cfg` with its key events fixed: as configured, else chosen from the data before `before`
-    (`features.top_events` of them)."""
+    (the first `features.top_events` of `types`, by default `event_types` before `before`)."""
     if cfg.features.key_events is not None:
         return cfg
-    return cfg.with_key_events(
-        top_event_types(tables["usage_events"], before, cfg.features.top_events)
-    )
+    types = types if types is not None else event_types(tables["usage_events"], before)
+    return cfg.with_key_events(tuple(types)[: cfg.features.top_events])
 
 
 # -- assembly ------------------------------------------------------------------------------------
@@ -261,12 +264,14 @@ def compute_features(
     cfg: FeatureConfig,
     progress: Callable[[str], None] | None = None,
     grace_days: int = GRACE_DAYS,
+    types: dict[str, int] | None = None,
 ) -> ir.Table:
     """All available catalogue features for the given snapshots (account_id, as_of, …). The
-    contract of an account in renewal (see `lapsed_terms`) is its last term's."""
+    contract of an account in renewal (see `lapsed_terms`) is its last term's. `types`: the
+    `event_types` before the last as_of, if known."""
     features = available(catalogue(cfg), tables)
     snaps = snaps.select("account_id", as_of=snaps.as_of.cast("date"))
-    sources = _Sources(tables, snaps, as_of, cfg, grace_days)
+    sources = _Sources(tables, snaps, as_of, cfg, grace_days, types)
     out = snaps
     by_source: dict[Source, list[Feature]] = {}
     for f in features:
@@ -289,7 +294,11 @@ def compute_features(
     out = out.mutate(**fills)
     out = out.mutate(**{f.name: f.expr(out) for f in by_source.get(Source.DERIVED, [])})
     relative = by_source.get(Source.RELATIVE, [])
-    out = out.mutate(**{f.name: _segment_percentile(out, f.inputs[0]) for f in relative})
+    if relative:  # ranked on a narrow table: each window would otherwise carry every column
+        narrow = out.select(*KEYS, "segment", *{f.inputs[0] for f in relative})
+        ranks = narrow.select(*KEYS, **{f.name: _segment_percentile(narrow, f.inputs[0])
+                                        for f in relative})  # fmt: skip
+        out = out.left_join(cached(ranks), KEYS).select(out, *[f.name for f in relative])
     return out.select(*KEYS, *[f.name for f in features])
 
 
@@ -342,10 +351,11 @@ def build_features(
 ) -> ir.Table:
     """Snapshots at `as_of` with ARR, labels (null where unknown) and every available feature
     (key events, unless configured, from the data before the last as_of)."""
-    cfg = with_key_events(cfg, tables, max(as_of))
+    types = event_types(tables["usage_events"], max(as_of))
+    cfg = with_key_events(cfg, tables, max(as_of), types)
     labelled = cached(labelled_snapshots(tables, as_of, cfg.labels))
     feats = compute_features(
-        tables, labelled.select(KEYS), as_of, cfg.features, progress, cfg.labels.grace_days
+        tables, labelled.select(KEYS), as_of, cfg.features, progress, cfg.labels.grace_days, types
     )
     labels = labelled.drop("arr")
     return feats.inner_join(labels, KEYS).order_by(KEYS)

@@ -12,14 +12,14 @@ Sources and the columns their expressions may use (every source also has account
 account        one row per snapshot: tenure_days, segment, industry, region, acquisition_channel,
                employees
 contract       subscription rows active at as_of: arr, seats, product, plan, term_days, end_in_days
-usage          daily usage rollup, 90 days before as_of: age (days, 1–90), n_events, users, key_<i>
+usage          account usage in spans (runs of days no 7/30/60/90-day window cuts), 90 days
+               before as_of: age (days from the span's first day), days (active days), n_events,
+               users (user-days), key_<i>, types_<j> (event types used, as bits)
 users          one row per user active in the 90 days before as_of: age (days since last activity),
                key_<i>_age (days since the user last used key event i)
 first_seen     one row per user first seen before as_of: first_age (days since their first use)
 lifetime       account usage per period, all history before as_of: n_events, key_<i>, first_age
-               (days since the first event), first_key_<i>_age
-recency        account activity per period before as_of: last_age (days since its last activity)
-breadth        one row per event type used in the 30 days before as_of: age
+               (days since the first event), last_age (since the last), first_key_<i>_age
 onboarding     the onboarding plan × snapshot: due_days, done_days (signup → completion, if done
                before as_of), tenure_days, first_value (bool)
 support        tickets created before as_of: age, high, open, resolve_hours, csat
@@ -41,6 +41,7 @@ import ibis
 import ibis.expr.types as ir
 
 from churnml.config import FeatureConfig
+from churnml.features.rollups import bit_count, bit_or
 
 Family = Literal[
     "contract", "adoption", "onboarding", "support", "sentiment", "relationship", "relative"
@@ -62,8 +63,6 @@ class Source(StrEnum):
     USERS = "users"
     FIRST_SEEN = "first_seen"
     LIFETIME = "lifetime"
-    RECENCY = "recency"
-    BREADTH = "breadth"
     ONBOARDING = "onboarding"
     SUPPORT = "support"
     SENTIMENT = "sentiment"
@@ -138,6 +137,13 @@ def _float(value: ir.NumericValue) -> ir.FloatingValue:
     return value.cast("float64")
 
 
+def _types_used(t: ir.Table, days: int) -> ir.IntegerValue:
+    """Distinct event types used within `days`: the bits set in the types used (`types_<j>`)."""
+    used = [bit_count(bit_or(t[c], where=t.age <= days)).fill_null(0)
+            for c in t.columns if c.startswith("types_")]  # fmt: skip
+    return sum(used[1:], used[0]).cast("int64") if used else ibis.literal(0, "int64")
+
+
 def _count(where: Callable[[ir.Table], ir.BooleanValue]) -> Expr:
     return lambda t: where(t).cast("int64").sum().cast("int64")
 
@@ -190,7 +196,7 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
                 healthy="higher",
                 en=f"Days with any product use in the last {w} days",
                 ja=f"過去{w}日間に製品が利用された日数",
-                expr=_count(lambda t, w=w: t.age <= w),
+                expr=lambda t, w=w: t.days.sum(where=t.age <= w).cast("int64"),
                 window_days=w,
                 zero_when_missing=True,
                 short=(f"Active days {w}d", f"利用日数（{w}日）"),
@@ -244,12 +250,12 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
         Feature(
             name="breadth_30d",
             family="adoption",
-            source=Source.BREADTH,
+            source=Source.USAGE,
             unit="features",
             healthy="higher",
             en="Distinct product features used in the last 30 days",
             ja="過去30日間に利用された機能の種類数",
-            expr=_count(lambda t: t.age <= 30),
+            expr=lambda t: _types_used(t, 30),
             window_days=30,
             zero_when_missing=True,
             short=("Features used 30d", "利用機能数（30日）"),
@@ -257,7 +263,7 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
         Feature(
             name="days_since_last_activity",
             family="adoption",
-            source=Source.RECENCY,
+            source=Source.LIFETIME,
             unit="days",
             healthy="lower",
             en="Days since anyone last used the product",

@@ -1,11 +1,13 @@
 """Point-in-time building blocks: ages in days before as_of, and the usage rollups.
 
-Usage events are scanned twice, into two rollups kept by the engine: account × day × event type
-(`type_days`) and account × user × day with the key events used as bits (`user_days`). Everything
-else comes from those: account × day, account × user × period, account × event type × period,
-where a period is the days up to one as_of after the previous; the 7/30/90-day windows are then
-taken on the rollups (`in_window`, `last_in_window`), never on raw events. `monthly_use` counts
-users and events per calendar month, for the account page's adoption chart (scoring writes it).
+Usage events are scanned once, into account × user × day (`user_days`: events, uses of each key
+event, the event types used as bits), account part by account part on DuckDB so that memory stays
+bounded (`account_parts`). Two rollups come from it: account × span (`span_use`; a span is a run
+of days that no 7/30/60/90-day window before an as_of cuts, so a window's sum is a sum of whole
+spans) and account × user × period (`user_periods`; a period is the days up to one as_of after
+the previous). The windows are taken on those (`in_window`, `last_in_window`), never on raw
+events. `monthly_use` counts users and events per calendar month, for the account page's
+adoption chart (scoring writes it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import ibis
 import ibis.expr.types as ir
 
 from churnml.config import FeatureConfig
+from churnml.data.sources import cached
 from churnml.features.labels import date_table
 from churnml.vocabulary import KEYS
 
@@ -74,22 +77,29 @@ def monthly_use(events: ir.Table, as_of: dt.date) -> ir.Table:
     return by_month.aggregate(users=e.user_id.nunique(), events=e.count())
 
 
-def type_days(events: ir.Table) -> ir.Table:
-    """account × day × event type: events. Daily counts, lifetime and breadth come from it."""
-    e = days(events)
-    return e.group_by(["account_id", "day", "event_type"]).aggregate(n_events=e.count())
+WINDOWS = (7, 30, 60, 90)  # the usage windows' edges, in days before as_of (60: the trends')
+TYPE_BITS = 63  # event types per `types_<j>` column (bits of a positive int64)
+EVENTS_PER_PART = 50_000_000  # DuckDB aggregates usage events in account parts of about this
 
 
-def user_days(events: ir.Table, cfg: FeatureConfig) -> ir.Table:
-    """account × user × day, with the key events the user used that day as bits (`keys`, bit i:
-    key event i). Users per day, user recency and first use come from it."""
+def user_days(events: ir.Table, cfg: FeatureConfig, types: tuple[str, ...]) -> ir.Table:
+    """account × user × day: events (`n_events`), uses of each key event (`key_<i>`), and the
+    event types used (`types_<j>`: bit k for `types[TYPE_BITS * j + k]`). The one scan of the
+    events: every usage feature comes from it."""
     e = days(events)
-    names = cfg.key_events or ()
-    if not names:
-        return e.select("account_id", "user_id", "day").distinct()
-    bits = ibis.cases(*((e.event_type == n, 1 << i) for i, n in enumerate(names)), else_=0)
-    by_user_day = e.group_by(["account_id", "user_id", "day"])
-    return by_user_day.aggregate(keys=bit_or(bits.cast("int64")))
+    keys = cfg.key_events or ()
+    chunks = [types[k : k + TYPE_BITS] for k in range(0, len(types), TYPE_BITS)]
+    bits = {
+        f"types_{j}": bit_or(
+            ibis.cases(*((e.event_type == t, 1 << k) for k, t in enumerate(chunk)), else_=0)
+            .cast("int64")
+        )
+        for j, chunk in enumerate(chunks)
+    }
+    return e.group_by(["account_id", "user_id", "day"]).aggregate(
+        n_events=e.count(), **{f"key_{i}": e.count(where=e.event_type == n)
+                               for i, n in enumerate(keys)}, **bits,
+    )  # fmt: skip
 
 
 @ibis.udf.agg.builtin
@@ -97,43 +107,74 @@ def bit_or(bits: int) -> int:
     """The engine's own BIT_OR (DuckDB and Spark have it; ibis compiles it for DuckDB only)."""
 
 
-def key_used(t: ir.Table, cfg: FeatureConfig) -> list[ir.BooleanValue]:
-    """Per key event, whether a row used it: by its `keys` bits (`user_days` rows) or by its event
-    type (`type_days` rows)."""
-    names = cfg.key_events or ()
-    if "keys" in t.columns:
-        return [(t["keys"] & (1 << i)) != 0 for i in range(len(names))]
-    return [t.event_type == n for n in names]
+@ibis.udf.scalar.builtin
+def bit_count(bits: int) -> int:
+    """The engine's own BIT_COUNT: how many bits are set (DuckDB and Spark have it)."""
 
 
-def key_counts(types: ir.Table, cfg: FeatureConfig) -> dict[str, ir.Value]:
-    """Uses of each key event in `type_days` rows, as aggregates (`key_<i>`)."""
-    used = key_used(types, cfg)
-    return {f"key_{i}": types.n_events.sum(where=u).fill_null(0) for i, u in enumerate(used)}
+def type_columns(t: ir.Table) -> list[str]:
+    return [c for c in t.columns if c.startswith("types_")]
 
 
-def key_days(t: ir.Table, cfg: FeatureConfig, how: str) -> dict[str, ir.Value]:
-    """The first or last day each key event was used, as aggregates (`<how>_key_<i>`)."""
-    day = t.day.min if how == "first" else t.day.max
-    return {f"{how}_key_{i}": day(where=u) for i, u in enumerate(key_used(t, cfg))}
+def key_columns(t: ir.Table) -> list[str]:
+    return [c for c in t.columns if c.startswith("key_")]
 
 
-def daily(types: ir.Table, users: ir.Table, cfg: FeatureConfig) -> ir.Table:
-    """account × day: events, distinct users, uses of each key event."""
-    counts = types.group_by(["account_id", "day"]).aggregate(
-        n_events=types.n_events.sum(), **key_counts(types, cfg)
-    )
-    people = users.group_by(["account_id", "day"]).aggregate(users=users.count())
-    return counts.inner_join(people, ["account_id", "day"]).select(counts, people.users)
+def edges(as_of: list[dt.date]) -> list[dt.date]:
+    """Every day a usage window starts or ends: as_of and as_of - w for w in WINDOWS."""
+    return sorted({d - dt.timedelta(days=w) for d in set(as_of) for w in (0, *WINDOWS)})
 
 
-def window_days(as_of: list[dt.date], days: int) -> ir.Table:
-    """(day, as_of) for each day in [as_of - days, as_of): an equi-join key for windows."""
-    dates = sorted(set(as_of))
-    return date_table(
-        {"day": [d - dt.timedelta(days=k) for d in dates for k in range(1, days + 1)],
-         "as_of": [d for d in dates for _ in range(days)]}
+def spans(as_of: list[dt.date]) -> ir.Table:
+    """Calendar: each day from the first edge to the last as_of → its `span` (the last edge on or
+    before it) and `period` (the first as_of after it). No window cuts a span."""
+    cuts, dates = edges(as_of), sorted(set(as_of))
+    rows: dict[str, list[dt.date]] = {"day": [], "span": [], "period": []}
+    for start, end in itertools.pairwise(cuts):
+        period = next(d for d in dates if d >= end)
+        for k in range((end - start).days):
+            rows["day"].append(start + dt.timedelta(days=k))
+            rows["span"].append(start)
+            rows["period"].append(period)
+    return date_table(rows)
+
+
+def span_use(users: ir.Table, as_of: list[dt.date]) -> ir.Table:
+    """account × span × period, from `user_days` before the last as_of: events, user-days
+    (`users`), active days (`days`), key event uses, types used, first and last day, first day of
+    each key event. Days before the first edge have no span (null) and the first period."""
+    u = users.filter(users.day < max(as_of))
+    daily = u.group_by(["account_id", "day"]).aggregate(
+        n_events=u.n_events.sum(), users=u.count(), **{c: u[c].sum() for c in key_columns(u)},
+        **{c: bit_or(u[c]) for c in type_columns(u)},
     )  # fmt: skip
+    d = daily.left_join(spans(as_of), "day")
+    d = d.mutate(period=ibis.ifelse(d.period.isnull(), ibis.date(min(as_of)), d.period))
+    keys = key_columns(daily)
+    return d.group_by(["account_id", "span", "period"]).aggregate(
+        n_events=d.n_events.sum(), users=d.users.sum(), days=d.count(),
+        **{c: d[c].sum() for c in keys}, **{c: bit_or(d[c]) for c in type_columns(daily)},
+        first_day=d.day.min(), last_day=d.day.max(),
+        **{f"first_{c}": d.day.min(where=d[c] > 0) for c in keys},
+    )  # fmt: skip
+
+
+def user_periods(users: ir.Table, as_of: list[dt.date]) -> ir.Table:
+    """account × user × period, from `user_days`: the user's first and last day, and the last day
+    they used each key event (`last_key_<i>`)."""
+    u = with_period(users, as_of)
+    return u.group_by(["account_id", "user_id", "period"]).aggregate(
+        first_day=u.day.min(), last_day=u.day.max(),
+        **{f"last_{c}": u.day.max(where=u[c] > 0) for c in key_columns(users)},
+    )  # fmt: skip
+
+
+def window_spans(as_of: list[dt.date]) -> ir.Table:
+    """(span, as_of) for each span in [as_of - max(WINDOWS), as_of)."""
+    cuts = edges(as_of)
+    pairs = [(s, d) for d in sorted(set(as_of)) for s in cuts
+             if d - dt.timedelta(days=max(WINDOWS)) <= s < d]  # fmt: skip
+    return date_table({"span": [s for s, _ in pairs], "as_of": [d for _, d in pairs]})
 
 
 def window_periods(as_of: list[dt.date], days: int | None) -> ir.Table:
@@ -164,3 +205,29 @@ def last_in_window(rollup: ir.Table, snaps: ir.Table, as_of: list[dt.date], by: 
     last = j.group_by([*KEYS, by]).aggregate(**{c: j[c].max() for c in lasts})
     ages = {f"{c.removeprefix('last_')}_age": age(last, last[c]) for c in lasts if c != "last_day"}
     return last.mutate(age=age(last, last.last_day), **ages)
+
+
+def account_parts(events: ir.Table, rows: int) -> list[ir.Table]:
+    """`events` split by account into parts of about EVENTS_PER_PART rows, for DuckDB to
+    aggregate one after the other in less memory (Spark: one part)."""
+    spark = ibis.get_backend(events).name == "pyspark"
+    n = 1 if spark else max(1, -(-rows // EVENTS_PER_PART))
+    if n == 1:
+        return [events]
+    part = (engine_hash(events.account_id) % n + n) % n  # Spark's hash is signed
+    return [events.filter(part == k) for k in range(n)]
+
+
+@ibis.udf.scalar.builtin(name="hash")
+def engine_hash(value: str) -> int:
+    """The engine's own HASH (ibis's `hash` goes through a bit string on DuckDB: slower)."""
+
+
+def union(parts: list[ir.Table]) -> ir.Table:
+    """The parts as one table kept by the engine (the parts released)."""
+    if len(parts) == 1:
+        return parts[0]
+    whole = cached(ibis.union(*parts))
+    for part in parts:
+        part.release()
+    return whole
