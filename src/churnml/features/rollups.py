@@ -79,7 +79,7 @@ def monthly_use(events: ir.Table, as_of: dt.date) -> ir.Table:
 
 WINDOWS = (7, 30, 60, 90)  # the usage windows' edges, in days before as_of (60: the trends')
 TYPE_BITS = 63  # event types per `types_<j>` column (bits of a positive int64)
-EVENTS_PER_PART = 50_000_000  # DuckDB aggregates usage events in account parts of about this
+EVENTS_PER_PART = 32_000_000  # DuckDB aggregates usage events in account parts of about this
 
 
 def user_days(events: ir.Table, cfg: FeatureConfig, types: tuple[str, ...]) -> ir.Table:
