@@ -209,6 +209,17 @@ def test_changed_since_writes_only_changed_rows(
     changed = score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "changed",
                     changed_since=previous)
     assert changed.crm_rows == 1
+    # An earlier run on Spark: crm_export.csv is a folder of parts, a header in each.
+    (previous / "crm_export.csv").unlink()
+    (previous / "crm_export.csv").mkdir()
+    for k, part in enumerate((feed[:1], feed[1:])):
+        part.to_csv(previous / "crm_export.csv" / f"part-{k:05}.csv", index=False,
+                    quoting=csv.QUOTE_ALL)  # fmt: skip
+    with pytest.raises(ValueError, match="has not finished"):
+        score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "parts", changed_since=previous)
+    (previous / "_SUCCESS").touch()
+    parts = score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "parts", changed_since=previous)
+    assert parts.crm_rows == 1 and len(feed) > 10
 
 
 def test_same_inputs_give_identical_scores(

@@ -69,19 +69,28 @@ def _cells(column: pd.Series) -> pd.Series:
     return text if pd.api.types.is_numeric_dtype(column) else neutralise(text)
 
 
-def changed_rows(frame: pd.DataFrame, previous_csv: Path, fields: FieldMap) -> pd.DataFrame:
-    """Rows that are new or whose CRM fields differ from a previous export (the time of
-    scoring does not count as a change)."""
-    if not previous_csv.is_file():
-        raise FileNotFoundError(f"--changed-since: no previous export at {previous_csv}")
+def changed_rows(frame: pd.DataFrame, previous: Path | None, fields: FieldMap) -> pd.DataFrame:
+    """Rows that are new or whose CRM fields differ from a previous export (`read_export`; the
+    time of scoring does not count as a change)."""
+    if previous is None:
+        raise FileNotFoundError("--changed-since: that run has no crm_export.csv")
     key = fields.key
-    old = pd.read_csv(previous_csv, dtype=str, keep_default_na=False).set_index(key)
+    old = read_export(previous).set_index(key)
     new = frame.set_index(key)
     compared = [f for f, col in fields.fields.items() if f in old.columns and col != "scored_at"]
     common = new.index.intersection(old.index)
     same = (new.loc[common, compared] == old.loc[common, compared]).all(axis=1)
     keep = new.index.difference(common).union(same.index[~same])
     return frame[frame[key].isin(keep)]
+
+
+def read_export(path: Path) -> pd.DataFrame:
+    """A CRM export as text: one file, or from Spark a folder of parts with a header in each."""
+    parts = sorted(path.glob("part-*.csv")) if path.is_dir() else [path]
+    frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in parts if p.stat().st_size]
+    if not frames:
+        raise ValueError(f"--changed-since: {path} holds no CSV rows or header")
+    return pd.concat(frames, ignore_index=True)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
