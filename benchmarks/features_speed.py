@@ -1,6 +1,6 @@
 """Feature build vs. the floor: one DuckDB group-by of the events, measured in the same run.
 
-    python benchmarks/features_speed.py [--data DIR] [--memory-limit 4GB]
+    python benchmarks/features_speed.py [--data DIR] [--memory-limit 4GB] [--events-per-part N]
     (default: a new 20,000-account world; DuckDB's own memory limit)
 
 (a) floor: usage events grouped by account × day × event_type, written to Parquet (plain DuckDB);
@@ -35,10 +35,12 @@ def _floor(data: Path, out: Path) -> float:
     return time.perf_counter() - began
 
 
-def _features(data: Path, out: Path, memory_limit: str | None) -> float:
+def _features(data: Path, out: Path, memory_limit: str | None, part: int | None) -> float:
     from churnml.config import Config, DataConfig
+    from churnml.features import rollups
     from churnml.features.build import write_features
 
+    rollups.EVENTS_PER_PART = part or rollups.EVENTS_PER_PART
     began = time.perf_counter()
     cfg = Config(data=DataConfig(memory_limit=memory_limit))
     write_features(data, cfg, out / "features.parquet", check=False)
@@ -51,11 +53,14 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=20_000)
     parser.add_argument("--memory-limit", default=None)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--events-per-part", type=int, default=None,
+                        help="DuckDB's account parts (default: churnml's EVENTS_PER_PART)")
     parser.add_argument("--json", type=Path, default=None, help="results for bench.py")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     data = world(args.data, args.accounts, work)
-    runs = [(run_stage(_floor, data, work), run_stage(_features, data, work, args.memory_limit))
+    runs = [(run_stage(_floor, data, work), run_stage(_features, data, work, args.memory_limit,
+                                                  args.events_per_part))
             for _ in range(args.repeat)]  # fmt: skip
     floors, builds = zip(*runs, strict=True)
     (floor_s, floor_gb), (build_s, build_gb) = np.median(floors, axis=0), np.median(builds, axis=0)
