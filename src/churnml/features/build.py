@@ -112,6 +112,7 @@ class _Sources:
 
     @cached_property
     def _periods(self) -> ir.Table:
+        """account × period from the spans: lifetime and recency."""
         s = self._usage_rollups[0]
         keys = rollups.key_columns(s)
         return cached(s.group_by(["account_id", "period"]).aggregate(

@@ -113,10 +113,12 @@ def bit_count(bits: int) -> int:
 
 
 def type_columns(t: ir.Table) -> list[str]:
+    """The columns of event types used, as bits (`types_<j>`)."""
     return [c for c in t.columns if c.startswith("types_")]
 
 
 def key_columns(t: ir.Table) -> list[str]:
+    """The columns of key event uses (`key_<i>`)."""
     return [c for c in t.columns if c.startswith("key_")]
 
 
@@ -214,7 +216,7 @@ def account_parts(events: ir.Table, rows: int) -> list[ir.Table]:
     n = 1 if spark else max(1, -(-rows // EVENTS_PER_PART))
     if n == 1:
         return [events]
-    part = (engine_hash(events.account_id) % n + n) % n  # Spark's hash is signed
+    part = (engine_hash(events.account_id) % n + n) % n  # in [0, n) whatever the hash's sign
     return [events.filter(part == k) for k in range(n)]
 
 
