@@ -112,13 +112,7 @@ class _Sources:
 
     @cached_property
     def _periods(self) -> ir.Table:
-        """account × period from the spans: lifetime and recency."""
-        s = self._usage_rollups[0]
-        keys = rollups.key_columns(s)
-        return cached(s.group_by(["account_id", "period"]).aggregate(
-            n_events=s.n_events.sum(), first_day=s.first_day.min(), last_day=s.last_day.max(),
-            **{c: s[c].sum() for c in keys}, **{f"first_{c}": s[f"first_{c}"].min() for c in keys},
-        ))  # fmt: skip
+        return cached(rollups.period_use(self._usage_rollups[0]))
 
     def _lifetime(self) -> ir.Table:
         pairs = rollups.window_periods(self.as_of, None)

@@ -4,10 +4,10 @@ Usage events are scanned once, into account × user × day (`user_days`: events,
 event, the event types used as bits), account part by account part on DuckDB so that memory stays
 bounded (`account_parts`). Two rollups come from it: account × span (`span_use`; a span is a run
 of days that no 7/30/60/90-day window before an as_of cuts, so a window's sum is a sum of whole
-spans) and account × user × period (`user_periods`; a period is the days up to one as_of after
-the previous). The windows are taken on those (`in_window`, `last_in_window`), never on raw
-events. `monthly_use` counts users and events per calendar month, for the account page's
-adoption chart (scoring writes it).
+spans; by period: `period_use`) and account × user × period (`user_periods`; a period is the days
+up to one as_of after the previous). The windows are taken on those (`in_window`,
+`last_in_window`), never on raw events. `monthly_use` counts users and events per calendar month,
+for the account page's adoption chart (scoring writes it).
 """
 
 from __future__ import annotations
@@ -158,6 +158,17 @@ def span_use(users: ir.Table, as_of: list[dt.date]) -> ir.Table:
         **{c: d[c].sum() for c in keys}, **{c: bit_or(d[c]) for c in type_columns(daily)},
         first_day=d.day.min(), last_day=d.day.max(),
         **{f"first_{c}": d.day.min(where=d[c] > 0) for c in keys},
+    )  # fmt: skip
+
+
+def period_use(spans: ir.Table) -> ir.Table:
+    """account × period, from `span_use`: events, key event uses, the first and last day, the
+    first day of each key event (lifetime and recency)."""
+    keys = key_columns(spans)
+    return spans.group_by(["account_id", "period"]).aggregate(
+        n_events=spans.n_events.sum(), first_day=spans.first_day.min(),
+        last_day=spans.last_day.max(), **{c: spans[c].sum() for c in keys},
+        **{f"first_{c}": spans[f"first_{c}"].min() for c in keys},
     )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import yaml
 from pyarrow import csv
 
-from churnml.io import atomic_path
+from churnml.io import atomic_path, run_file
 
 CRM_MAPS = resources.files("churnml.scoring") / "crm_maps"  # shipped in the wheel
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -69,11 +69,12 @@ def _cells(column: pd.Series) -> pd.Series:
     return text if pd.api.types.is_numeric_dtype(column) else neutralise(text)
 
 
-def changed_rows(frame: pd.DataFrame, previous: Path | None, fields: FieldMap) -> pd.DataFrame:
-    """Rows that are new or whose CRM fields differ from a previous export (`read_export`; the
-    time of scoring does not count as a change)."""
+def changed_rows(frame: pd.DataFrame, run: Path, fields: FieldMap) -> pd.DataFrame:
+    """Rows that are new or whose CRM fields differ from an earlier run's export (`read_export`;
+    the time of scoring does not count as a change)."""
+    previous = run_file(run, "crm_export.csv")
     if previous is None:
-        raise FileNotFoundError("--changed-since: that run has no crm_export.csv")
+        raise FileNotFoundError(f"--changed-since: no crm_export.csv in {run}")
     key = fields.key
     old = read_export(previous).set_index(key)
     new = frame.set_index(key)

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from churnml.features.catalogue import FAMILIES
-from churnml.io import atomic_dir, run_file, write_parquet
+from churnml.io import atomic_dir, write_parquet
 from churnml.scoring.changes import ALERTS, change_columns
 from churnml.scoring.crm import FieldMap, changed_rows, crm_frame, write_csv
 from churnml.scoring.reasons import REASON
@@ -147,7 +147,7 @@ def write_outputs(
     scores = scores.assign(**dict.fromkeys(missing))
     feed = crm_frame(scores, fields)
     if changed_since is not None:
-        feed = changed_rows(feed, run_file(changed_since, "crm_export.csv"), fields)
+        feed = changed_rows(feed, Path(changed_since), fields)
     table = pa.Table.from_pandas(scores, schema=SCORED, preserve_index=False)
     alerts = alert_rows(alerts)
     meta = {key: json.dumps(value) for key, value in (meta or {}).items()}
