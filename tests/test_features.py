@@ -140,17 +140,19 @@ def test_a_new_vocabulary_gets_features_named_after_its_events(tmp_path: Path) -
     assert listed.exit_code == 0 and "「sync-run」" in listed.output
 
 
-@pytest.mark.parametrize("setting", ["EVENTS_PER_PART", "TYPE_BITS"])
+@pytest.mark.parametrize("setting", ["EVENTS_PER_PART", "TYPE_BITS", "AS_OF_BITS", "SPAN_DAYS"])
 def test_features_do_not_depend_on_how_the_events_are_split(
     small_world: Path, monkeypatch: pytest.MonkeyPatch, setting: str
 ) -> None:
-    """DuckDB aggregates big event tables in account parts (to bound memory), and event types
-    past 63 go to more bit columns: neither changes a feature."""
+    """DuckDB aggregates big event tables in account parts (to bound memory), event types past 63
+    go to more bit columns, as_of dates past 63 to more chunks of the users' window masks, and
+    spans longer than 63 days are cut: none of this changes a feature."""
     cfg = Config()
     t = load_tables(small_world, cfg.data, connect())
     dates = default_as_of(t)[-6:]
     whole = build.build_features(t, as_of=dates, cfg=cfg).execute()
-    split = {"EVENTS_PER_PART": t["usage_events"].count().execute() // 3 + 1, "TYPE_BITS": 2}
+    split = {"EVENTS_PER_PART": t["usage_events"].count().execute() // 3 + 1, "TYPE_BITS": 2,
+             "AS_OF_BITS": 2, "SPAN_DAYS": 3}  # fmt: skip
     monkeypatch.setattr(rollups, setting, split[setting])
     parts = build.build_features(t, as_of=dates, cfg=cfg).execute()
     assert len(whole) > 200 and whole.breadth_30d.max() > 2

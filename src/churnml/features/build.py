@@ -84,31 +84,40 @@ class _Sources:
         )
 
     @cached_property
-    def _usage_rollups(self) -> tuple[ir.Table, ir.Table]:
-        """The events before the last as_of, scanned once (`rollups.user_days`) account part by
-        account part, reduced to account × span (`rollups.span_use`) and account × user × period
-        (`rollups.user_periods`)."""
+    def _cuts(self) -> list[dt.date]:
+        first = self.t["usage_events"].ts.min().execute()  # DuckDB: from the Parquet footers
+        return rollups.edges(self.as_of, None if first is None else first.date())
+
+    @cached_property
+    def _usage_rollups(self) -> tuple[ir.Table, ir.Table, ir.Table]:
+        """The events before the last as_of, scanned twice (`rollups.type_spans`,
+        `rollups.user_spans`) account part by account part, reduced to account × span
+        (`rollups.span_use`), account × user × as_of chunk (`rollups.user_windows`) and
+        account × user (`rollups.first_spans`)."""
         events, last = self.t["usage_events"], max(self.as_of)
         types = self.types if self.types is not None else event_types(events, last)
+        keys = self.cfg.key_events or ()
         events = events.filter(events.ts < ibis.timestamp(dt.datetime.combine(last, dt.time())))
-        spans, users = [], []
+        calendar = rollups.spans(self.as_of, self._cuts)
+        masks = rollups.window_masks(self.as_of, self._cuts)
+        spans, users, firsts = [], [], []
         for part in rollups.account_parts(events, sum(types.values())):
-            days = cached(rollups.user_days(part, self.cfg, tuple(types)))
-            spans.append(cached(rollups.span_use(days, self.as_of)))
-            users.append(cached(rollups.user_periods(days, self.as_of)))
-            days.release()
-        return rollups.union(spans), rollups.union(users)
+            by_user = cached(rollups.user_spans(part, calendar, keys))
+            by_type = rollups.type_spans(part, calendar)
+            spans.append(cached(rollups.span_use(by_type, by_user, calendar, keys, tuple(types))))
+            users.append(cached(rollups.user_windows(by_user, masks, len(keys))))
+            firsts.append(cached(rollups.first_spans(by_user)))
+            by_user.release()
+        return rollups.union(spans), rollups.union(users), rollups.union(firsts)
 
     def _usage(self) -> ir.Table:
-        spans = self._usage_rollups[0]
-        pairs = rollups.window_spans(self.as_of)
-        j = rollups.in_window(spans.filter(spans.span.notnull()), self.snaps, pairs, "span")
+        pairs = rollups.window_spans(self.as_of, self._cuts)
+        j = rollups.in_window(self._usage_rollups[0], self.snaps, pairs, "span")
         return j.mutate(age=rollups.age(j, j.span))
 
     def _users(self) -> ir.Table:
-        return rollups.last_in_window(
-            self._usage_rollups[1], self.snaps, self.as_of, "user_id", MAX_WINDOW
-        )
+        users = rollups.users_at(self._usage_rollups[1], self.as_of)
+        return self.snaps.select(KEYS).inner_join(users, KEYS)
 
     @cached_property
     def _periods(self) -> ir.Table:
@@ -124,13 +133,12 @@ class _Sources:
         )
 
     def _first_seen(self) -> ir.Table:
-        # A user's first day, if before as_of, is the same on the full data and on the data
-        # known at as_of: the earliest event is before as_of either way.
-        u = self._usage_rollups[1]
-        first = u.group_by(["account_id", "user_id"]).aggregate(first_day=u.first_day.min())
-        j = self.snaps.select(KEYS).inner_join(first, "account_id")
-        j = j.filter(j.first_day < j.as_of)
-        return j.mutate(first_age=rollups.age(j, j.first_day))
+        # A user's first span, if before as_of, is the same on the full data and on the data
+        # known at as_of (as_of starts a span). Its first day stands for the user's: the same
+        # side of every window edge.
+        j = self.snaps.select(KEYS).inner_join(self._usage_rollups[2], "account_id")
+        j = j.filter(j.first_span < j.as_of)
+        return j.mutate(first_age=rollups.age(j, j.first_span))
 
     def _onboarding(self) -> ir.Table:
         plan = ibis.memtable(

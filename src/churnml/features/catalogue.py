@@ -41,7 +41,7 @@ import ibis
 import ibis.expr.types as ir
 
 from churnml.config import FeatureConfig
-from churnml.features.rollups import bit_count, bit_or
+from churnml.features.rollups import KEY_USER_WINDOW, USER_WINDOWS, bit_count, bit_or
 
 Family = Literal[
     "contract", "adoption", "onboarding", "support", "sentiment", "relationship", "relative"
@@ -173,7 +173,7 @@ def _account_feature(name: str, en: str, ja: str, categorical: bool = True) -> F
 
 def _adoption(cfg: FeatureConfig) -> list[Feature]:
     out: list[Feature] = []
-    for w in (7, 30, 90):
+    for w in USER_WINDOWS:
         out += [
             Feature(
                 name=f"active_users_{w}d",
@@ -183,7 +183,7 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
                 healthy="higher",
                 en=f"Users active in the last {w} days",
                 ja=f"過去{w}日間のアクティブユーザー数",
-                expr=_count(lambda t, w=w: t.age <= w),
+                expr=_count(lambda t, w=w: t[f"active_{w}d"]),
                 window_days=w,
                 zero_when_missing=True,
                 short=(f"Active users {w}d", f"アクティブユーザー（{w}日）"),
@@ -443,7 +443,7 @@ def _key_event(i: int, event: str, slug: str) -> list[Feature]:
             healthy="higher",
             en=f"Users who used '{event}' in the last 30 days",
             ja=f"過去30日間に「{event}」を利用したユーザー数",
-            expr=_count(lambda t: t[f"{key}_age"] <= 30),
+            expr=_count(lambda t: t[f"{key}_{KEY_USER_WINDOW}d"]),
             window_days=30,
             zero_when_missing=True,
             short=(f"'{event}' users 30d", f"「{event}」ユーザー（30日）"),

@@ -12,13 +12,14 @@ for the account page's adoption chart (scoring writes it).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
-from churnml.config import FeatureConfig
 from churnml.data.sources import cached
 from churnml.features.labels import date_table
 from churnml.vocabulary import KEYS
@@ -34,28 +35,6 @@ def before(snaps: ir.Table, rows: ir.Table, time_col: str) -> ir.Table:
     j = snaps.select(KEYS).inner_join(rows, "account_id")
     day = j[time_col].cast("date")
     return j.filter(day < j.as_of).mutate(age=age(j, day))
-
-
-def periods(as_of: list[dt.date]) -> ir.Table:
-    """Calendar: each day from the first to the last as_of → the first as_of after it."""
-    dates = sorted(set(as_of))
-    rows = {"day": [], "period": []}
-    for start, end in itertools.pairwise(dates):
-        for k in range((end - start).days):
-            rows["day"].append(start + dt.timedelta(days=k))
-            rows["period"].append(end)
-    return date_table(rows)
-
-
-def with_period(rows: ir.Table, as_of: list[dt.date]) -> ir.Table:
-    """Rows (with a `day`) before the last as_of, tagged with `period`, the first as_of after."""
-    first, last = min(as_of), max(as_of)
-    r = rows.filter(rows.day < last).left_join(periods(as_of), "day")
-    return r.mutate(period=ibis.ifelse(r.day < first, ibis.date(first), r.period))
-
-
-def days(events: ir.Table) -> ir.Table:
-    return events.mutate(day=events.ts.cast("date"))
 
 
 ADOPTION_MONTHS = 12  # months of use shown on an account's page
@@ -78,28 +57,12 @@ def monthly_use(events: ir.Table, as_of: dt.date) -> ir.Table:
 
 
 WINDOWS = (7, 30, 60, 90)  # the usage windows' edges, in days before as_of (60: the trends')
+SPAN_DAYS = 63  # at most: a span's days are bits 0..62 of an int64
 TYPE_BITS = 63  # event types per `types_<j>` column (bits of a positive int64)
-EVENTS_PER_PART = 32_000_000  # DuckDB aggregates usage events in account parts of about this
-
-
-def user_days(events: ir.Table, cfg: FeatureConfig, types: tuple[str, ...]) -> ir.Table:
-    """account × user × day: events (`n_events`), uses of each key event (`key_<i>`), and the
-    event types used (`types_<j>`: bit k for `types[TYPE_BITS * j + k]`). The one scan of the
-    events: every usage feature comes from it."""
-    e = days(events)
-    keys = cfg.key_events or ()
-    chunks = [types[k : k + TYPE_BITS] for k in range(0, len(types), TYPE_BITS)]
-    bits = {
-        f"types_{j}": bit_or(
-            ibis.cases(*((e.event_type == t, 1 << k) for k, t in enumerate(chunk)), else_=0)
-            .cast("int64")
-        )
-        for j, chunk in enumerate(chunks)
-    }
-    return e.group_by(["account_id", "user_id", "day"]).aggregate(
-        n_events=e.count(), **{f"key_{i}": e.count(where=e.event_type == n)
-                               for i, n in enumerate(keys)}, **bits,
-    )  # fmt: skip
+AS_OF_BITS = 63  # as_of dates per chunk of the users' window masks (`window_masks`)
+USER_WINDOWS = (7, 30, 90)  # the users source's windows (`active_<w>d`)
+KEY_USER_WINDOW = 30  # the window of key event users (`key_<i>_<w>d`)
+EVENTS_PER_PART = 128_000_000  # DuckDB scans usage events in account parts of about this
 
 
 @ibis.udf.agg.builtin
@@ -112,6 +75,75 @@ def bit_count(bits: int) -> int:
     """The engine's own BIT_COUNT: how many bits are set (DuckDB and Spark have it)."""
 
 
+def bit(k: ir.IntegerValue | int) -> ir.IntegerValue:
+    """1 << k, as an int64 on every engine."""
+    return ibis.literal(1).cast("int64") << k
+
+
+def lowest_bit(bits: ir.IntegerValue) -> ir.IntegerValue:
+    """The index of the lowest bit set in `bits` (> 0)."""
+    return bit_count((bits & -bits) - 1)
+
+
+def edges(as_of: list[dt.date], first: dt.date | None = None) -> list[dt.date]:
+    """The days spans start: every day a usage window starts or ends (as_of and as_of - w for w
+    in WINDOWS), and more cuts where needed so that no span is longer than SPAN_DAYS, from
+    `first` (a first day of use, if earlier) to the last as_of."""
+    cuts = sorted({d - dt.timedelta(days=w) for d in set(as_of) for w in (0, *WINDOWS)})
+    step = dt.timedelta(days=SPAN_DAYS)
+    while first is not None and first < cuts[0]:
+        cuts.insert(0, cuts[0] - step)
+    out = [cuts[0]]
+    for cut in cuts[1:]:
+        while cut - out[-1] > step:
+            out.append(out[-1] + step)
+        out.append(cut)
+    return out
+
+
+def spans(as_of: list[dt.date], cuts: list[dt.date]) -> ir.Table:
+    """Calendar: each day from the first of `cuts` (see `edges`) to the last as_of → its `span`
+    (the last cut on or before it), `bit` (1 << days since the span's first day) and `period`
+    (the first as_of after it). No window cuts a span."""
+    dates = sorted(set(as_of))
+    rows: dict[str, list[dt.date]] = {"day": [], "span": [], "period": []}
+    bits = []
+    for start, end in itertools.pairwise(cuts):
+        period = next(d for d in dates if d >= end)
+        for k in range((end - start).days):
+            rows["day"].append(start + dt.timedelta(days=k))
+            rows["span"].append(start)
+            rows["period"].append(period)
+            bits.append(1 << k)
+    columns = {name: pa.array(v, pa.date32()) for name, v in rows.items()}
+    return ibis.memtable(pa.table({**columns, "bit": pa.array(bits, pa.int64())}))
+
+
+def _on_calendar(events: ir.Table, calendar: ir.Table) -> ir.Table:
+    e = events.mutate(day=events.ts.cast("date"))
+    return e.inner_join(calendar.select("day", "span", "bit"), "day")
+
+
+def type_spans(events: ir.Table, calendar: ir.Table) -> ir.Table:
+    """account × span × event type: events (`n`), the days with one (`days`, as bits) and the last
+    of them (`last`, its bit). One of the two scans of the events."""
+    e = _on_calendar(events, calendar)
+    return e.group_by(["account_id", "span", "event_type"]).aggregate(
+        n=e.count(), days=bit_or(e.bit), last=e.bit.max()
+    )
+
+
+def user_spans(events: ir.Table, calendar: ir.Table, keys: tuple[str, ...]) -> ir.Table:
+    """account × user × span: the days the user was active (`days`, as bits) and the key events
+    they used (`keys`: bit i for `keys[i]`). The other scan of the events."""
+    e = _on_calendar(events, calendar)
+    used = (ibis.cases(*((e.event_type == k, 1 << i) for i, k in enumerate(keys)), else_=0)
+            if keys else ibis.literal(0))  # fmt: skip
+    return e.group_by(["account_id", "user_id", "span"]).aggregate(
+        days=bit_or(e.bit), keys=bit_or(used.cast("int64"))
+    )
+
+
 def type_columns(t: ir.Table) -> list[str]:
     """The columns of event types used, as bits (`types_<j>`)."""
     return [c for c in t.columns if c.startswith("types_")]
@@ -122,42 +154,41 @@ def key_columns(t: ir.Table) -> list[str]:
     return [c for c in t.columns if c.startswith("key_")]
 
 
-def edges(as_of: list[dt.date]) -> list[dt.date]:
-    """Every day a usage window starts or ends: as_of and as_of - w for w in WINDOWS."""
-    return sorted({d - dt.timedelta(days=w) for d in set(as_of) for w in (0, *WINDOWS)})
+def _type_bits(types: tuple[str, ...]) -> ir.Table:
+    """event_type → its `types_<j>` column (`chunk` j) and bit."""
+    return ibis.memtable(pa.table({
+        "event_type": pa.array(types, pa.string()),
+        "chunk": pa.array([k // TYPE_BITS for k in range(len(types))], pa.int64()),
+        "type_bit": pa.array([1 << (k % TYPE_BITS) for k in range(len(types))], pa.int64()),
+    }))  # fmt: skip
 
 
-def spans(as_of: list[dt.date]) -> ir.Table:
-    """Calendar: each day from the first edge to the last as_of → its `span` (the last edge on or
-    before it) and `period` (the first as_of after it). No window cuts a span."""
-    cuts, dates = edges(as_of), sorted(set(as_of))
-    rows: dict[str, list[dt.date]] = {"day": [], "span": [], "period": []}
-    for start, end in itertools.pairwise(cuts):
-        period = next(d for d in dates if d >= end)
-        for k in range((end - start).days):
-            rows["day"].append(start + dt.timedelta(days=k))
-            rows["span"].append(start)
-            rows["period"].append(period)
-    return date_table(rows)
+def _day(span: ir.DateValue, index: ir.IntegerValue) -> ir.DateValue:
+    return (span + index.as_interval("D")).cast("date")
 
 
-def span_use(users: ir.Table, as_of: list[dt.date]) -> ir.Table:
-    """account × span × period, from `user_days` before the last as_of: events, user-days
-    (`users`), active days (`days`), key event uses, types used, first and last day, first day of
-    each key event. Days before the first edge have no span (null) and the first period."""
-    u = users.filter(users.day < max(as_of))
-    daily = u.group_by(["account_id", "day"]).aggregate(
-        n_events=u.n_events.sum(), users=u.count(), **{c: u[c].sum() for c in key_columns(u)},
-        **{c: bit_or(u[c]) for c in type_columns(u)},
+def span_use(by_type: ir.Table, by_user: ir.Table, calendar: ir.Table, keys: tuple[str, ...],
+             types: tuple[str, ...]) -> ir.Table:  # fmt: skip
+    """account × span × period, from `type_spans` and `user_spans`: events, user-days (`users`),
+    active days (`days`), key event uses, types used, first and last day, first day of each key
+    event."""
+    t = by_type.left_join(_type_bits(types), "event_type")
+    per = t.group_by(["account_id", "span"]).aggregate(
+        n_events=t.n.sum(), bits=bit_or(t.days), last=t["last"].max(),
+        **{f"key_{i}": t.n.sum(where=t.event_type == k) for i, k in enumerate(keys)},
+        **{f"key_bits_{i}": bit_or(t.days, where=t.event_type == k) for i, k in enumerate(keys)},
+        **{f"types_{j}": bit_or(ibis.ifelse(t.chunk == j, t.type_bit, 0))
+           for j in range(-(-len(types) // TYPE_BITS))},
     )  # fmt: skip
-    d = daily.left_join(spans(as_of), "day")
-    d = d.mutate(period=ibis.ifelse(d.period.isnull(), ibis.date(min(as_of)), d.period))
-    keys = key_columns(daily)
-    return d.group_by(["account_id", "span", "period"]).aggregate(
-        n_events=d.n_events.sum(), users=d.users.sum(), days=d.count(),
-        **{c: d[c].sum() for c in keys}, **{c: bit_or(d[c]) for c in type_columns(daily)},
-        first_day=d.day.min(), last_day=d.day.max(),
-        **{f"first_{c}": d.day.min(where=d[c] > 0) for c in keys},
+    u = by_user.group_by(["account_id", "span"]).aggregate(users=bit_count(by_user.days).sum())
+    j = per.inner_join(u, ["account_id", "span"]).inner_join(_periods(calendar), "span")
+    return j.select(
+        "account_id", "span", "period", "n_events", "users", days=bit_count(j.bits),
+        **{f"key_{i}": j[f"key_{i}"].fill_null(0) for i in range(len(keys))},
+        **{c: j[c] for c in type_columns(per)},
+        first_day=_day(j.span, lowest_bit(j.bits)), last_day=_day(j.span, lowest_bit(j["last"])),
+        **{f"first_key_{i}": _day(j.span, lowest_bit(j[f"key_bits_{i}"]))
+           for i in range(len(keys))},
     )  # fmt: skip
 
 
@@ -172,19 +203,73 @@ def period_use(spans: ir.Table) -> ir.Table:
     )  # fmt: skip
 
 
-def user_periods(users: ir.Table, as_of: list[dt.date]) -> ir.Table:
-    """account × user × period, from `user_days`: the user's first and last day, and the last day
-    they used each key event (`last_key_<i>`)."""
-    u = with_period(users, as_of)
-    return u.group_by(["account_id", "user_id", "period"]).aggregate(
-        first_day=u.day.min(), last_day=u.day.max(),
-        **{f"last_{c}": u.day.max(where=u[c] > 0) for c in key_columns(users)},
+def _periods(calendar: ir.Table) -> ir.Table:
+    return calendar.select("span", "period").distinct()
+
+
+def first_spans(by_user: ir.Table) -> ir.Table:
+    """account × user, from `user_spans`: the first span the user was active in."""
+    return by_user.group_by(["account_id", "user_id"]).aggregate(first_span=by_user.span.min())
+
+
+def _as_of_bits(as_of: list[dt.date]) -> dict[str, list]:
+    """Each as_of's `chunk` and `bit` in it (AS_OF_BITS to a chunk)."""
+    dates = sorted(set(as_of))
+    return {"as_of": dates, "chunk": [k // AS_OF_BITS for k in range(len(dates))],
+            "bit": [1 << (k % AS_OF_BITS) for k in range(len(dates))]}  # fmt: skip
+
+
+def window_masks(as_of: list[dt.date], cuts: list[dt.date]) -> ir.Table:
+    """(span, chunk) → `in_<w>d` for w in USER_WINDOWS: the bits (`_as_of_bits`) of the chunk's
+    as_of dates whose w-day window holds the span (of `cuts`, see `edges`)."""
+    masks: dict[tuple[dt.date, int], dict[int, int]] = {}
+    index = _as_of_bits(as_of)
+    for d, chunk, b in zip(index["as_of"], index["chunk"], index["bit"], strict=True):
+        for w in USER_WINDOWS:
+            for s in cuts[bisect.bisect_left(cuts, d - dt.timedelta(days=w)) :]:
+                if s >= d:
+                    break
+                row = masks.setdefault((s, chunk), dict.fromkeys(USER_WINDOWS, 0))
+                row[w] |= b
+    return ibis.memtable(pa.table({
+        "span": pa.array([s for s, _ in masks], pa.date32()),
+        "chunk": pa.array([c for _, c in masks], pa.int64()),
+        **{f"in_{w}d": pa.array([m[w] for m in masks.values()], pa.int64())
+           for w in USER_WINDOWS},
+    }))  # fmt: skip
+
+
+def user_windows(by_user: ir.Table, masks: ir.Table, keys: int) -> ir.Table:
+    """account × user × as_of chunk, from `user_spans` and `window_masks`: the as_of dates (as
+    bits) in whose w-day window the user was active (`in_<w>d`), and used each key event within
+    KEY_USER_WINDOW days (`key_<i>`)."""
+    j = by_user.inner_join(masks, "span")
+    within = j[f"in_{KEY_USER_WINDOW}d"]
+    return j.group_by(["account_id", "user_id", "chunk"]).aggregate(
+        **{f"in_{w}d": bit_or(j[f"in_{w}d"]) for w in USER_WINDOWS},
+        **{f"key_{i}": bit_or(within, where=(j["keys"] & bit(i)) != 0) for i in range(keys)},
     )  # fmt: skip
 
 
-def window_spans(as_of: list[dt.date]) -> ir.Table:
-    """(span, as_of) for each span in [as_of - max(WINDOWS), as_of)."""
-    cuts = edges(as_of)
+def users_at(windows: ir.Table, as_of: list[dt.date]) -> ir.Table:
+    """account × as_of × user active within max(USER_WINDOWS) days before as_of, from
+    `user_windows`: `active_<w>d` for w in USER_WINDOWS, and `key_<i>_<KEY_USER_WINDOW>d` (each
+    true if the user was active, or used key event i, within so many days)."""
+    index = _as_of_bits(as_of)
+    dates = pa.table({"as_of": pa.array(index.pop("as_of"), pa.date32()),
+                      **{c: pa.array(v, pa.int64()) for c, v in index.items()}})  # fmt: skip
+    j = windows.inner_join(ibis.memtable(dates), "chunk")
+    j = j.filter((j[f"in_{max(USER_WINDOWS)}d"] & j.bit) != 0)
+    keys = [c for c in windows.columns if c.startswith("key_")]
+    return j.select(
+        "account_id", "as_of", "user_id",
+        **{f"active_{w}d": (j[f"in_{w}d"] & j.bit) != 0 for w in USER_WINDOWS},
+        **{f"{c}_{KEY_USER_WINDOW}d": ((j[c] & j.bit) != 0).fill_null(False) for c in keys},
+    )  # fmt: skip
+
+
+def window_spans(as_of: list[dt.date], cuts: list[dt.date]) -> ir.Table:
+    """(span, as_of) for each span (of `cuts`, see `edges`) in [as_of - max(WINDOWS), as_of)."""
     pairs = [(s, d) for d in sorted(set(as_of)) for s in cuts
              if d - dt.timedelta(days=max(WINDOWS)) <= s < d]  # fmt: skip
     return date_table({"span": [s for s, _ in pairs], "as_of": [d for _, d in pairs]})
@@ -206,18 +291,6 @@ def in_window(rollup: ir.Table, snaps: ir.Table, pairs: ir.Table, key: str) -> i
     """Rollup rows joined to the snapshots whose window they fall in (equi-joins only)."""
     j = rollup.inner_join(pairs, key)
     return snaps.select(KEYS).inner_join(j, KEYS)
-
-
-def last_in_window(rollup: ir.Table, snaps: ir.Table, as_of: list[dt.date], by: str,
-                    window: int) -> ir.Table:  # fmt: skip
-    """Per snapshot and `by` value (user, event type) seen within `window`: days since last seen
-    (`age`), and since each other `last_<x>` day of the rollup (`<x>_age`)."""
-    j = in_window(rollup, snaps, window_periods(as_of, window), "period")
-    j = j.filter(j.last_day >= j.as_of - ibis.interval(days=window))
-    lasts = [c for c in rollup.columns if c.startswith("last_")]
-    last = j.group_by([*KEYS, by]).aggregate(**{c: j[c].max() for c in lasts})
-    ages = {f"{c.removeprefix('last_')}_age": age(last, last[c]) for c in lasts if c != "last_day"}
-    return last.mutate(age=age(last, last.last_day), **ages)
 
 
 def account_parts(events: ir.Table, rows: int) -> list[ir.Table]:
