@@ -40,9 +40,9 @@ class _Sources:
 
     def __init__(self, tables: dict[str, ir.Table], snaps: ir.Table, as_of: list[dt.date],
                  cfg: FeatureConfig, grace_days: int,
-                 types: dict[str, int] | None = None) -> None:  # fmt: skip
+                 scan: rollups.TypeScan | None = None) -> None:  # fmt: skip
         self.t, self.snaps, self.as_of, self.cfg = tables, snaps, as_of, cfg
-        self.grace_days, self.types = grace_days, types
+        self.grace_days, self.scan = grace_days, scan
         self._cache: dict[Source, ir.Table] = {}
 
     def release(self) -> None:
@@ -84,34 +84,30 @@ class _Sources:
         )
 
     @cached_property
-    def _cuts(self) -> list[dt.date]:
-        first = self.t["usage_events"].ts.min().execute()  # DuckDB: from the Parquet footers
-        return rollups.edges(self.as_of, None if first is None else first.date())
+    def _scan(self) -> rollups.TypeScan:
+        return self.scan or rollups.scan_types(self.t["usage_events"], self.as_of)
 
     @cached_property
     def _usage_rollups(self) -> tuple[ir.Table, ir.Table, ir.Table]:
-        """The events before the last as_of, scanned twice (`rollups.type_spans`,
-        `rollups.user_spans`) account part by account part, reduced to account × span
+        """The events before the last as_of, scanned twice account part by account part
+        (`rollups.type_spans`, then `rollups.user_spans`), reduced to account × span
         (`rollups.span_use`), account × user × as_of chunk (`rollups.user_windows`) and
         account × user (`rollups.first_spans`)."""
-        events, last = self.t["usage_events"], max(self.as_of)
-        types = self.types if self.types is not None else event_types(events, last)
-        keys = self.cfg.key_events or ()
-        events = events.filter(events.ts < ibis.timestamp(dt.datetime.combine(last, dt.time())))
-        calendar = rollups.spans(self.as_of, self._cuts)
-        masks = rollups.window_masks(self.as_of, self._cuts)
+        scan, keys = self._scan, self.cfg.key_events or ()
+        types = tuple(scan.event_types)
+        masks = rollups.window_masks(self.as_of, scan.cuts)
         spans, users, firsts = [], [], []
-        for part in rollups.account_parts(events, sum(types.values())):
-            by_user = cached(rollups.user_spans(part, calendar, keys))
-            by_type = rollups.type_spans(part, calendar)
-            spans.append(cached(rollups.span_use(by_type, by_user, calendar, keys, tuple(types))))
+        for part, by_type in zip(scan.parts, scan.by_type, strict=True):
+            by_user = cached(rollups.user_spans(part, scan.calendar, keys))
+            spans.append(cached(rollups.span_use(by_type, by_user, scan.calendar, keys, types)))
             users.append(cached(rollups.user_windows(by_user, masks, len(keys))))
             firsts.append(cached(rollups.first_spans(by_user)))
             by_user.release()
+            by_type.release()
         return rollups.union(spans), rollups.union(users), rollups.union(firsts)
 
     def _usage(self) -> ir.Table:
-        pairs = rollups.window_spans(self.as_of, self._cuts)
+        pairs = rollups.window_spans(self.as_of, self._scan.cuts)
         j = rollups.in_window(self._usage_rollups[0], self.snaps, pairs, "span")
         return j.mutate(age=rollups.age(j, j.span))
 
@@ -217,10 +213,7 @@ def event_types(events: ir.Table, before: dt.date) -> dict[str, int]:
     """Event type → events before `before`, the types used by the most accounts first (ties: by
     name)."""
     e = events.filter(events.ts < ibis.timestamp(dt.datetime.combine(before, dt.time())))
-    ranked = e.group_by("event_type").aggregate(accounts=e.account_id.nunique(), n=e.count())
-    ranked = ranked.filter(ranked.event_type.notnull())
-    ranked = ranked.order_by([ibis.desc("accounts"), "event_type"]).execute()
-    return {str(t): int(n) for t, n in zip(ranked["event_type"], ranked["n"], strict=True)}
+    return rollups.ranked_types(e, e.count())
 
 
 def top_event_types(events: ir.Table, before: dt.date, k: int) -> tuple[str, ...]:
@@ -266,14 +259,14 @@ def compute_features(
     cfg: FeatureConfig,
     progress: Callable[[str], None] | None = None,
     grace_days: int = GRACE_DAYS,
-    types: dict[str, int] | None = None,
+    scan: rollups.TypeScan | None = None,
 ) -> ir.Table:
     """All available catalogue features for the given snapshots (account_id, as_of, …). The
-    contract of an account in renewal (see `lapsed_terms`) is its last term's. `types`: the
-    `event_types` before the last as_of, if known."""
+    contract of an account in renewal (see `lapsed_terms`) is its last term's. `scan`: the first
+    scan of the usage events (`rollups.scan_types`), if done (it is used up)."""
     features = available(catalogue(cfg), tables)
     snaps = snaps.select("account_id", as_of=snaps.as_of.cast("date"))
-    sources = _Sources(tables, snaps, as_of, cfg, grace_days, types)
+    sources = _Sources(tables, snaps, as_of, cfg, grace_days, scan)
     out = snaps
     by_source: dict[Source, list[Feature]] = {}
     for f in features:
@@ -353,11 +346,11 @@ def build_features(
 ) -> ir.Table:
     """Snapshots at `as_of` with ARR, labels (null where unknown) and every available feature
     (key events, unless configured, from the data before the last as_of)."""
-    types = event_types(tables["usage_events"], max(as_of))
-    cfg = with_key_events(cfg, tables, max(as_of), types)
+    scan = rollups.scan_types(tables["usage_events"], as_of)
+    cfg = with_key_events(cfg, tables, max(as_of), scan.event_types)
     labelled = cached(labelled_snapshots(tables, as_of, cfg.labels))
     feats = compute_features(
-        tables, labelled.select(KEYS), as_of, cfg.features, progress, cfg.labels.grace_days, types
+        tables, labelled.select(KEYS), as_of, cfg.features, progress, cfg.labels.grace_days, scan
     )
     labels = labelled.drop("arr")
     return feats.inner_join(labels, KEYS).order_by(KEYS)

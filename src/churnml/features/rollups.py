@@ -15,9 +15,12 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import itertools
+from dataclasses import dataclass
+from functools import cached_property
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 import pyarrow as pa
 
 from churnml.data.sources import cached
@@ -291,6 +294,43 @@ def in_window(rollup: ir.Table, snaps: ir.Table, pairs: ir.Table, key: str) -> i
     """Rollup rows joined to the snapshots whose window they fall in (equi-joins only)."""
     j = rollup.inner_join(pairs, key)
     return snaps.select(KEYS).inner_join(j, KEYS)
+
+
+def ranked_types(t: ir.Table, events: ir.IntegerScalar) -> dict[str, int]:
+    """Event type → `events` (an aggregate over `t`'s rows), the types used by the most accounts
+    first (ties: by name)."""
+    ranked = t.group_by("event_type").aggregate(accounts=t.account_id.nunique(), n=events)
+    ranked = ranked.filter(ranked.event_type.notnull())
+    ranked = ranked.order_by([ibis.desc("accounts"), "event_type"]).execute()
+    return {str(t): int(n) for t, n in zip(ranked["event_type"], ranked["n"], strict=True)}
+
+
+@dataclass
+class TypeScan:
+    """The usage events before the last as_of in account parts (`account_parts`), the calendar
+    of spans (`edges`, `spans`), and the first of the two scans of each part: account × span ×
+    event type (`type_spans`), kept by the engine."""
+
+    parts: list[ir.Table]
+    cuts: list[dt.date]
+    calendar: ir.Table
+    by_type: list[ir.Table]
+
+    @cached_property
+    def event_types(self) -> dict[str, int]:
+        """Event type → events, ranked as `churnml.features.build.event_types` ranks them."""
+        t = self.by_type[0] if len(self.by_type) == 1 else ibis.union(*self.by_type)
+        return ranked_types(t, t.n.sum())
+
+
+def scan_types(events: ir.Table, as_of: list[dt.date]) -> TypeScan:
+    """`TypeScan` of `events` for snapshots at `as_of`."""
+    first = events.ts.min().execute()  # DuckDB: from the Parquet footers
+    cuts = edges(as_of, None if pd.isna(first) else first.date())
+    calendar = spans(as_of, cuts)
+    last = ibis.timestamp(dt.datetime.combine(max(as_of), dt.time()))
+    parts = account_parts(events.filter(events.ts < last), events.count().execute())
+    return TypeScan(parts, cuts, calendar, [cached(type_spans(p, calendar)) for p in parts])
 
 
 def account_parts(events: ir.Table, rows: int) -> list[ir.Table]:
