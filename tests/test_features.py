@@ -167,6 +167,21 @@ def test_event_at_as_of_is_excluded() -> None:
     assert out.loc["a", "days_since_last_activity"] == 1
 
 
+def test_users_are_counted_exactly_at_each_window_edge() -> None:
+    """Users are kept by span (runs of days no window cuts, at most 63 days), not by day: each
+    window's first day still counts, the day before does not, and days since the first and last
+    use stay exact, also long before the first window."""
+    at = {"a": -30, "b": -31, "c": -7, "d": -8, "e": -90, "f": -91, "g": -200}
+    out = _features(_usage_world(*((a, day(d)) for a, d in at.items())),
+                    FeatureConfig(key_events=("login",)))  # fmt: skip
+    within = {w: {a: int(d >= -w) for a, d in at.items()} | {"quiet": 0} for w in (7, 30, 90)}
+    assert out.login_users_30d.to_dict() == within[30] == out.new_users_30d.to_dict()
+    assert out.active_users_7d.to_dict() == within[7]
+    assert out.active_users_90d.to_dict() == within[90]
+    assert out.days_since_first_use.drop("quiet").to_dict() == {a: -d for a, d in at.items()}
+    assert out.days_since_last_activity.drop("quiet").to_dict() == {a: -d for a, d in at.items()}
+
+
 def test_event_at_window_start_is_included() -> None:
     out = _features(_usage_world(("a", day(-30)), ("b", day(-31)), ("c", day(-7)), ("d", day(-8))))
     assert out.active_days_30d.to_dict() == {"a": 1, "b": 0, "c": 1, "d": 1, "quiet": 0}

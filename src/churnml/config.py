@@ -98,7 +98,7 @@ class LabelConfig(_Strict):
     )
 
 
-MAX_KEY_EVENTS = 62  # one bit each in a user's day (churnml.features.rollups.user_days)
+MAX_KEY_EVENTS = 62  # one bit each in a user's span (churnml.features.rollups.user_spans)
 
 
 class FeatureConfig(_Strict):

@@ -15,9 +15,10 @@ contract       subscription rows active at as_of: arr, seats, product, plan, ter
 usage          account usage in spans (runs of days no 7/30/60/90-day window cuts), 90 days
                before as_of: age (days from the span's first day), days (active days), n_events,
                users (user-days), key_<i>, types_<j> (event types used, as bits)
-users          one row per user active in the 90 days before as_of: age (days since last activity),
-               key_<i>_age (days since the user last used key event i)
-first_seen     one row per user first seen before as_of: first_age (days since their first use)
+users          one row per user active in the 90 days before as_of: active_<w>d (active in the
+               last w days, for w in 7, 30, 90), key_<i>_30d (used key event i in the last 30)
+first_seen     one row per user first seen before as_of: first_age (days from the first day of
+               the span of their first use: exact at every window edge)
 lifetime       account usage per period, all history before as_of: n_events, key_<i>, first_age
                (days since the first event), last_age (since the last), first_key_<i>_age
 onboarding     the onboarding plan × snapshot: due_days, done_days (signup → completion, if done

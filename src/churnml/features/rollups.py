@@ -1,13 +1,16 @@
 """Point-in-time building blocks: ages in days before as_of, and the usage rollups.
 
-Usage events are scanned once, into account × user × day (`user_days`: events, uses of each key
-event, the event types used as bits), account part by account part on DuckDB so that memory stays
-bounded (`account_parts`). Two rollups come from it: account × span (`span_use`; a span is a run
-of days that no 7/30/60/90-day window before an as_of cuts, so a window's sum is a sum of whole
-spans; by period: `period_use`) and account × user × period (`user_periods`; a period is the days
-up to one as_of after the previous). The windows are taken on those (`in_window`,
-`last_in_window`), never on raw events. `monthly_use` counts users and events per calendar month,
-for the account page's adoption chart (scoring writes it).
+Days are grouped into spans: runs of days that no 7/30/60/90-day window before an as_of cuts (and
+no longer than SPAN_DAYS), so that every window is a set of whole spans and a span's days fit in
+the bits of one integer. Usage events are scanned twice, account part by account part on DuckDB
+so that memory stays bounded (`account_parts`): into account × span × event type (`type_spans`:
+events, the days with one as bits) and account × user × span (`user_spans`: the days the user was
+active as bits, the key events they used as bits). From those come account × span (`span_use`:
+events, active days, user-days, key event uses, types used, first and last day), the users'
+windows as bits over the as_of dates (`window_masks`, `user_windows`, `users_at`) and each user's
+first span (`first_spans`). The windows are taken on those (`in_window`), never on raw events.
+`monthly_use` counts users and events per calendar month, for the account page's adoption chart
+(scoring writes it).
 """
 
 from __future__ import annotations
