@@ -120,9 +120,8 @@ class _Sources:
         return cached(rollups.period_use(self._usage_rollups[0]))
 
     def _lifetime(self) -> ir.Table:
-        pairs = rollups.window_periods(self.as_of, None)
-        j = rollups.in_window(self._periods, self.snaps, pairs, "period")
-        firsts = [c for c in self._periods.columns if c.startswith("first_key_")]
+        j = rollups.to_date(self._periods, self.snaps)
+        firsts = [c for c in j.columns if c.startswith("first_key_")]
         ages = {f"{c}_age": rollups.age(j, j[c]) for c in firsts}
         return j.mutate(
             first_age=rollups.age(j, j.first_day), last_age=rollups.age(j, j.last_day), **ages

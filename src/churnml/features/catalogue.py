@@ -19,8 +19,8 @@ users          one row per user active in the 90 days before as_of: active_<w>d 
                last w days, for w in 7, 30, 90), key_<i>_30d (used key event i in the last 30)
 first_seen     one row per user first seen before as_of: first_age (days from the first day of
                the span of their first use: exact at every window edge)
-lifetime       account usage per period, all history before as_of: n_events, key_<i>, first_age
-               (days since the first event), last_age (since the last), first_key_<i>_age
+lifetime       one row per snapshot with use before as_of, over all of it: n_events, key_<i>,
+               first_age (days since the first event), last_age (since the last), first_key_<i>_age
 onboarding     the onboarding plan × snapshot: due_days, done_days (signup → completion, if done
                before as_of), tenure_days, first_value (bool)
 support        tickets created before as_of: age, high, open, resolve_hours, csat

@@ -8,7 +8,8 @@ events, the days with one as bits) and account × user × span (`user_spans`: th
 active as bits, the key events they used as bits). From those come account × span (`span_use`:
 events, active days, user-days, key event uses, types used, first and last day), the users'
 windows as bits over the as_of dates (`window_masks`, `user_windows`, `users_at`) and each user's
-first span (`first_spans`). The windows are taken on those (`in_window`), never on raw events.
+first span (`first_spans`). The windows are taken on those (`in_window`), and the totals to date
+as running totals over periods (`period_use`, `to_date`), never on raw events.
 `monthly_use` counts users and events per calendar month, for the account page's adoption chart
 (scoring writes it).
 """
@@ -209,6 +210,29 @@ def period_use(spans: ir.Table) -> ir.Table:
     )  # fmt: skip
 
 
+def to_date(periods: ir.Table, snaps: ir.Table) -> ir.Table:
+    """Per snapshot with use before as_of, from `period_use`: events and key event uses over every
+    period up to as_of, the last day of use, the first day of use and of each key event. Running
+    totals over the periods and the snapshots in date order (a snapshot after the period it
+    closes): linear in both, where a join of each snapshot to every earlier period grows with
+    their square. The first days are the account's over all periods, kept if before as_of (the
+    same as over the periods before as_of)."""
+    sums = ["n_events", *key_columns(periods)]
+    rows = periods.select("account_id", "period", *sums, "last_day", snapshot=ibis.literal(0))
+    nulls = {c: ibis.null(rows[c].type()) for c in (*sums, "last_day")}
+    rows = rows.union(snaps.select("account_id", period=snaps.as_of, **nulls,
+                                   snapshot=ibis.literal(1)))  # fmt: skip
+    w = ibis.window(group_by="account_id", order_by=["period", "snapshot"], rows=(None, 0))
+    run = rows.mutate(**{c: rows[c].sum().over(w) for c in sums},
+                      last_day=rows.last_day.max().over(w))  # fmt: skip
+    run = run.filter((run.snapshot == 1) & run.last_day.notnull())
+    firsts = [c for c in periods.columns if c.startswith("first_")]
+    first = periods.group_by("account_id").aggregate(**{c: periods[c].min() for c in firsts})
+    run = run.select("account_id", *sums, "last_day", as_of=run.period)
+    j = run.inner_join(first, "account_id")
+    return j.mutate(**{c: ibis.ifelse(j[c] < j.as_of, j[c], ibis.null("date")) for c in firsts})
+
+
 def _periods(calendar: ir.Table) -> ir.Table:
     return calendar.select("span", "period").distinct()
 
@@ -279,18 +303,6 @@ def window_spans(as_of: list[dt.date], cuts: list[dt.date]) -> ir.Table:
     pairs = [(s, d) for d in sorted(set(as_of)) for s in cuts
              if d - dt.timedelta(days=max(WINDOWS)) <= s < d]  # fmt: skip
     return date_table({"span": [s for s, _ in pairs], "as_of": [d for _, d in pairs]})
-
-
-def window_periods(as_of: list[dt.date], days: int | None) -> ir.Table:
-    """(period, as_of) for each period (see `_with_period`) with days in the window of as_of."""
-    dates = sorted(set(as_of))
-    rows = {"period": [], "as_of": []}
-    for d in dates:
-        for p in dates:
-            if p <= d and (days is None or p > d - dt.timedelta(days=days)):
-                rows["period"].append(p)
-                rows["as_of"].append(d)
-    return date_table(rows)
 
 
 def in_window(rollup: ir.Table, snaps: ir.Table, pairs: ir.Table, key: str) -> ir.Table:
