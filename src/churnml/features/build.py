@@ -2,8 +2,8 @@
 
 Every source joins one input table to the snapshots (account_id, as_of), keeping only what was
 known strictly before as_of; each catalogue entry aggregates one source. Usage events are scanned
-once and reduced to small tables (account × span, account × user × period; see `rollups`); the
-7/30/90-day windows are computed on those, never on raw events.
+twice, by span, and reduced to small tables (account × span, the users' windows as bits over the
+as_of dates; see `rollups`); the 7/30/90-day windows are computed on those, never on raw events.
 """
 
 from __future__ import annotations

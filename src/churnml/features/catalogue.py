@@ -42,7 +42,13 @@ import ibis
 import ibis.expr.types as ir
 
 from churnml.config import FeatureConfig
-from churnml.features.rollups import KEY_USER_WINDOW, USER_WINDOWS, bit_count, bit_or
+from churnml.features.rollups import (
+    KEY_USER_WINDOW,
+    USER_WINDOWS,
+    bit_count,
+    bit_or,
+    type_columns,
+)
 
 Family = Literal[
     "contract", "adoption", "onboarding", "support", "sentiment", "relationship", "relative"
@@ -140,8 +146,7 @@ def _float(value: ir.NumericValue) -> ir.FloatingValue:
 
 def _types_used(t: ir.Table, days: int) -> ir.IntegerValue:
     """Distinct event types used within `days`: the bits set in the types used (`types_<j>`)."""
-    used = [bit_count(bit_or(t[c], where=t.age <= days)).fill_null(0)
-            for c in t.columns if c.startswith("types_")]  # fmt: skip
+    used = [bit_count(bit_or(t[c], where=t.age <= days)).fill_null(0) for c in type_columns(t)]
     return sum(used[1:], used[0]).cast("int64") if used else ibis.literal(0, "int64")
 
 

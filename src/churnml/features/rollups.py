@@ -242,25 +242,27 @@ def first_spans(by_user: ir.Table) -> ir.Table:
     return by_user.group_by(["account_id", "user_id"]).aggregate(first_span=by_user.span.min())
 
 
-def _as_of_bits(as_of: list[dt.date]) -> dict[str, list]:
+def _as_of_bits(as_of: list[dt.date]) -> pa.Table:
     """Each as_of's `chunk` and `bit` in it (AS_OF_BITS to a chunk)."""
     dates = sorted(set(as_of))
-    return {"as_of": dates, "chunk": [k // AS_OF_BITS for k in range(len(dates))],
-            "bit": [1 << (k % AS_OF_BITS) for k in range(len(dates))]}  # fmt: skip
+    return pa.table({
+        "as_of": pa.array(dates, pa.date32()),
+        "chunk": pa.array([k // AS_OF_BITS for k in range(len(dates))], pa.int64()),
+        "bit": pa.array([1 << (k % AS_OF_BITS) for k in range(len(dates))], pa.int64()),
+    })  # fmt: skip
 
 
 def window_masks(as_of: list[dt.date], cuts: list[dt.date]) -> ir.Table:
     """(span, chunk) → `in_<w>d` for w in USER_WINDOWS: the bits (`_as_of_bits`) of the chunk's
     as_of dates whose w-day window holds the span (of `cuts`, see `edges`)."""
     masks: dict[tuple[dt.date, int], dict[int, int]] = {}
-    index = _as_of_bits(as_of)
-    for d, chunk, b in zip(index["as_of"], index["chunk"], index["bit"], strict=True):
+    for row in _as_of_bits(as_of).to_pylist():
+        d, chunk, b = row["as_of"], row["chunk"], row["bit"]
         for w in USER_WINDOWS:
             for s in cuts[bisect.bisect_left(cuts, d - dt.timedelta(days=w)) :]:
                 if s >= d:
                     break
-                row = masks.setdefault((s, chunk), dict.fromkeys(USER_WINDOWS, 0))
-                row[w] |= b
+                masks.setdefault((s, chunk), dict.fromkeys(USER_WINDOWS, 0))[w] |= b
     return ibis.memtable(pa.table({
         "span": pa.array([s for s, _ in masks], pa.date32()),
         "chunk": pa.array([c for _, c in masks], pa.int64()),
@@ -285,12 +287,9 @@ def users_at(windows: ir.Table, as_of: list[dt.date]) -> ir.Table:
     """account × as_of × user active within max(USER_WINDOWS) days before as_of, from
     `user_windows`: `active_<w>d` for w in USER_WINDOWS, and `key_<i>_<KEY_USER_WINDOW>d` (each
     true if the user was active, or used key event i, within so many days)."""
-    index = _as_of_bits(as_of)
-    dates = pa.table({"as_of": pa.array(index.pop("as_of"), pa.date32()),
-                      **{c: pa.array(v, pa.int64()) for c, v in index.items()}})  # fmt: skip
-    j = windows.inner_join(ibis.memtable(dates), "chunk")
+    j = windows.inner_join(ibis.memtable(_as_of_bits(as_of)), "chunk")
     j = j.filter((j[f"in_{max(USER_WINDOWS)}d"] & j.bit) != 0)
-    keys = [c for c in windows.columns if c.startswith("key_")]
+    keys = key_columns(windows)
     return j.select(
         "account_id", "as_of", "user_id",
         **{f"active_{w}d": (j[f"in_{w}d"] & j.bit) != 0 for w in USER_WINDOWS},
