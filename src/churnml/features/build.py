@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import ibis
 import ibis.expr.types as ir
@@ -35,6 +36,15 @@ GRACE_DAYS = LabelConfig.model_fields["grace_days"].default
 
 
 # -- sources -----------------------------------------------------------------------------------
+class _Rollups(NamedTuple):
+    """The usage rollups, each kept by the engine (see `rollups`)."""
+
+    spans: ir.Table  # account × span (`rollups.span_use`)
+    users: ir.Table  # account × user × as_of chunk (`rollups.user_windows`)
+    first_spans: ir.Table  # account × user (`rollups.first_spans`)
+    first_days: ir.Table  # account (`rollups.first_days`)
+
+
 class _Sources:
     """Builds each source lazily (rollups once) from typed tables and the snapshots."""
 
@@ -88,39 +98,39 @@ class _Sources:
         return self.scan or rollups.scan_types(self.t["usage_events"], self.as_of)
 
     @cached_property
-    def _usage_rollups(self) -> tuple[ir.Table, ir.Table, ir.Table]:
+    def _usage_rollups(self) -> _Rollups:
         """The events before the last as_of, scanned twice account part by account part
-        (`rollups.type_spans`, then `rollups.user_spans`), reduced to account × span
-        (`rollups.span_use`), account × user × as_of chunk (`rollups.user_windows`) and
-        account × user (`rollups.first_spans`)."""
+        (`rollups.type_spans`, then `rollups.user_spans`), and reduced (`_Rollups`)."""
         scan, keys = self._scan, self.cfg.key_events or ()
         types = tuple(scan.event_types)
         masks = rollups.window_masks(self.as_of, scan.cuts)
-        spans, users, firsts = [], [], []
+        parts: list[_Rollups] = []
         for part, by_type in zip(scan.parts, scan.by_type, strict=True):
             by_user = cached(rollups.user_spans(part, scan.calendar, keys))
-            spans.append(cached(rollups.span_use(by_type, by_user, scan.calendar, keys, types)))
-            users.append(cached(rollups.user_windows(by_user, masks, len(keys))))
-            firsts.append(cached(rollups.first_spans(by_user)))
+            parts.append(_Rollups(
+                cached(rollups.span_use(by_type, by_user, scan.calendar, keys, types)),
+                cached(rollups.user_windows(by_user, masks, len(keys))),
+                cached(rollups.first_spans(by_user)),
+                cached(rollups.first_days(by_type, keys)),
+            ))  # fmt: skip
             by_user.release()
             by_type.release()
-        return rollups.union(spans), rollups.union(users), rollups.union(firsts)
+        return _Rollups(*(rollups.union(list(tables)) for tables in zip(*parts, strict=True)))
 
     def _usage(self) -> ir.Table:
         pairs = rollups.window_spans(self.as_of, self._scan.cuts)
-        j = rollups.in_window(self._usage_rollups[0], self.snaps, pairs, "span")
+        j = self._usage_rollups.spans.inner_join(pairs, "span")
         return j.mutate(age=rollups.age(j, j.span))
 
     def _users(self) -> ir.Table:
-        users = rollups.users_at(self._usage_rollups[1], self.as_of)
-        return self.snaps.select(KEYS).inner_join(users, KEYS)
+        return rollups.users_at(self._usage_rollups.users, self.as_of)
 
     @cached_property
     def _periods(self) -> ir.Table:
-        return cached(rollups.period_use(self._usage_rollups[0]))
+        return cached(rollups.period_use(self._usage_rollups.spans))
 
     def _lifetime(self) -> ir.Table:
-        j = rollups.to_date(self._periods, self.snaps)
+        j = rollups.to_date(self._periods, self._usage_rollups.first_days, self.snaps)
         firsts = [c for c in j.columns if c.startswith("first_key_")]
         ages = {f"{c}_age": rollups.age(j, j[c]) for c in firsts}
         return j.mutate(
@@ -131,7 +141,7 @@ class _Sources:
         # A user's first span, if before as_of, is the same on the full data and on the data
         # known at as_of (as_of starts a span). Its first day stands for the user's: the same
         # side of every window edge.
-        j = self.snaps.select(KEYS).inner_join(self._usage_rollups[2], "account_id")
+        j = self.snaps.select(KEYS).inner_join(self._usage_rollups.first_spans, "account_id")
         j = j.filter(j.first_span < j.as_of)
         return j.mutate(first_age=rollups.age(j, j.first_span))
 

@@ -92,6 +92,13 @@ def lowest_bit(bits: ir.IntegerValue) -> ir.IntegerValue:
     return bit_count((bits & -bits) - 1)
 
 
+def highest_bit(bits: ir.IntegerValue) -> ir.IntegerValue:
+    """The index of the highest bit set in `bits` (> 0): every lower bit set, then counted."""
+    for shift in (1, 2, 4, 8, 16, 32):
+        bits = bits | (bits >> shift)
+    return bit_count(bits) - 1
+
+
 def edges(as_of: list[dt.date], first: dt.date | None = None) -> list[dt.date]:
     """The days spans start: every day a usage window starts or ends (as_of and as_of - w for w
     in WINDOWS), and more cuts where needed so that no span is longer than SPAN_DAYS, from
@@ -132,11 +139,11 @@ def _on_calendar(events: ir.Table, calendar: ir.Table) -> ir.Table:
 
 
 def type_spans(events: ir.Table, calendar: ir.Table) -> ir.Table:
-    """account × span × event type: events (`n`), the days with one (`days`, as bits) and the last
-    of them (`last`, its bit). One of the two scans of the events."""
+    """account × span × event type: events (`n`) and the days with one (`days`, as bits). One of
+    the two scans of the events."""
     e = _on_calendar(events, calendar)
     return e.group_by(["account_id", "span", "event_type"]).aggregate(
-        n=e.count(), days=bit_or(e.bit), last=e.bit.max()
+        n=e.count(), days=bit_or(e.bit)
     )
 
 
@@ -177,13 +184,11 @@ def _day(span: ir.DateValue, index: ir.IntegerValue) -> ir.DateValue:
 def span_use(by_type: ir.Table, by_user: ir.Table, calendar: ir.Table, keys: tuple[str, ...],
              types: tuple[str, ...]) -> ir.Table:  # fmt: skip
     """account × span × period, from `type_spans` and `user_spans`: events, user-days (`users`),
-    active days (`days`), key event uses, types used, first and last day, first day of each key
-    event."""
+    active days (`days`), key event uses, types used, the last day."""
     t = by_type.left_join(_type_bits(types), "event_type")
     per = t.group_by(["account_id", "span"]).aggregate(
-        n_events=t.n.sum(), bits=bit_or(t.days), last=t["last"].max(),
+        n_events=t.n.sum(), bits=bit_or(t.days),
         **{f"key_{i}": t.n.sum(where=t.event_type == k) for i, k in enumerate(keys)},
-        **{f"key_bits_{i}": bit_or(t.days, where=t.event_type == k) for i, k in enumerate(keys)},
         **{f"types_{j}": bit_or(ibis.ifelse(t.chunk == j, t.type_bit, 0))
            for j in range(-(-len(types) // TYPE_BITS))},
     )  # fmt: skip
@@ -193,30 +198,40 @@ def span_use(by_type: ir.Table, by_user: ir.Table, calendar: ir.Table, keys: tup
         "account_id", "span", "period", "n_events", "users", days=bit_count(j.bits),
         **{f"key_{i}": j[f"key_{i}"].fill_null(0) for i in range(len(keys))},
         **{c: j[c] for c in type_columns(per)},
-        first_day=_day(j.span, lowest_bit(j.bits)), last_day=_day(j.span, lowest_bit(j["last"])),
-        **{f"first_key_{i}": _day(j.span, lowest_bit(j[f"key_bits_{i}"]))
-           for i in range(len(keys))},
+        last_day=_day(j.span, highest_bit(j.bits)),
     )  # fmt: skip
+
+
+def first_days(by_type: ir.Table, keys: tuple[str, ...]) -> ir.Table:
+    """account, from `type_spans`: the first day of use (`first_day`) and of each key event
+    (`first_key_<i>`), over the whole history."""
+    t = by_type.group_by(["account_id", "event_type"]).aggregate(
+        span=by_type.span.min(), days=by_type.days.argmin(by_type.span)
+    )
+    day = _day(t.span, lowest_bit(t.days))
+    return t.group_by("account_id").aggregate(
+        first_day=day.min(),
+        **{f"first_key_{i}": day.min(where=t.event_type == k) for i, k in enumerate(keys)},
+    )
 
 
 def period_use(spans: ir.Table) -> ir.Table:
-    """account × period, from `span_use`: events, key event uses, the first and last day, the
-    first day of each key event (lifetime and recency)."""
+    """account × period, from `span_use`: events, key event uses, the last day (lifetime and
+    recency)."""
     keys = key_columns(spans)
     return spans.group_by(["account_id", "period"]).aggregate(
-        n_events=spans.n_events.sum(), first_day=spans.first_day.min(),
-        last_day=spans.last_day.max(), **{c: spans[c].sum() for c in keys},
-        **{f"first_{c}": spans[f"first_{c}"].min() for c in keys},
-    )  # fmt: skip
+        n_events=spans.n_events.sum(), last_day=spans.last_day.max(),
+        **{c: spans[c].sum() for c in keys},
+    )
 
 
-def to_date(periods: ir.Table, snaps: ir.Table) -> ir.Table:
-    """Per snapshot with use before as_of, from `period_use`: events and key event uses over every
-    period up to as_of, the last day of use, the first day of use and of each key event. Running
-    totals over the periods and the snapshots in date order (a snapshot after the period it
-    closes): linear in both, where a join of each snapshot to every earlier period grows with
-    their square. The first days are the account's over all periods, kept if before as_of (the
-    same as over the periods before as_of)."""
+def to_date(periods: ir.Table, first: ir.Table, snaps: ir.Table) -> ir.Table:
+    """Per snapshot with use before as_of, from `period_use` and `first_days`: events and key
+    event uses over every period up to as_of, the last day of use, the first day of use and of
+    each key event. Running totals over the periods and the snapshots in date order (a snapshot
+    after the period it closes): linear in both, where a join of each snapshot to every earlier
+    period grows with their square. The first days are the account's over its whole history,
+    kept if before as_of (the same as over the history before as_of)."""
     sums = ["n_events", *key_columns(periods)]
     rows = periods.select("account_id", "period", *sums, "last_day", snapshot=ibis.literal(0))
     nulls = {c: ibis.null(rows[c].type()) for c in (*sums, "last_day")}
@@ -226,8 +241,7 @@ def to_date(periods: ir.Table, snaps: ir.Table) -> ir.Table:
     run = rows.mutate(**{c: rows[c].sum().over(w) for c in sums},
                       last_day=rows.last_day.max().over(w))  # fmt: skip
     run = run.filter((run.snapshot == 1) & run.last_day.notnull())
-    firsts = [c for c in periods.columns if c.startswith("first_")]
-    first = periods.group_by("account_id").aggregate(**{c: periods[c].min() for c in firsts})
+    firsts = [c for c in first.columns if c.startswith("first_")]
     run = run.select("account_id", *sums, "last_day", as_of=run.period)
     j = run.inner_join(first, "account_id")
     return j.mutate(**{c: ibis.ifelse(j[c] < j.as_of, j[c], ibis.null("date")) for c in firsts})
@@ -304,10 +318,6 @@ def window_spans(as_of: list[dt.date], cuts: list[dt.date]) -> ir.Table:
     return date_table({"span": [s for s, _ in pairs], "as_of": [d for _, d in pairs]})
 
 
-def in_window(rollup: ir.Table, snaps: ir.Table, pairs: ir.Table, key: str) -> ir.Table:
-    """Rollup rows joined to the snapshots whose window they fall in (equi-joins only)."""
-    j = rollup.inner_join(pairs, key)
-    return snaps.select(KEYS).inner_join(j, KEYS)
 
 
 def ranked_types(t: ir.Table, events: ir.IntegerScalar) -> dict[str, int]:
