@@ -182,6 +182,17 @@ def test_users_are_counted_exactly_at_each_window_edge() -> None:
     assert out.days_since_last_activity.drop("quiet").to_dict() == {a: -d for a, d in at.items()}
 
 
+
+def test_lowest_and_highest_bit_are_the_first_and_last_day_of_a_span() -> None:
+    """A span's days are the bits of an int64 (bits 0..62): the engine finds the lowest and the
+    highest set, whatever lies between."""
+    values = [1, 2, 3, 5, 6, 1 << 62, (1 << 62) | 1, (1 << 63) - 1, (1 << 40) | (1 << 7), 0b1011000]
+    t = ibis.memtable({"bits": values})
+    bits = t.select(low=rollups.lowest_bit(t.bits), high=rollups.highest_bit(t.bits))
+    got = connect().execute(bits)
+    assert got.low.tolist() == [(v & -v).bit_length() - 1 for v in values]
+    assert got.high.tolist() == [v.bit_length() - 1 for v in values]
+
 def test_event_at_window_start_is_included() -> None:
     out = _features(_usage_world(("a", day(-30)), ("b", day(-31)), ("c", day(-7)), ("d", day(-8))))
     assert out.active_days_30d.to_dict() == {"a": 1, "b": 0, "c": 1, "d": 1, "quiet": 0}
