@@ -1,10 +1,10 @@
 """Compute the feature catalogue at many observation dates at once, point in time, on any engine.
 
 Every source joins one input table to the snapshots (account_id, as_of), keeping only what was
-known strictly before as_of (the usage and users sources: to every as_of, the snapshots kept by the
-final join); each catalogue entry aggregates one source. Usage events are scanned
-twice, by span, and reduced to small tables (account × span, the users' windows as bits over the
-as_of dates; see `rollups`); the 7/30/90-day windows are computed on those, never on raw events.
+known strictly before as_of (the usage and users sources: to every as_of, the snapshots kept by
+the final join); each catalogue entry aggregates one source. Usage events are scanned twice, by
+span, and reduced to small tables (account × span, the users' windows as bits over the as_of
+dates; see `rollups`); the 7/30/90-day windows are computed on those, never on raw events.
 """
 
 from __future__ import annotations

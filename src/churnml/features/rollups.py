@@ -223,7 +223,7 @@ def period_use(spans: ir.Table) -> ir.Table:
     return spans.group_by(["account_id", "period"]).aggregate(
         n_events=spans.n_events.sum(), last_day=spans.last_day.max(),
         **{c: spans[c].sum() for c in keys},
-    )
+    )  # fmt: skip
 
 
 def to_date(periods: ir.Table, first: ir.Table, snaps: ir.Table) -> ir.Table:
@@ -317,8 +317,6 @@ def window_spans(as_of: list[dt.date], cuts: list[dt.date]) -> ir.Table:
     pairs = [(s, d) for d in sorted(set(as_of)) for s in cuts
              if d - dt.timedelta(days=max(WINDOWS)) <= s < d]  # fmt: skip
     return date_table({"span": [s for s, _ in pairs], "as_of": [d for _, d in pairs]})
-
-
 
 
 def ranked_types(t: ir.Table, events: ir.IntegerScalar) -> dict[str, int]:
