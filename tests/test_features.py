@@ -183,6 +183,29 @@ def test_users_are_counted_exactly_at_each_window_edge() -> None:
 
 
 
+def test_users_seen_between_sparse_as_of_dates_are_new_only_where_they_should_be() -> None:
+    """Days in no window (here between as_of dates 200 days apart) are kept as one user span per
+    run: a user first seen there is new nowhere, and use there does not hide a user first seen
+    just before the earlier as_of."""
+    first = T - dt.timedelta(days=200)
+    used = pd.concat([
+        events(("a", day(-250)), ("a", day(-10)), user=1),  # in the first window, then now
+        events(("a", day(-150)), ("a", day(-20)), user=2),  # first between the windows
+        events(("a", day(-25)), user=3),  # new at T
+        events(("a", day(-210)), ("a", day(-150)), user=4),  # new at the first as_of
+        events(("a", day(-150)), user=5),  # only between the windows
+    ])  # fmt: skip
+    t = tables(accounts=accounts("a"), subscriptions=pd.DataFrame([subscription("a", -400, None)]),
+               usage_events=used)  # fmt: skip
+    snaps = snapshots(t["subscriptions"], [first, T])
+    out = compute_features(t, snaps, [first, T], FeatureConfig()).execute()
+    out = out.assign(as_of=pd.to_datetime(out.as_of).dt.date).set_index("as_of")
+    assert out.new_users_30d.to_dict() == {first: 1, T: 1}
+    assert out.active_users_30d.to_dict() == {first: 1, T: 3}
+    assert out.active_users_90d.to_dict() == {first: 2, T: 3}
+    assert out.daily_users_30d.to_dict() == {first: pytest.approx(1 / 30), T: pytest.approx(0.1)}
+
+
 def test_lowest_and_highest_bit_are_the_first_and_last_day_of_a_span() -> None:
     """A span's days are the bits of an int64 (bits 0..62): the engine finds the lowest and the
     highest set, whatever lies between."""

@@ -119,24 +119,34 @@ def edges(as_of: list[dt.date], first: dt.date | None = None) -> list[dt.date]:
 def spans(as_of: list[dt.date], cuts: list[dt.date]) -> ir.Table:
     """Calendar: each day from the first of `cuts` (see `edges`) to the last as_of → its `span`
     (the last cut on or before it), `bit` (1 << days since the span's first day) and `period`
-    (the first as_of after it). No window cuts a span."""
+    (the first as_of after it). No window cuts a span. For the users' scan, `user_span` and
+    `user_bit`: the same within the max(WINDOWS) days before some as_of; elsewhere one span
+    for each run of such days, without bits (users are counted in windows only, and a user's
+    first span stays on the same side of every as_of: a run never holds one)."""
     dates = sorted(set(as_of))
-    rows: dict[str, list[dt.date]] = {"day": [], "span": [], "period": []}
-    bits = []
+    rows: dict[str, list[dt.date]] = {"day": [], "span": [], "period": [], "user_span": []}
+    bits: dict[str, list[int]] = {"bit": [], "user_bit": []}
+    run = None  # the first day of the run of spans outside every window, if in one
     for start, end in itertools.pairwise(cuts):
         period = next(d for d in dates if d >= end)
+        windowed = any(d - dt.timedelta(days=max(WINDOWS)) <= start < d for d in dates)
+        run = None if windowed else run or start
         for k in range((end - start).days):
             rows["day"].append(start + dt.timedelta(days=k))
             rows["span"].append(start)
             rows["period"].append(period)
-            bits.append(1 << k)
+            rows["user_span"].append(run or start)
+            bits["bit"].append(1 << k)
+            bits["user_bit"].append(0 if run else 1 << k)
     columns = {name: pa.array(v, pa.date32()) for name, v in rows.items()}
-    return ibis.memtable(pa.table({**columns, "bit": pa.array(bits, pa.int64())}))
+    return ibis.memtable(pa.table({**columns, **{n: pa.array(v, pa.int64())
+                                                 for n, v in bits.items()}}))  # fmt: skip
 
 
-def _on_calendar(events: ir.Table, calendar: ir.Table) -> ir.Table:
+def _on_calendar(events: ir.Table, calendar: ir.Table, prefix: str = "") -> ir.Table:
     e = events.mutate(day=events.ts.cast("date"))
-    return e.inner_join(calendar.select("day", "span", "bit"), "day")
+    days = calendar.select("day", span=calendar[f"{prefix}span"], bit=calendar[f"{prefix}bit"])
+    return e.inner_join(days, "day")
 
 
 def type_spans(events: ir.Table, calendar: ir.Table) -> ir.Table:
@@ -149,9 +159,10 @@ def type_spans(events: ir.Table, calendar: ir.Table) -> ir.Table:
 
 
 def user_spans(events: ir.Table, calendar: ir.Table, keys: tuple[str, ...]) -> ir.Table:
-    """account × user × span: the days the user was active (`days`, as bits) and the key events
-    they used (`keys`: bit i for `keys[i]`). The other scan of the events."""
-    e = _on_calendar(events, calendar)
+    """account × user × span (the calendar's `user_span`): the days the user was active (`days`,
+    as bits) and the key events they used (`keys`: bit i for `keys[i]`). The other scan of the
+    events."""
+    e = _on_calendar(events, calendar, "user_")
     used = (ibis.cases(*((e.event_type == k, 1 << i) for i, k in enumerate(keys)), else_=0)
             if keys else ibis.literal(0))  # fmt: skip
     return e.group_by(["account_id", "user_id", "span"]).aggregate(
@@ -194,7 +205,8 @@ def span_use(by_type: ir.Table, by_user: ir.Table, calendar: ir.Table, keys: tup
            for j in range(-(-len(types) // TYPE_BITS))},
     )  # fmt: skip
     u = by_user.group_by(["account_id", "span"]).aggregate(users=bit_count(by_user.days).sum())
-    j = per.inner_join(u, ["account_id", "span"]).inner_join(_periods(calendar), "span")
+    j = per.left_join(u, ["account_id", "span"]).select(per, users=u.users.fill_null(0))
+    j = j.inner_join(_periods(calendar), "span")
     return j.select(
         "account_id", "span", "period", "n_events", "users", days=bit_count(j.bits),
         **{f"key_{i}": j[f"key_{i}"].fill_null(0) for i in range(len(keys))},
