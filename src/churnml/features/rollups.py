@@ -5,12 +5,12 @@ no longer than SPAN_DAYS), so that every window is a set of whole spans and a sp
 the bits of one integer. Usage events are scanned twice, account part by account part on DuckDB
 so that memory stays bounded (`account_parts`): into account × span × event type (`type_spans`:
 events, the days with one as bits) and account × user × span (`user_spans`: the days the user was
-active as bits, the key events they used as bits). From those come account × span (`span_use`:
-events, active days, user-days, key event uses, types used, the last day), each account's first
-day of use and of each key event (`first_days`), the users' windows as bits over the as_of dates
-(`window_masks`, `user_windows`, `users_at`) and each user's first span (`first_spans`). The
-windows are taken on those (`window_spans`), and the totals to date as running totals over
-periods (`period_use`, `to_date`), never on raw events.
+active as bits, the key events they used as bits; days in no window are one span per run). From
+those come account × span (`span_use`: events, active days, user-days, key event uses, types used,
+the last day), each account's first day of use and of each key event (`first_days`), the users'
+windows as bits over the as_of dates (`window_masks`, `user_windows`, `users_at`) and each user's
+first span (`first_spans`). The windows are taken on those (`window_spans`), and the totals to
+date as running totals over periods (`period_use`, `to_date`), never on raw events.
 `monthly_use` counts users and events per calendar month, for the account page's adoption chart
 (scoring writes it).
 """
