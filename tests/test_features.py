@@ -182,7 +182,6 @@ def test_users_are_counted_exactly_at_each_window_edge() -> None:
     assert out.days_since_last_activity.drop("quiet").to_dict() == {a: -d for a, d in at.items()}
 
 
-
 def test_users_seen_between_sparse_as_of_dates_are_new_only_where_they_should_be() -> None:
     """Days in no window (here between as_of dates 200 days apart) are kept as one user span per
     run: a user first seen there is new nowhere, and use there does not hide a user first seen
@@ -215,6 +214,7 @@ def test_lowest_and_highest_bit_are_the_first_and_last_day_of_a_span() -> None:
     got = connect().execute(bits)
     assert got.low.tolist() == [(v & -v).bit_length() - 1 for v in values]
     assert got.high.tolist() == [v.bit_length() - 1 for v in values]
+
 
 def test_event_at_window_start_is_included() -> None:
     out = _features(_usage_world(("a", day(-30)), ("b", day(-31)), ("c", day(-7)), ("d", day(-8))))
