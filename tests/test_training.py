@@ -90,13 +90,27 @@ def test_parts_shrink_to_a_short_history() -> None:
     assert list(as_of[fold.fit]) == [pd.Timestamp("2023-02-01"), pd.Timestamp("2023-03-01")]
 
 
-def test_too_little_history_is_a_clear_error_naming_the_keys() -> None:
+def test_too_little_history_is_a_clear_error_saying_how_much_more() -> None:
     from churnml.models.splits import TrainingError
 
     short = pd.Series(pd.date_range("2023-01-01", periods=6, freq="MS"))
     with pytest.raises(TrainingError, match="cannot hold a test date") as info:
         time_split(short, 90, ModelConfig())
-    assert "labels.snapshot_every" in str(info.value) and "labels.horizon_days" in str(info.value)
+    # the last date is 120 days after the second training date: 180 needs 60 more
+    assert "Load at least 60 more days of history" in str(info.value)
+    assert "labels.horizon_days" in str(info.value)
+    weekly = pd.Series(pd.date_range("2023-01-02", "2023-07-03", freq="W-MON"))
+    with pytest.raises(TrainingError, match="at least 5 more days"):  # more dates do not help
+        time_split(weekly, 90, ModelConfig())
+
+
+def test_too_few_dates_over_a_long_history_ask_for_more_snapshots() -> None:
+    from churnml.models.splits import TrainingError
+
+    sparse = pd.Series(pd.to_datetime(["2023-01-01", "2023-07-01", "2024-01-01"]))
+    with pytest.raises(TrainingError, match=r"labels\.snapshot_every") as info:
+        time_split(sparse, 90, ModelConfig())
+    assert "more days of history" not in str(info.value)
 
 
 def test_same_seed_and_data_give_identical_models(features: pd.DataFrame, tmp_path: Path) -> None:

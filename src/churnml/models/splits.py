@@ -90,15 +90,27 @@ def time_split(as_of: pd.Series, horizon_days: int, m: ModelConfig, end: int = 0
                 "time",
                 spans,
             )
+    raise TrainingError(_too_short(dates, horizon_days, m))
+
+
+def _too_short(dates: list, horizon_days: int, m: ModelConfig) -> str:
+    """Why `dates` hold no time split, and what would fix it: more history, or more dates."""
     need = 1 + m.min_train_dates + 1
-    raise TrainingError(
-        f"{len(dates)} labelled as_of dates"
-        + (f" ({_span(dates)})" if dates else "")
-        + f" cannot hold a test date and, {horizon_days} days before it, a validation date with "
-        f"{m.min_train_dates} training date(s) another {horizon_days} days before that (at "
-        f"least {need} dates spread over two horizons). Load a longer history, or change "
-        "labels.horizon_days, labels.snapshot_every (week, half_month) or model.min_train_dates"
-    )
+    what = (f"{len(dates)} labelled as_of dates" + (f" ({_span(dates)})" if dates else "")
+            + f" cannot hold a test date and, {horizon_days} days before it, a validation date "
+            f"with {m.min_train_dates} training date(s) another {horizon_days} days before that")
+    if len(dates) >= m.min_train_dates:
+        anchor = dates[m.min_train_dates - 1]
+        days = (dates[-1] - anchor).days
+        if days < 2 * horizon_days:
+            return (f"{what}: the last is {days} days after training date "
+                    f"{m.min_train_dates} ({anchor:%Y-%m-%d}), where two horizons need "
+                    f"{2 * horizon_days}. Load at least {2 * horizon_days - days} more days of "
+                    "history (the last labelled date is a horizon before the data end), or "
+                    "shorten labels.horizon_days, or lower model.min_train_dates")  # fmt: skip
+    return (f"{what} (at least {need} dates spread over two horizons). Snapshot more often "
+            "(labels.snapshot_every: week or half_month), load a longer history, or lower "
+            "model.min_train_dates")
 
 
 def stratified_split(y: np.ndarray, seed: int) -> Split:
