@@ -166,7 +166,10 @@ def _type_rules(raw: ir.Table, table: Table) -> list[_Rule]:
             rules.append(_Rule("error", column.name, "values that are not whole numbers",
                                value.notnull() & broken, (column.name,)))  # fmt: skip
         elif value.type().is_string() or not _compatible(value.type(), dtype):
-            what = "dates or timestamps" if column.kind in ("date", "timestamp") else column.kind
+            what = (
+                "ISO 8601 dates or timestamps like 2024-01-31 or 2024-01-31 13:45:00"
+                if column.kind in ("date", "timestamp") else column.kind
+            )  # fmt: skip
             rules.append(
                 _Rule(
                     "error",
