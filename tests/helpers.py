@@ -67,6 +67,19 @@ def events(
     )
 
 
+def partition_by_month(world: Path, table: str, column: str) -> Path:
+    """Replace `world`'s `table`.parquet by a folder of Hive partitions by the month of `column`
+    (`<table>/month=2024-01/part-0.parquet`), as Spark and warehouses export tables."""
+    path = world / f"{table}.parquet"
+    df = pd.read_parquet(path)
+    for month, part in df.groupby(df[column].dt.strftime("%Y-%m")):
+        folder = world / table / f"month={month}"
+        folder.mkdir(parents=True)
+        part.to_parquet(folder / "part-0.parquet", index=False)
+    path.unlink()
+    return world / table
+
+
 def promote_every_target(tracking_uri: str) -> None:
     """Make the latest version of every registered model champion, as a user would by hand for
     a model the gate kept back (on small test worlds, expansion often shows no skill)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import ibis
 import pandas as pd
 import pytest
-from tests.helpers import T, accounts, day, events, subscription, tables
+from tests.helpers import T, accounts, day, events, partition_by_month, subscription, tables
 from typer.testing import CliRunner
 
 from churnml.cli import app
@@ -418,6 +418,7 @@ def test_duckdb_and_spark_give_identical_features(tmp_path: Path) -> None:
     from churnml.data.synthetic import generate_world
 
     world = generate_world(tmp_path / "w", n_accounts=80, months=8, seed=4, truth_paths=4).out
+    partition_by_month(world, "usage_events", "ts")  # each engine lists the folder its own way
     cfg = Config()
     frames = []
     for engine in ("duckdb", "spark"):

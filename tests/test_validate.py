@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.helpers import partition_by_month
 from typer.testing import CliRunner
 
 from churnml.cli import app
@@ -46,6 +47,28 @@ def test_generated_world_is_valid(world: Path) -> None:
     report = validate(world, DataConfig())
     assert report.ok, str(report)
     assert report.row_counts["usage_events"] > 0
+
+
+def test_a_table_in_hive_partitions_reads_as_the_one_file_it_was(world: Path) -> None:
+    events = pd.read_parquet(world / "usage_events.parquet")
+    partition_by_month(world, "usage_events", "ts")
+    report = validate(world, DataConfig())
+    assert report.ok, str(report)
+    read = load_tables(world, DataConfig(), connect())["usage_events"].to_pandas()
+    assert list(read.columns) == list(events.columns)  # `month` is the path's, not the table's
+    order = ["ts", "user_id", "event_type"]
+    pd.testing.assert_frame_equal(read.sort_values(order, ignore_index=True),
+                                  events.sort_values(order, ignore_index=True),
+                                  check_dtype=False)  # fmt: skip
+
+
+def test_a_folder_without_parquet_files_is_a_clear_error(world: Path) -> None:
+    (world / "usage_events.parquet").unlink()
+    (world / "usage_events" / "2024").mkdir(parents=True)
+    (world / "usage_events" / "2024" / "events.csv").write_text("account_id\n")
+    error = _only_error(world)
+    assert error.table == "usage_events"
+    assert error.rule.startswith(f"folder {world / 'usage_events'} holds no .parquet file")
 
 
 def test_only_the_three_required_tables_are_needed(world: Path) -> None:

@@ -51,7 +51,7 @@ class Source:
 
     table: Table
     path: str
-    fmt: Literal["parquet", "csv"]
+    fmt: Literal["parquet", "csv", "folder"]  # folder: of Parquet files, at any depth
     columns: dict[str, str]
     encoding: str = "utf-8"
 
@@ -79,7 +79,10 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
             if "://" in path or Path(path).exists():
                 fmt = "csv" if path.rstrip("/").endswith(".csv") else "parquet"
                 if Path(path).is_dir():
-                    path = str(Path(path) / "*.parquet")
+                    fmt, path = "folder", str(Path(path))
+                    if not any(Path(path).rglob("*.parquet")):
+                        raise MissingTableError(name, f"folder {path} holds no .parquet file, "
+                                                      "in its subfolders neither")  # fmt: skip
                 found[name] = Source(table, path, fmt, dict(spec.columns), spec.encoding)
                 break
         else:
@@ -157,6 +160,9 @@ def read_raw(con: ibis.BaseBackend, source: Source) -> ir.Table:
     """The table as stored, its columns renamed to the contract's names (types untouched)."""
     if source.fmt == "parquet":
         raw = con.read_parquet(source.path)
+    elif source.fmt == "folder":  # Spark lists a folder's files (and partitions) itself
+        spark = con.name == "pyspark"
+        raw = con.read_parquet(source.path if spark else f"{source.path}/**/*.parquet")
     elif codecs.lookup(source.encoding).name != "utf-8":
         raw = con.read_csv(_utf8_copy(source))
     else:
