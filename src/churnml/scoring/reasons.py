@@ -211,6 +211,9 @@ def top_reasons(
     return pa.ListArray.from_arrays(pa.array(offsets), records)
 
 
+_BETTER = {"higher": 1.0, "lower": -1.0}  # a healthy direction → the sign of "better than"
+
+
 def _against(
     contributions: pd.DataFrame,
     values: pd.DataFrame,
@@ -222,16 +225,15 @@ def _against(
     """Where a value would read as the opposite of the reason: a churn reason better than its
     segment median (more active seats than typical), or an expansion signal worse than it. Such a
     contribution is the model's interaction, not something a CSM can act on, so it is not shown."""
-    out = np.zeros(contributions.shape, dtype=bool)
+    sign = np.array([_BETTER.get(catalogue[n].healthy, 0.0) if n in catalogue and n in medians
+                     else 0.0 for n in contributions.columns])  # fmt: skip
+    judged = sign != 0  # neither neutral, nor outside the catalogue, nor without a median
+    names = contributions.columns[judged]
     codes, segments = pd.factorize(segment.to_numpy())  # medians looked up by code, not by name
-    for j, name in enumerate(contributions.columns):
-        feature = catalogue.get(name)
-        if feature is None or feature.healthy == "neutral" or name not in medians:
-            continue
-        typical = medians[name].reindex(segments).to_numpy(dtype=float)[codes]
-        better = values[name].to_numpy(dtype=float) - typical
-        better = better if feature.healthy == "higher" else -better
-        out[:, j] = better > 0 if target == "churn" else better < 0
+    typical = medians.reindex(index=segments, columns=names).to_numpy(dtype=float)[codes]
+    better = (values[names].to_numpy(dtype=float, na_value=np.nan) - typical) * sign[judged]
+    out = np.zeros(contributions.shape, dtype=bool)
+    out[:, judged] = better > 0 if target == "churn" else better < 0
     return out
 
 
@@ -305,5 +307,6 @@ def _phrases(
               for s in distinct_segments]  # fmt: skip
     tails = pa.array([tail for _, tail in around], pa.string()).take(segment_codes)
     sentences = pc.binary_join_element_wise(_around(feature, None, lang, "")[0], shown, tails, "")
-    median = pa.array(typical.reindex(segments).to_numpy(dtype=float), from_pandas=True)
+    median = typical.reindex(distinct_segments).to_numpy(dtype=float)[segment_codes]
+    median = pa.array(median, from_pandas=True)
     return raw, sentences, median
