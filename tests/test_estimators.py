@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from churnml.config import ModelConfig
-from churnml.models.artifact import Calibration
+from churnml.models.artifact import Calibration, TrainedModel
 from churnml.models.estimators import candidates, fit, fit_linear, leaf_size
 from churnml.models.metrics import weighted_auc
 from churnml.models.train import Dataset, trainable
@@ -57,6 +57,21 @@ def test_logistic_contributions_add_up_to_the_raw_score() -> None:
     assert contributions.shape == (len(x), x.shape[1] + 1)
     np.testing.assert_allclose(contributions.sum(axis=1), model.raw(x), atol=1e-9)
     assert roc_auc_score(y, model.raw(x)) > 0.7
+
+
+def test_a_models_frame_has_its_columns_in_its_order_numbers_as_floats() -> None:
+    shell = TrainedModel(None, ["seats", "plan", "usage"], {"plan": ["basic", "pro"]},  # type: ignore[arg-type]
+                         Calibration("platt", {}))  # fmt: skip
+    rows = pd.DataFrame({"usage": [1, 2, 3], "extra": [0, 0, 0], "plan": ["pro", "gold", None],
+                         "seats": [True, False, True]})  # fmt: skip
+    frame = shell.frame(rows)
+    assert list(frame.columns) == ["seats", "plan", "usage"]
+    assert frame.seats.tolist() == [1.0, 0.0, 1.0] and frame.usage.dtype == "float64"
+    assert frame.plan.tolist()[0] == "pro" and frame.plan.isna().tolist() == [False, True, True]
+    texts = shell.frame(rows.assign(usage=["4", "n/a", "5.5"]))  # a custom table's text
+    np.testing.assert_array_equal(texts.usage, [4.0, np.nan, 5.5])
+    with pytest.raises(ValueError, match="lacks 1 column"):
+        shell.frame(rows.drop(columns="seats"))
 
 
 def test_calibration_never_inverts_the_ranking() -> None:

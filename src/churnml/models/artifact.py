@@ -201,14 +201,14 @@ class TrainedModel:
                 f"the feature table lacks {len(missing)} column(s) the model was trained on, "
                 f"e.g. {', '.join(missing[:5])}"
             )
-        out = {}
-        for name in self.features:
-            col = df[name]
-            if name in self.categories:
-                out[name] = pd.Categorical(col.astype("object"), categories=self.categories[name])
-            else:
-                out[name] = pd.to_numeric(col, errors="coerce").astype("float64")
-        return pd.DataFrame(out, index=df.index)
+        numeric = [name for name in self.features if name not in self.categories]
+        values = df[numeric]
+        if not all(pd.api.types.is_numeric_dtype(t) for t in values.dtypes):
+            values = values.apply(pd.to_numeric, errors="coerce")
+        out = pd.DataFrame(values.to_numpy("float64", na_value=np.nan), df.index, numeric)
+        for name, levels in self.categories.items():
+            out[name] = pd.Categorical(df[name].astype("object"), categories=levels)
+        return out[self.features]
 
     def raw(self, df: pd.DataFrame) -> np.ndarray:
         return self.estimator.raw(self.frame(df))
