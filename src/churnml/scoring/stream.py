@@ -3,13 +3,15 @@ chunk by chunk, and each chunk's rows go to disk as soon as they are scored.
 
 Two passes, and nothing kept per account in this process. The first scores each chunk and writes
 it to the output's temporary folder: the scores with their raw family pulls and the feature of
-each first reason (`_scores.parquet`), the contributions per target, the models' inputs. Then the
+each first reason (`_scores.parquet`), the contributions (`contributions.parquet`, each chunk's
+targets one after the other), the models' inputs. Then the
 engine ranks the book (`churnml.scoring.book.ranks`: the scorecard within each segment, health
 across the book) and gives the scores back in account order with their ranks; the second pass
 turns ranks into percentiles and adds the action, play, priority and stamps, chunk by chunk, and
 writes scores.parquet and the CRM feed. The engine spills to disk past its memory limit, so
 memory does not grow with the book. The files hold what `write_outputs` writes for the same book
-(a test); only their row groups differ.
+(a test); only their row groups differ, and the order of contributions' rows (by chunk, then
+target, where the whole book has every row of one target, then the next).
 """
 
 from __future__ import annotations
@@ -67,12 +69,11 @@ def score_streamed(
     contributions.parquet, features.parquet (account_id and `inputs`), crm_export.csv, an empty
     alerts.csv and `adoption` into `out`, all or none. Returns the rows scored."""
     with atomic_dir(out) as tmp:
-        targets = _first_pass(batches, score_chunk, inputs, tmp)
+        _first_pass(batches, score_chunk, inputs, tmp)
         book = ranked(con.read_parquet(tmp / WIDE)).order_by("account_id")
         rows = _second_pass(book.to_pyarrow_batches(chunk_size=chunk_rows), finish_chunk, tmp,
                             fields, meta)  # fmt: skip
         (tmp / WIDE).unlink()
-        _contributions(tmp, targets)
         if adoption is not None:
             write_parquet(adoption, tmp / ADOPTION_FILE)
         write_csv(alert_rows(), tmp / "alerts.csv")  # no rows
@@ -80,10 +81,11 @@ def score_streamed(
 
 
 def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Scorer, inputs: list[str],
-                tmp: Path) -> list[str]:  # fmt: skip
-    """Score and write each chunk; the targets scored."""
+                tmp: Path) -> None:  # fmt: skip
+    """Score and write each chunk: the scores, the models' inputs, and each target's
+    contributions, the targets of a chunk one after the other."""
     writers: dict[str, pq.ParquetWriter] = {}
-    targets: list[str] = []  # in the order the models come
+    union: pa.Schema | None = None  # the contributions' (every chunk scores the same targets)
 
     def write(name: str, rows: pd.DataFrame | pa.RecordBatch, schema: pa.Schema | None = None,
               ) -> None:  # fmt: skip
@@ -101,16 +103,15 @@ def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Scorer, inputs: 
                 continue
             write(WIDE, scores.assign(**first_reasons(scores)), WIDE_SCHEMA)
             write("features.parquet", batch.select(["account_id", *inputs]))
-            targets += [t for t in points if t not in targets]
+            union = union or _contributions_schema(points)
             for target, block in points.items():
-                write(f"_{target}.parquet", block.assign(target=target)[
-                    ["account_id", "target", *block.columns[1:]]])  # fmt: skip
+                rows = block.assign(target=target).reindex(columns=union.names)
+                write("contributions.parquet", rows, union)
     finally:
         for writer in writers.values():
             writer.close()
     if WIDE not in writers:
         raise ValueError("no account is active at as_of: nothing to score")
-    return targets
 
 
 def finished(batch: pa.RecordBatch, finish_chunk: Finisher) -> pd.DataFrame:
@@ -146,21 +147,11 @@ def _second_pass(batches: Iterable[pa.RecordBatch], finish_chunk: Finisher, tmp:
     return rows
 
 
-def _contributions(tmp: Path, targets: list[str]) -> None:
-    """The targets' parts, one after the other, under the union of their columns."""
-    files = [pq.ParquetFile(tmp / f"_{t}.parquet") for t in targets]
-    columns = list(dict.fromkeys(name for f in files for name in f.schema_arrow.names))
-    schema = pa.schema([pa.field(c, pa.string() if c in ("account_id", "target")
-                                 else pa.float64()) for c in columns])  # fmt: skip
-    with parquet_writer(tmp / "contributions.parquet", schema) as writer:
-        for f in files:
-            for i in range(f.num_row_groups):  # one chunk each (`iter_batches` reads ahead)
-                part = f.read_row_group(i)
-                missing = [pa.nulls(part.num_rows, pa.float64()) if c not in part.column_names
-                           else part[c] for c in columns]  # fmt: skip
-                writer.write_table(pa.Table.from_arrays(missing, schema=schema))
-    for t in targets:
-        (tmp / f"_{t}.parquet").unlink()
+def _contributions_schema(points: dict[str, pd.DataFrame]) -> pa.Schema:
+    """account_id, target, then the union of the targets' features (and bias) in their order."""
+    columns = dict.fromkeys(c for block in points.values() for c in block.columns[1:])
+    return pa.schema([("account_id", pa.string()), ("target", pa.string()),
+                      *((c, pa.float64()) for c in columns)])  # fmt: skip
 
 
 def top_at_risk(scores_path: Path, columns: list[str]) -> pd.DataFrame:
