@@ -69,6 +69,7 @@ def test_a_folder_without_parquet_files_is_a_clear_error(world: Path) -> None:
     error = _only_error(world)
     assert error.table == "usage_events"
     assert error.rule.startswith(f"folder {world / 'usage_events'} holds no .parquet file")
+    assert "data.tables.usage_events.path to one CSV file" in error.rule  # it holds a CSV
 
 
 def test_only_the_three_required_tables_are_needed(world: Path) -> None:

@@ -81,8 +81,7 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
                 if Path(path).is_dir():
                     fmt, path = "folder", str(Path(path))
                     if not any(Path(path).rglob("*.parquet")):
-                        raise MissingTableError(name, f"folder {path} holds no .parquet file, "
-                                                      "in its subfolders neither")  # fmt: skip
+                        raise MissingTableError(name, _no_parquet(name, Path(path)))
                 found[name] = Source(table, path, fmt, dict(spec.columns), spec.encoding)
                 break
         else:
@@ -96,6 +95,14 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
                 )
             log.info("table %s not found: its features are skipped", name)
     return found
+
+
+def _no_parquet(name: str, folder: Path) -> str:
+    """Why a table's folder cannot be read, and what to do."""
+    csv = next(folder.rglob("*.csv"), None)
+    fix = (f"; a folder is read as Parquet parts: write them as Parquet, or set "
+           f"data.tables.{name}.path to one CSV file such as {csv}" if csv else "")  # fmt: skip
+    return f"folder {folder} holds no .parquet file, in its subfolders neither{fix}"
 
 
 def connect(engine: Engine = "duckdb", memory_limit: str | None = None) -> ibis.BaseBackend:
