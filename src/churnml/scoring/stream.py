@@ -4,9 +4,9 @@ chunk by chunk, and each chunk's rows go to disk as soon as they are scored.
 Two passes, and nothing kept per account in this process. The first scores each chunk and writes
 it to the output's temporary folder: the scores with their raw family pulls and the feature of
 each first reason (`_scores.parquet`), the contributions (`contributions.parquet`, each chunk's
-targets one after the other), the models' inputs. Then the
-engine ranks the book (`churnml.scoring.book.ranks`: the scorecard within each segment, health
-across the book) and gives the scores back in account order with their ranks; the second pass
+targets one after the other), the models' inputs. Then the engine ranks the book
+(`churnml.scoring.book.ranks`: the scorecard within each segment, health across the book) and
+gives the scores back in account order with their ranks; the second pass
 turns ranks into percentiles and adds the action, play, priority and stamps, chunk by chunk, and
 writes scores.parquet and the CRM feed. The engine spills to disk past its memory limit, so
 memory does not grow with the book. The files hold what `write_outputs` writes for the same book
