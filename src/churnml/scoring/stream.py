@@ -6,10 +6,10 @@ it to the output's temporary folder: the scores with their raw family pulls and 
 each first reason (`_scores.parquet`), the contributions (`contributions.parquet`, each chunk's
 targets one after the other), the models' inputs. Then the engine ranks the book
 (`churnml.scoring.book.ranks`: the scorecard within each segment, health across the book) and
-gives the scores back in account order with their ranks; the second pass
-turns ranks into percentiles and adds the action, play, priority and stamps, chunk by chunk, and
-writes scores.parquet and the CRM feed. The engine spills to disk past its memory limit, so
-memory does not grow with the book. The files hold what `write_outputs` writes for the same book
+gives the scores back in account order with their ranks; the second pass turns ranks into
+percentiles and adds the action, play, priority and stamps, chunk by chunk, and writes
+scores.parquet and the CRM feed. The engine spills to disk past its memory limit, so memory does
+not grow with the book. The files hold what `write_outputs` writes for the same book
 (a test); only their row groups differ, and the order of contributions' rows (by chunk, then
 target, where the whole book has every row of one target, then the next).
 """
