@@ -49,9 +49,23 @@ def test_generated_world_is_valid(world: Path) -> None:
     assert report.row_counts["usage_events"] > 0
 
 
-def test_a_table_in_hive_partitions_reads_as_the_one_file_it_was(world: Path) -> None:
+def _in_parts(world: Path, table: str) -> None:
+    """`table`.parquet as two parts directly in a folder `table/`."""
+    df = pd.read_parquet(world / f"{table}.parquet")
+    (world / table).mkdir()
+    for i, part in enumerate((df.iloc[: len(df) // 2], df.iloc[len(df) // 2 :])):
+        part.to_parquet(world / table / f"part-{i}.parquet", index=False)
+    (world / f"{table}.parquet").unlink()
+
+
+@pytest.mark.parametrize("layout", ["parts", "hive"])
+def test_a_table_in_a_folder_reads_as_the_one_file_it_was(world: Path, layout: str) -> None:
+    """Parts directly in the folder, or Hive partitions (`month=2024-01/part-0.parquet`)."""
     events = pd.read_parquet(world / "usage_events.parquet")
-    partition_by_month(world, "usage_events", "ts")
+    if layout == "hive":
+        partition_by_month(world, "usage_events", "ts")
+    else:
+        _in_parts(world, "usage_events")
     report = validate(world, DataConfig())
     assert report.ok, str(report)
     read = load_tables(world, DataConfig(), connect())["usage_events"].to_pandas()
