@@ -63,7 +63,7 @@ def test_a_young_product_without_expansion_trains_scores_and_reports(
         ["generate", "--out", "world", "--accounts", "300", "--months", "12", "--seed", "3",
          "--no-expansion"],
         ["train", *world],
-        ["score", *world, "--as-of", "2024-01-01", "--out", "scores"],
+        ["score", *world, "--out", "scores"],  # as of the day after the data: 2024-01-01
         ["report", "--scores", "scores", "--out", "report"],
     ]  # fmt: skip
     for step in steps:
@@ -71,6 +71,8 @@ def test_a_young_product_without_expansion_trains_scores_and_reports(
         assert result.exit_code == 0, f"{step[0]}: {result.output}"
         if step[0] == "train":
             assert "expansion not trained" in result.output and "single class" in result.output
+        if step[0] == "score":
+            assert "2024-01-01 (the day after the usage events)" in result.output
     scores = pd.read_parquet("scores/scores.parquet")
     assert len(scores) > 200 and scores.churn_probability.notna().all()
     assert scores.expansion_probability.isna().all() and scores.expected_expansion_arr.isna().all()

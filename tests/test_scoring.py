@@ -453,8 +453,8 @@ def test_score_refuses_an_as_of_beyond_the_data(
     assert "usage_events" in message and not (tmp_path / "out").exists()
     early = ["--data", str(world), "--out", str(tmp_path / "out"), "--as-of", "2000-01-01"]
     assert "no account is active" in _refusal([*early, "--config", _config(cfg, tmp_path)])
-    later = last + dt.timedelta(days=1)
-    assert score(cfg, data_dir=world, as_of=later, out=tmp_path / "ok").rows > 0
+    latest = score(cfg, data_dir=world, as_of=None, out=tmp_path / "ok")  # the default
+    assert latest.as_of == last + dt.timedelta(days=1) and latest.rows > 0
 
 
 def test_score_refuses_when_a_model_is_missing(

@@ -34,12 +34,16 @@ if TYPE_CHECKING:
 @app.command()
 def score(
     data: DataOption,
-    as_of: Annotated[str, typer.Option("--as-of", help="Score accounts active on this date.")],
     out: Annotated[
         str,
         typer.Option("--out", "-o", help="Folder for scores and the CRM feed (Spark: any path "
                      "it writes, e.g. s3a://…)."),
     ],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Score accounts active on this date (default: the day "
+                     "after the usage events end)."),
+    ] = None,
     config: ConfigOption = None,
     churn_model: Annotated[str | None, typer.Option(help="Model URI (default: champion).")] = None,
     expansion_model: Annotated[
@@ -67,18 +71,18 @@ def score(
     from churnml.scoring.score import score as run_scoring
 
     cfg = read_config(config)
-    day = parse_dates([as_of])[0]
+    day = parse_dates([as_of])[0] if as_of else None
     if not is_uri(out):  # a local folder (Spark checks its own paths as it writes)
         check_out(Path(out))
     try:
         load_field_map(crm)
-        if previous is not None:
+        if previous is not None and day is not None:  # else once the data gives the day
             read_previous(previous, day)
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     began = time.perf_counter()
     try:
-        with console.status(f"scoring accounts active on {day}"):
+        with console.status(f"scoring accounts active on {day or 'the day the data ends'}"):
             result = run_scoring(
                 cfg,
                 data_dir=data,
@@ -98,6 +102,7 @@ def score(
         summary_table(
             f"Scores written to {result.out}",
             {
+                "as of": str(result.as_of) + ("" if day else " (the day after the usage events)"),
                 "accounts scored": result.rows,
                 "CRM rows written": result.crm_rows,
                 **({} if result.alerts is None else {"alerts": result.alerts}),

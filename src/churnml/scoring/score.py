@@ -59,6 +59,7 @@ TOP_COLUMNS = ("account_id", "account_name", "segment", "arr", "churn_probabilit
 @dataclass(frozen=True)
 class ScoreResult:
     out: str  # where the run is: an absolute local path, or a URI (on Spark)
+    as_of: dt.date  # the day scored
     rows: int
     crm_rows: int
     models: dict[str, str]  # target → the model scored with
@@ -217,17 +218,27 @@ def scoring_table(tables: dict[str, ir.Table], as_of: dt.date, cfg: Config) -> i
 COVERED_SHARE = 0.999  # the data reaches the day by which this share of usage events happened
 
 
-def check_as_of(tables: dict[str, ir.Table], as_of: dt.date, max_gap_days: int) -> None:
-    """Refuse an as_of past the data: the missing days would read as an account gone quiet. The
-    data reaches the day by which 99.9% of usage events happened, so that a few stray events far
-    ahead (a clock gone wrong) do not count as data."""
+def coverage(tables: dict[str, ir.Table]) -> tuple[dt.date, dt.date]:
+    """The day the usage events reach (by which COVERED_SHARE of them happened, so that a few
+    stray events far ahead, a clock gone wrong, do not count as data) and the last event's day."""
     ts = tables["usage_events"].ts
     last = ts.max().execute()
     if last is None or pd.isna(last):
         raise ValueError("table usage_events has no rows: nothing to score from")
     covered = ts.epoch_seconds().quantile(COVERED_SHARE).execute()  # as seconds: every engine
     last_day = pd.Timestamp(last).date()
-    covered_day = min(pd.Timestamp(float(covered), unit="s").date(), last_day)
+    return min(pd.Timestamp(float(covered), unit="s").date(), last_day), last_day
+
+
+def latest_as_of(tables: dict[str, ir.Table]) -> dt.date:
+    """The default as_of: the day after the usage events reach (`coverage`)."""
+    return coverage(tables)[0] + dt.timedelta(days=1)
+
+
+def check_as_of(tables: dict[str, ir.Table], as_of: dt.date, max_gap_days: int) -> None:
+    """Refuse an as_of past the data (`coverage`): the missing days would read as an account
+    gone quiet."""
+    covered_day, last_day = coverage(tables)
     gap = (as_of - covered_day).days - 1  # days before as_of with (almost) no events
     if gap > max_gap_days:
         strays = "" if last_day == covered_day else f"; a few stray ones reach {last_day}"
@@ -269,7 +280,7 @@ def score(
     cfg: Config,
     *,
     data_dir: Path | str,
-    as_of: dt.date,
+    as_of: dt.date | None,
     out: Path | str,
     uris: dict[str, str | None] | None = None,
     model_dir: Path | None = None,
@@ -281,14 +292,16 @@ def score(
 ) -> ScoreResult:
     """Score, then write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv
     into `out`; with `previous` (an earlier `out`), what changed since and why. On Spark
-    (without `previous` and `changed_since`) `out` may be any path Spark writes."""
+    (without `previous` and `changed_since`) `out` may be any path Spark writes. `as_of` None:
+    the day after the data ends (`latest_as_of`)."""
     streamed = previous is None and changed_since is None
     where = str(out) if is_uri(out) else str(Path(out).resolve())
     if is_uri(where) and not (streamed and engine == "spark"):
         raise ValueError(f"--out {where}: only --engine spark, without --previous and "
                          "--changed-since, writes to a URI; give a local folder")  # fmt: skip
-    before = read_previous(previous, as_of) if previous is not None else None
     tables = load(data_dir, cfg.data, engine)
+    as_of = as_of or latest_as_of(tables)
+    before = read_previous(previous, as_of) if previous is not None else None
     fields = load_field_map(crm)
     models, missing = resolve_models(cfg, uris or {}, model_dir)
     check_as_of(tables, as_of, cfg.scoring.max_data_gap_days)
@@ -324,7 +337,7 @@ def score(
         rows, top = len(scores), scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")
         top = top[list(TOP_COLUMNS)]
     return ScoreResult(
-        where, rows, crm_rows, {t: m.source for t, m in models.items()}, missing,
+        where, as_of, rows, crm_rows, {t: m.source for t, m in models.items()}, missing,
         [t for t, m in models.items() if m.no_skill], top.reset_index(drop=True),
         None if found is None else len(found),
     )  # fmt: skip
