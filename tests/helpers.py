@@ -55,7 +55,7 @@ def subscription(
 
 
 def events(
-    *rows: tuple[str, pd.Timestamp], user: int = 1, event_type: str = "login"
+    *rows: tuple[str, pd.Timestamp], user: int | None = 1, event_type: str = "login"
 ) -> pd.DataFrame:
     return pd.DataFrame(
         {

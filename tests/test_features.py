@@ -123,6 +123,21 @@ def test_new_users_headroom_and_user_trend() -> None:
     assert row.user_days_trend_30d == pytest.approx((2 + 1) / (2 + 1))
 
 
+def test_events_of_no_user_count_as_events_not_as_users() -> None:
+    """A null user_id (an API call, a system job): its events and days count; it is no user."""
+    used = pd.concat([
+        events(("a", day(-10)), ("a", day(-3)), user=1),
+        events(("a", day(-5)), ("a", day(-3)), ("b", day(-4)), user=None),
+    ])  # fmt: skip
+    subs = pd.DataFrame([subscription(a, -400, None, seats=4) for a in "ab"])
+    out = _features(tables(accounts=accounts("a", "b"), subscriptions=subs, usage_events=used))
+    a, b = out.loc["a"], out.loc["b"]
+    assert (a.events_30d, a.active_days_7d, a.days_since_last_activity) == (4, 2, 3)
+    assert (a.active_users_30d, a.new_users_30d) == (1, 1)
+    assert a.daily_users_30d == pytest.approx(2 / 30)  # user 1 on two days
+    assert (b.events_30d, b.active_days_7d, b.active_users_30d, b.new_users_30d) == (1, 1, 0, 0)
+
+
 def test_a_new_vocabulary_gets_features_named_after_its_events(tmp_path: Path) -> None:
     world = tmp_path / "world"
     vocabulary = "Report Created,sync-run,2FA check"

@@ -285,6 +285,14 @@ def test_absurd_arr_is_a_warning(world: Path) -> None:
     assert outlier.rows == 1 and outlier.examples["arr"].tolist() == [1e15]
 
 
+def test_events_of_no_user_are_a_warning(world: Path) -> None:
+    _edit(world, "usage_events", lambda df: df.assign(user_id=df.user_id.mask(df.index % 50 == 0)))
+    anonymous = _warnings(world)["no user (counted as events, not as users)"]
+    events = pd.read_parquet(world / "usage_events.parquet")
+    assert (anonymous.table, anonymous.column) == ("usage_events", "user_id")
+    assert anonymous.rows == events.user_id.isna().sum() > 0
+
+
 def test_accounts_with_usage_but_no_subscription_are_a_warning(world: Path) -> None:
     subs = pd.read_parquet(world / "subscriptions.parquet")
     gone = sorted(subs.account_id.unique())[:3]

@@ -84,7 +84,7 @@ TABLES: dict[str, Table] = {
             "usage_events",
             (
                 _id("account_id"),
-                Column("user_id", "id", nullable=False),
+                Column("user_id", "id"),  # null: an event of no user (counted, not as a user)
                 Column("ts", "timestamp", nullable=False),
                 Column("event_type", "text", nullable=False),
                 Column("quantity", "float", required=False),

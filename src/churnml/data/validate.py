@@ -222,6 +222,11 @@ def _row_rules(name: str, t: ir.Table, max_arr: float) -> list[_Rule]:
         rules.append(
             _Rule("error", "seats", "must not be negative", t.seats < 0, ("account_id", "seats"))
         )
+    elif name == "usage_events":
+        rules.append(
+            _Rule("warning", "user_id", "no user (counted as events, not as users)",
+                  t.user_id.isnull(), ("account_id", "ts", "event_type"))
+        )  # fmt: skip
     elif name == "support_tickets":
         order("resolved_at", "created_at")
     elif name == "contacts":

@@ -161,8 +161,8 @@ def type_spans(events: ir.Table, calendar: ir.Table) -> ir.Table:
 def user_spans(events: ir.Table, calendar: ir.Table, keys: tuple[str, ...]) -> ir.Table:
     """account × user × span (the calendar's `user_span`): the days the user was active (`days`,
     as bits) and the key events they used (`keys`: bit i for `keys[i]`; in windows only, where
-    days have bits). The other scan of the events."""
-    e = _on_calendar(events, calendar, "user_")
+    days have bits). The other scan of the events; events of no user (null) are left out."""
+    e = _on_calendar(events.filter(events.user_id.notnull()), calendar, "user_")
     used = (ibis.cases((e.bit == 0, 0), *((e.event_type == k, 1 << i)
                                           for i, k in enumerate(keys)), else_=0)
             if keys else ibis.literal(0))  # fmt: skip
