@@ -191,19 +191,24 @@ def test_nps_outside_0_to_10(world: Path) -> None:
 
 
 def test_unknown_account_ids(world: Path) -> None:
-    _edit(
-        world,
-        "support_tickets",
-        lambda df: df.assign(account_id=df.account_id.where(df.index > 0, "A999999")),
-    )
-    error = _only_error(world)
-    assert (error.table, error.column, error.rule, error.rows) == (
-        "support_tickets",
-        "account_id",
-        "account_id not in accounts",
-        1,
-    )
+    """In subscriptions always an error; elsewhere a warning up to data.max_unknown_accounts of
+    the rows (test workspaces the CRM does not hold), above it an error (ids that do not match)."""
+    tickets = pd.read_parquet(world / "support_tickets.parquet")
+    _edit(world, "support_tickets", lambda df: df.assign(
+        account_id=df.account_id.where(df.index > 0, "A999999")))  # fmt: skip
+    [warning] = [w for w in validate(world, DataConfig()).warnings if w.column == "account_id"]
+    assert (warning.table, warning.rows) == ("support_tickets", 1)
+    share = f"{1 / len(tickets):.1%} of the rows"
+    assert warning.rule == f"account_id not in accounts ({share}; never scored)"
+    error = _only_error(world, DataConfig(max_unknown_accounts=0))
+    assert (error.table, error.column, error.rows) == ("support_tickets", "account_id", 1)
+    assert error.rule.startswith("account_id not in accounts") and "do its ids match" in error.rule
     assert error.examples["account_id"].tolist() == ["A999999"]
+    _edit(world, "subscriptions", lambda df: df.assign(
+        account_id=df.account_id.where(df.index > 0, "A999998")))  # fmt: skip
+    error = _only_error(world)
+    assert (error.table, error.rows, error.examples["account_id"].tolist()) == (
+        "subscriptions", 1, ["A999998"])
 
 
 def test_rows_outside_lifetime_are_warnings(world: Path) -> None:

@@ -55,6 +55,12 @@ class DataConfig(_Strict):
     dedupe_events: bool = Field(
         False, description="count usage events repeated in every column once (a double export)"
     )
+    max_unknown_accounts: float = Field(
+        0.01, ge=0, le=1,
+        description="the largest share of a table's rows (not subscriptions') whose account_id "
+        "is not in accounts that only warns (e.g. test workspaces the CRM does not hold: never "
+        "scored); above it, an error: the ids likely do not match",
+    )
     memory_limit: str | None = Field(
         None,
         pattern=r"^\d+(\.\d+)?\s*(MB|GB|TB)$",

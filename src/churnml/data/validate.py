@@ -134,7 +134,7 @@ def validate(
         if "usage_events" in typed_tables:
             findings += _active_without_subscription(typed_tables)
     if "accounts" in typed_tables:
-        findings += _relational(typed_tables)
+        findings += _relational(typed_tables, counts, config.max_unknown_accounts)
     return ValidationReport(findings, counts)
 
 
@@ -308,9 +308,11 @@ def _outlying_arr(subs: ir.Table, accounts: ir.Table | None) -> list[Finding]:
 
 
 def _active_without_subscription(tables: dict[str, ir.Table]) -> list[Finding]:
-    """Accounts with usage but no subscription row: they are never scored."""
+    """Accounts (in accounts) with usage but no subscription row: they are never scored."""
     events = tables["usage_events"].select("account_id").distinct()
     lone = events.anti_join(tables["subscriptions"], "account_id")
+    if "accounts" in tables:  # the others are unknown accounts (`_unknown_accounts`)
+        lone = lone.semi_join(tables["accounts"], "account_id")
     n = int(lone.count().execute())
     if not n:
         return []
@@ -319,8 +321,23 @@ def _active_without_subscription(tables: dict[str, ir.Table]) -> list[Finding]:
                     "subscription row (never scored)", n, examples)]  # fmt: skip
 
 
-def _relational(tables: dict[str, ir.Table]) -> list[Finding]:
-    """Unknown account ids (errors) and rows outside an account's lifetime (warnings)."""
+def _unknown_accounts(name: str, n: int, rows: int, max_unknown: float,
+                      examples: pd.DataFrame) -> Finding:  # fmt: skip
+    """`n` of a table's `rows` name an account that accounts does not hold."""
+    share = f"{n / rows:.1%} of the rows"
+    if name != "subscriptions" and n <= max_unknown * rows:
+        return Finding("warning", name, "account_id", f"account_id not in accounts ({share}; "
+                       "never scored)", n, examples)  # fmt: skip
+    allowed = ("" if name == "subscriptions" else
+               f", above data.max_unknown_accounts = {max_unknown:g}")  # fmt: skip
+    return Finding("error", name, "account_id", f"account_id not in accounts ({share}{allowed}:"
+                   " do its ids match accounts'?)", n, examples)  # fmt: skip
+
+
+def _relational(tables: dict[str, ir.Table], counts: dict[str, int],
+                max_unknown: float) -> list[Finding]:  # fmt: skip
+    """Unknown account ids (errors; warnings in a table other than subscriptions, up to
+    `max_unknown` of its rows) and rows outside an account's lifetime (warnings)."""
     accounts = tables["accounts"]
     subs = tables.get("subscriptions")
     findings = []
@@ -335,9 +352,7 @@ def _relational(tables: dict[str, ir.Table]) -> list[Finding]:
         n = int(orphans.count().execute())
         if n:
             examples = orphans.select("account_id").distinct().limit(MAX_EXAMPLES).execute()
-            findings.append(
-                Finding("error", name, "account_id", "account_id not in accounts", n, examples)
-            )
+            findings.append(_unknown_accounts(name, n, counts[name], max_unknown, examples))
         time_col = TABLES[name].time_column
         if life is None or name == "subscriptions" or time_col is None:
             continue
