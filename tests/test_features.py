@@ -32,11 +32,14 @@ def _features(t: dict, cfg: FeatureConfig | None = None) -> pd.DataFrame:
 
 
 def _usage_world(*rows: tuple[str, pd.Timestamp], signup: int = -400) -> dict:
-    ids = sorted({a for a, _ in rows} | {"quiet"})
+    return _usage_world_of(events(*rows), signup)
+
+
+def _usage_world_of(used: pd.DataFrame, signup: int = -400) -> dict:
+    """`used` (usage events) and a subscription for each of its accounts and a quiet one."""
+    ids = sorted({*used.account_id, "quiet"})
     subs = pd.DataFrame([subscription(a, signup, None, seats=4) for a in ids])
-    return tables(
-        accounts=accounts(*ids, signup=signup), subscriptions=subs, usage_events=events(*rows)
-    )
+    return tables(accounts=accounts(*ids, signup=signup), subscriptions=subs, usage_events=used)
 
 
 # -- the catalogue -------------------------------------------------------------------------------
@@ -136,6 +139,14 @@ def test_events_of_no_user_count_as_events_not_as_users() -> None:
     assert (a.active_users_30d, a.new_users_30d) == (1, 1)
     assert a.daily_users_30d == pytest.approx(2 / 30)  # user 1 on two days
     assert (b.events_30d, b.active_days_7d, b.active_users_30d, b.new_users_30d) == (1, 1, 0, 0)
+
+
+def test_an_account_can_use_more_event_types_than_a_small_integer_holds() -> None:
+    """Types used are counted as bits, 63 to a column; DuckDB's bit count is a TINYINT, so the
+    sum over three columns (130 types) overflowed before it was widened."""
+    used = pd.concat([events(("a", day(-1 - k % 20)), event_type=f"page_{k}") for k in range(130)])
+    row = _features(_usage_world_of(used)).loc["a"]
+    assert (row.breadth_30d, row.events_30d) == (130, 130)
 
 
 def test_a_new_vocabulary_gets_features_named_after_its_events(tmp_path: Path) -> None:

@@ -78,9 +78,15 @@ def bit_or(bits: int) -> int:
     """The engine's own BIT_OR (DuckDB and Spark have it; ibis compiles it for DuckDB only)."""
 
 
-@ibis.udf.scalar.builtin
-def bit_count(bits: int) -> int:
-    """The engine's own BIT_COUNT: how many bits are set (DuckDB and Spark have it)."""
+@ibis.udf.scalar.builtin(name="bit_count", signature=((int,), "int8"))
+def _bit_count(bits: int) -> int:
+    """The engine's own BIT_COUNT (DuckDB's is a TINYINT, Spark's an INT)."""
+
+
+def bit_count(bits: ir.IntegerValue) -> ir.IntegerValue:
+    """How many bits are set, as an int64 on every engine (DuckDB's own would overflow a sum of
+    a few)."""
+    return _bit_count(bits).cast("int64")
 
 
 def bit(k: ir.IntegerValue | int) -> ir.IntegerValue:
