@@ -28,7 +28,7 @@ from churnml.models import pipeline
 from churnml.models.artifact import TrainedModel
 from churnml.models.pipeline import train, training_table
 from churnml.models.registry import TrackingUnavailableError
-from churnml.models.splits import time_split
+from churnml.models.splits import TrainingError, time_split
 from churnml.models.train import make_dataset, sampled, train_target
 
 FAST = {"backtests": 1, "max_rounds": 200, "min_data_in_leaf": 50}
@@ -91,8 +91,6 @@ def test_parts_shrink_to_a_short_history() -> None:
 
 
 def test_too_little_history_is_a_clear_error_saying_how_much_more() -> None:
-    from churnml.models.splits import TrainingError
-
     short = pd.Series(pd.date_range("2023-01-01", periods=6, freq="MS"))
     with pytest.raises(TrainingError, match="cannot hold a test date") as info:
         time_split(short, 90, ModelConfig())
@@ -105,8 +103,6 @@ def test_too_little_history_is_a_clear_error_saying_how_much_more() -> None:
 
 
 def test_too_few_dates_over_a_long_history_ask_for_more_snapshots() -> None:
-    from churnml.models.splits import TrainingError
-
     sparse = pd.Series(pd.to_datetime(["2023-01-01", "2023-07-01", "2024-01-01"]))
     with pytest.raises(TrainingError, match=r"labels\.snapshot_every") as info:
         time_split(sparse, 90, ModelConfig())
@@ -240,6 +236,23 @@ def test_a_model_without_skill_is_never_champion(features: pd.DataFrame, tmp_pat
     assert report.results[0].skill.no_skill
     assert report.promotions[0].alias == "challenger"
     assert report.promotions[0].reason.startswith("no skill")
+
+
+def test_a_model_too_good_to_be_true_is_not_registered(
+    features: pd.DataFrame, tmp_path: Path
+) -> None:
+    """An input filled in once the outcome is known (the days to a renewal that only the churn
+    wrote): the target is refused, naming the input, unless model.leak_auc is raised to 1."""
+    frame = features.dropna(subset=["churn_90d"])
+    frame["days_to_renewal"] = np.where(frame.churn_90d == 1, 20.0, 200.0)
+    path = tmp_path / "leaky.parquet"
+    frame.to_parquet(path)
+    with pytest.raises(TrainingError, match="too good to be true") as refused:
+        train(_config(tmp_path, backtests=0), features_path=path, target="churn_90d")
+    assert "Strongest inputs: days_to_renewal (Days until" in str(refused.value)
+    kept = train(_config(tmp_path, backtests=0, leak_auc=1), features_path=path,
+                 target="churn_90d")  # fmt: skip
+    assert kept.results[0].skill.roc_auc > 0.98 and kept.promotions[0].alias == "champion"
 
 
 def test_single_as_of_falls_back_to_a_stratified_split(

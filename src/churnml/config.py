@@ -169,6 +169,10 @@ class ModelConfig(_Strict):
         "on a sample: the same share of every (as_of, label) cell, so rates and dates are kept"
     )
     bootstrap: int = Field(500, ge=50, description="resamples for the test AUC interval")
+    leak_auc: float = Field(
+        0.98, gt=0.5, le=1, description="a test ROC-AUC above this is taken for a leak (an input "
+        "filled in once the outcome is known): the target is not registered; 1 turns this off"
+    )
 
 
 class HealthScoreConfig(_Strict):

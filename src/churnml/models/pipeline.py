@@ -154,7 +154,12 @@ def train(
                         "of them, the same share of every (as_of, label) cell", name,
                         f"{ds.labelled:,}", f"{len(ds.frame):,}")  # fmt: skip
         oracle = ds.frame.get(oracle_column(column)) if truth is not None else None
-        result = train_target(name, ds, cfg, labels.horizon_days, cat, oracle)
+        try:
+            result = train_target(name, ds, cfg, labels.horizon_days, cat, oracle)
+        except TrainingError as exc:
+            skipped[name] = str(exc)
+            log.info("%s is not trained: %s", name, exc)
+            continue
         for model in (result.model, result.evaluation):  # scoring builds the same columns
             model.meta["key_events"] = list(cfg.features.key_events or ())
         results.append(result)

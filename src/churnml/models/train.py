@@ -254,6 +254,20 @@ def judge_skill(y: np.ndarray, p: np.ndarray, accounts: pd.Series, health: np.nd
     return Skill(auc, low, high, health_auc, bool(reasons), "; ".join(reasons))
 
 
+def suspected_leak(target: str, auc: float, importance: pd.DataFrame,
+                   catalogue: dict[str, Feature], m: ModelConfig) -> str | None:  # fmt: skip
+    """Why a test ROC-AUC above `model.leak_auc` is taken for a leak, naming the strongest
+    inputs (`importance`: features by mean |contribution|, largest first); None below it."""
+    if not auc > m.leak_auc:
+        return None
+    top = [f"{n} ({catalogue[n].en})" if n in catalogue else n for n in importance.index[:3]]
+    return (f"{target}: test ROC-AUC {auc:.3f} is too good to be true (above model.leak_auc = "
+            f"{m.leak_auc:g}); most likely an input is filled in only once the outcome is known, "
+            "such as a subscription's end_date recorded when it actually ended (the contract "
+            "wants the scheduled end; an early end is canceled_at). Strongest inputs: "
+            f"{'; '.join(top)}. Not registered; to keep it anyway, set model.leak_auc: 1")
+
+
 def train_target(
     name: str,
     ds: Dataset,
@@ -291,6 +305,10 @@ def train_target(
     metrics = {key: evaluate_by_segment(test.y.to_numpy(), p, test.arr.to_numpy(), test.segment)
                for key, p in preds.items() if not np.isnan(p).any()}  # fmt: skip
     skill = judge_skill(test.y.to_numpy(), preds["churnml"], test.account_id, health, m)
+    importance = importance_bysegment_of(evaluation, test_df)
+    leak = suspected_leak(ds.target, skill.roc_auc, importance, catalogue, m)
+    if leak:
+        raise TrainingError(leak)
     backtests, predictions = (_backtest(ds, split, choice, cfg, horizon_days, truth)
                               if split.kind != "stratified" else ([], []))  # fmt: skip
     predictions = pd.concat([test[KEYS].assign(p=preds["churnml"]), *predictions],
@@ -301,8 +319,7 @@ def train_target(
     model.meta["reference"] = reference(latest, model.features, model.predict(latest),
                                         model.contributions(latest))
     return TargetResult(name, model, evaluation, split, choice, test, metrics, skill, backtests,
-                        importance_bysegment_of(evaluation, test_df), test_df,
-                        predictions)  # fmt: skip
+                        importance, test_df, predictions)  # fmt: skip
 
 
 def _facts(ds: Dataset, split: Split, choice: Choice, evaluation: TrainedModel,
