@@ -76,6 +76,23 @@ def test_a_table_in_a_folder_reads_as_the_one_file_it_was(world: Path, layout: s
                                   check_dtype=False)  # fmt: skip
 
 
+@pytest.mark.parametrize("unit", ["s", "ms", "us"])
+def test_timestamps_stored_as_unix_time_read_as_the_times_they_are(world: Path, unit: str) -> None:
+    """Event exports often store epoch numbers: seconds, milliseconds or microseconds, told
+    apart by their size; a number too large for any of them is an error."""
+    events = pd.read_parquet(world / "usage_events.parquet")
+    seconds = events.ts.astype("datetime64[s]")
+    _edit(world, "usage_events", lambda df: df.assign(
+        ts=seconds.astype("int64") * {"s": 1, "ms": 1_000, "us": 1_000_000}[unit]))  # fmt: skip
+    report = validate(world, DataConfig())
+    assert report.ok, str(report)
+    read = load_tables(world, DataConfig(), connect())["usage_events"].ts.to_pandas()
+    assert (read.to_numpy() == seconds.to_numpy()).all()
+    _edit(world, "usage_events", lambda df: df.assign(ts=df.ts.where(df.index > 0, 10**18)))
+    error = _only_error(world)
+    assert (error.column, error.rows) == ("ts", 1) and "Unix time" in error.rule
+
+
 def test_a_folder_without_parquet_files_is_a_clear_error(world: Path) -> None:
     (world / "usage_events.parquet").unlink()
     (world / "usage_events" / "2024").mkdir(parents=True)

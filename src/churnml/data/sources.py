@@ -226,16 +226,30 @@ def _utf8_copy(source: Source) -> str:
     return str(copy)
 
 
+UNIX_LIMIT = 1e17  # numbers read as Unix time are below this (in microseconds: year 5138)
+
+
+def unix_time(value: ir.NumericValue) -> ir.TimestampValue:
+    """Numbers as Unix time (UTC), to the second: each in seconds, milliseconds or microseconds
+    by its size (below 1e11, 1e14, UNIX_LIMIT), as event exports store it."""
+    size = value.abs()
+    seconds = ibis.cases((size < 1e11, value), (size < 1e14, value / 1e3), else_=value / 1e6)
+    return seconds.floor().cast("int64").as_timestamp("s")
+
+
 def typed(raw: ir.Table, table: Table) -> ir.Table:
     """Cast every contract column to its contract type; absent optional columns become nulls.
 
     Ids are strings, except that integer ids other than `account_id` (the join key) stay integers.
+    Dates and timestamps stored as numbers are Unix time (`unix_time`).
     """
     cols = {}
     for column in table.columns:
         dtype = _IBIS_TYPES[column.kind]
         if column.name in raw.columns:
             value = raw[column.name]
+            if column.kind in ("date", "timestamp") and value.type().is_numeric():
+                value = unix_time(value)
             keep = column.kind == "id" and column.name != "account_id" and value.type().is_integer()
             cols[column.name] = (
                 value if keep or value.type() == ibis.dtype(dtype) else value.cast(dtype)

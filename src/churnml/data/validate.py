@@ -19,6 +19,7 @@ import pandas as pd
 from churnml.config import DataConfig
 from churnml.data.contract import CONTACT_ROLES, TABLES, Table
 from churnml.data.sources import (
+    UNIX_LIMIT,
     DataEncodingError,
     MissingTableError,
     Source,
@@ -165,6 +166,11 @@ def _type_rules(raw: ir.Table, table: Table) -> list[_Rule]:
             broken = value.isinf() | value.isnan() | (value.abs() > 2**62) | (value % 1 != 0)
             rules.append(_Rule("error", column.name, "values that are not whole numbers",
                                value.notnull() & broken, (column.name,)))  # fmt: skip
+        elif column.kind in ("date", "timestamp") and value.type().is_numeric():
+            rules.append(_Rule("error", column.name, "numbers that cannot be read as Unix time "
+                               "(seconds, milliseconds or microseconds since 1970)",
+                               value.notnull() & ~(value.abs() < UNIX_LIMIT),
+                               (column.name,)))  # fmt: skip
         elif value.type().is_string() or not _compatible(value.type(), dtype):
             what = (
                 "ISO 8601 dates or timestamps like 2024-01-31 or 2024-01-31 13:45:00"
