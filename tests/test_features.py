@@ -459,21 +459,11 @@ def test_duckdb_and_spark_give_identical_features(tmp_path: Path) -> None:
 
 
 def test_cli_writes_features_and_labels(small_world: Path, tmp_path: Path) -> None:
+    """…and writes them again over the file of an earlier run (it once refused: "cannot write")."""
     out = tmp_path / "features.parquet"
-    result = CliRunner().invoke(
-        app,
-        [
-            "features",
-            "--data",
-            str(small_world),
-            "--out",
-            str(out),
-            "--as-of",
-            "2024-03-01",
-            "--as-of",
-            "2024-04-01",
-        ],
-    )
+    out.write_text("an earlier run")
+    args = ["features", "--data", str(small_world), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--as-of", "2024-03-01", "--as-of", "2024-04-01"])
     assert result.exit_code == 0, result.output
     df = pd.read_parquet(out)
     assert sorted(df.as_of.astype(str).unique()) == ["2024-03-01", "2024-04-01"]

@@ -76,6 +76,24 @@ def test_a_table_in_a_folder_reads_as_the_one_file_it_was(world: Path, layout: s
                                   check_dtype=False)  # fmt: skip
 
 
+def test_ids_stored_as_floats_match_the_same_ids_stored_as_integers(world: Path) -> None:
+    """pandas stores an integer column with blanks as floats: 42.0 must still match 42."""
+    def numbered(kind: type):
+        return lambda df: df.assign(account_id=df.account_id.str[1:].astype(int).astype(kind))
+
+    for path in world.glob("*.parquet"):
+        _edit(world, path.stem, numbered(int if path.stem == "accounts" else float))
+    report = validate(world, DataConfig())
+    assert report.ok, str(report)
+    events = load_tables(world, DataConfig(), connect())["usage_events"]
+    assert events.account_id.to_pandas().str.fullmatch(r"\d+").all()  # 42, not 42.0
+    _edit(world, "usage_events", lambda df: df.assign(
+        account_id=df.account_id.where(df.index > 0, 1.5)))  # fmt: skip
+    error = _only_error(world)
+    assert (error.column, error.rule, error.rows) == ("account_id", "values that are not whole "
+                                                      "numbers", 1)  # fmt: skip
+
+
 @pytest.mark.parametrize("unit", ["s", "ms", "us"])
 def test_timestamps_stored_as_unix_time_read_as_the_times_they_are(world: Path, unit: str) -> None:
     """Event exports often store epoch numbers: seconds, milliseconds or microseconds, told

@@ -72,7 +72,7 @@ def check_output(target: Path | str, kind: str = "folder") -> None:
     target = Path(target)
     if target.exists() and target.is_dir() != (kind == "folder"):
         raise ValueError(f"{target} exists and is not a {kind}: choose another output path")
-    parent = next((p for p in (target, *target.parents) if p.exists()), Path("."))
+    parent = next((p for p in target.parents if p.exists()), Path("."))  # written beside it
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"cannot write to {parent}: choose an output path you can write to")
 

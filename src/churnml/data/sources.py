@@ -241,7 +241,8 @@ def typed(raw: ir.Table, table: Table) -> ir.Table:
     """Cast every contract column to its contract type; absent optional columns become nulls.
 
     Ids are strings, except that integer ids other than `account_id` (the join key) stay integers.
-    Dates and timestamps stored as numbers are Unix time (`unix_time`).
+    Ids stored as floats are whole numbers (validated), read as integers: 42, not 42.0. Dates
+    and timestamps stored as numbers are Unix time (`unix_time`).
     """
     cols = {}
     for column in table.columns:
@@ -250,6 +251,8 @@ def typed(raw: ir.Table, table: Table) -> ir.Table:
             value = raw[column.name]
             if column.kind in ("date", "timestamp") and value.type().is_numeric():
                 value = unix_time(value)
+            if column.kind == "id" and value.type().is_floating():  # pandas: ints with blanks
+                value = value.cast("int64")
             keep = column.kind == "id" and column.name != "account_id" and value.type().is_integer()
             cols[column.name] = (
                 value if keep or value.type() == ibis.dtype(dtype) else value.cast(dtype)

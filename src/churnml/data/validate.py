@@ -158,14 +158,16 @@ def _missing_columns(source: Source, raw: ir.Table) -> list[Finding]:
 def _type_rules(raw: ir.Table, table: Table) -> list[_Rule]:
     rules = []
     for column in table.columns:
-        if column.name not in raw.columns or column.kind in ("id", "text"):
+        if column.name not in raw.columns or column.kind == "text":
             continue
         value = raw[column.name]
         dtype = ibis_type(column.kind)
-        if column.kind == "int" and value.type().is_floating():  # whole numbers in range only
+        if column.kind in ("int", "id") and value.type().is_floating():  # whole numbers only
             broken = value.isinf() | value.isnan() | (value.abs() > 2**62) | (value % 1 != 0)
             rules.append(_Rule("error", column.name, "values that are not whole numbers",
                                value.notnull() & broken, (column.name,)))  # fmt: skip
+        elif column.kind == "id":
+            continue
         elif column.kind in ("date", "timestamp") and value.type().is_numeric():
             rules.append(_Rule("error", column.name, "numbers that cannot be read as Unix time "
                                "(seconds, milliseconds or microseconds since 1970)",
