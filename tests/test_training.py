@@ -117,6 +117,21 @@ def test_same_seed_and_data_give_identical_models(features: pd.DataFrame, tmp_pa
     assert a.metrics == b.metrics
 
 
+def test_an_oracle_known_on_some_dates_only_is_left_out(features: pd.DataFrame,
+                                                        tmp_path: Path) -> None:  # fmt: skip
+    """The simulator's truth is monthly: with weekly snapshots most rows have none. The oracle is
+    measured where every test row has it, and training goes on (it once failed on NaN)."""
+    cfg = _config(tmp_path)
+    cat = {f.name: f for f in catalogue(cfg.features)}
+    ds = make_dataset(features, "churn_90d", [f for f in cat if f in features],
+                      features.involuntary_churn_90d == 1)  # fmt: skip
+    months = pd.to_datetime(ds.frame.as_of).dt.month.to_numpy()
+    truth = pd.Series(np.where(months % 2 == 0, 0.5, np.nan), index=ds.frame.index)
+    result = train_target("churn", ds, cfg, 90, cat, truth)
+    assert result.backtests and not any("oracle_roc_auc" in b for b in result.backtests)
+    assert "oracle" not in result.metrics and "churnml" in result.metrics
+
+
 def test_model_round_trips_through_text_and_json(features: pd.DataFrame, tmp_path: Path) -> None:
     result = _churn(features, _config(tmp_path))
     loaded = TrainedModel.load(result.model.save(tmp_path / "m"))

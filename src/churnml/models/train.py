@@ -374,9 +374,10 @@ def _backtest(ds: Dataset, first: Split, choice: Choice, cfg: Config, horizon_da
                                         _arr(test).to_numpy(), segment_of(test))["all"]  # fmt: skip
         row = {"cutoff": split.dates["test"],
                **{key: evaluated[key] for key in ("roc_auc", "log_loss", "ece")}}  # fmt: skip
-        if truth is not None:
-            oracle = evaluate_by_segment(y[split.test], truth[split.test].to_numpy(),
-                                         _arr(test).to_numpy(), segment_of(test))["all"]
+        known = None if truth is None else truth[split.test].to_numpy()
+        if known is not None and not np.isnan(known).any():  # the truth's dates are monthly
+            oracle = evaluate_by_segment(y[split.test], known, _arr(test).to_numpy(),
+                                         segment_of(test))["all"]  # fmt: skip
             row["oracle_roc_auc"] = oracle["roc_auc"]
         out.append(row)
     return out, predictions
