@@ -135,6 +135,14 @@ def test_only_the_three_required_tables_are_needed(world: Path) -> None:
     assert set(report.row_counts) == {"accounts", "subscriptions", "usage_events"}
 
 
+def test_a_one_product_book_may_leave_out_the_product_column(world: Path) -> None:
+    _edit(world, "subscriptions", lambda df: df.drop(columns=["product"]))
+    report = validate(world, DataConfig())
+    assert report.ok, str(report)
+    subs = load_tables(world, DataConfig(), connect())["subscriptions"].to_pandas()
+    assert (subs["product"] == "product").all() and len(subs) > 0
+
+
 def test_missing_required_table(world: Path) -> None:
     (world / "usage_events.parquet").unlink()
     error = _only_error(world)

@@ -20,6 +20,7 @@ class Column:
     kind: Kind
     required: bool = True
     nullable: bool = True
+    default: str | None = None  # every row's value when the table has no such column
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ TABLES: dict[str, Table] = {
             "subscriptions",
             (
                 _id("account_id"),
-                Column("product", "text", nullable=False),
+                Column("product", "text", required=False, nullable=False,
+                       default="product"),  # one product: the column may be left out
                 Column("start_date", "date", nullable=False),
                 Column("end_date", "date"),
                 Column("arr", "float", nullable=False),

@@ -238,7 +238,8 @@ def unix_time(value: ir.NumericValue) -> ir.TimestampValue:
 
 
 def typed(raw: ir.Table, table: Table) -> ir.Table:
-    """Cast every contract column to its contract type; absent optional columns become nulls.
+    """Cast every contract column to its contract type; absent optional columns become nulls
+    (or their contract default).
 
     Ids are strings, except that integer ids other than `account_id` (the join key) stay integers.
     Ids stored as floats are whole numbers (validated), read as integers: 42, not 42.0. Dates
@@ -258,7 +259,8 @@ def typed(raw: ir.Table, table: Table) -> ir.Table:
                 value if keep or value.type() == ibis.dtype(dtype) else value.cast(dtype)
             )
         else:
-            cols[column.name] = ibis.null(dtype)
+            absent = column.default
+            cols[column.name] = ibis.null(dtype) if absent is None else ibis.literal(absent, dtype)
     return raw.select(**cols)
 
 
