@@ -224,7 +224,11 @@ def test_gate_keeps_a_worse_model_as_challenger(features: pd.DataFrame, tmp_path
     frame = features.copy()
     good, weak = tmp_path / "good.parquet", tmp_path / "weak.parquet"
     frame.to_parquet(good)
-    assert train(cfg, features_path=good, target="churn_90d").promotions[0].alias == "champion"
+    first = train(cfg, features_path=good, target="churn_90d")
+    assert first.promotions[0].alias == "champion"
+    # A churn label named as a column is still a risk: the health score is flipped for it (it
+    # was not, and scored a flat 0.5, so any model "beat" it).
+    assert first.results[0].metrics["health_score"]["all"]["roc_auc"] > 0.6
     # Only contract facts: some skill, but less than the champion on the same test dates.
     contract = ["tenure_days", "segment", "days_to_renewal", "term_months", "arr", "employees"]
     frame[["account_id", "as_of", "churn_90d", *contract]].to_parquet(weak)

@@ -44,7 +44,7 @@ from churnml.models.splits import (
     time_split,
 )
 from churnml.monitoring.drift import reference
-from churnml.vocabulary import KEYS
+from churnml.vocabulary import KEYS, label_names
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,8 @@ def train_target(
     evaluation.meta = {"target": ds.target, "fit": "evaluation"}
     preds = {"churnml": evaluation.predict(test_df),
              "logistic_regression": logistic_baseline(ds, split), **rate_baselines(ds, split)}
-    health = health_baseline(ds, split, cfg, catalogue, risk=name == "churn")
+    churns = {label_names(horizon_days)[role] for role in ("churn", "involuntary")}
+    health = health_baseline(ds, split, cfg, catalogue, risk=ds.target in churns)
     if health is not None:
         preds["health_score"] = health
     if truth is not None:
