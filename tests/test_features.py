@@ -132,8 +132,7 @@ def test_events_of_no_user_count_as_events_not_as_users() -> None:
         events(("a", day(-10)), ("a", day(-3)), user=1),
         events(("a", day(-5)), ("a", day(-3)), ("b", day(-4)), user=None),
     ])  # fmt: skip
-    subs = pd.DataFrame([subscription(a, -400, None, seats=4) for a in "ab"])
-    out = _features(tables(accounts=accounts("a", "b"), subscriptions=subs, usage_events=used))
+    out = _features(_usage_world_of(used))
     a, b = out.loc["a"], out.loc["b"]
     assert (a.events_30d, a.active_days_7d, a.days_since_last_activity) == (4, 2, 3)
     assert (a.active_users_30d, a.new_users_30d) == (1, 1)

@@ -247,6 +247,10 @@ def test_unknown_account_ids(world: Path) -> None:
     assert (error.table, error.column, error.rows) == ("support_tickets", "account_id", 1)
     assert error.rule.startswith("account_id not in accounts") and "do its ids match" in error.rule
     assert error.examples["account_id"].tolist() == ["A999999"]
+    _edit(world, "usage_events", lambda df: df.assign(
+        account_id=df.account_id.where(df.index > 0, "A999997")))  # fmt: skip
+    rules = _warnings(world)  # unknown, not also "usage but no subscription"
+    assert not any(r.startswith("accounts with usage but no subscription") for r in rules)
     _edit(world, "subscriptions", lambda df: df.assign(
         account_id=df.account_id.where(df.index > 0, "A999998")))  # fmt: skip
     error = _only_error(world)

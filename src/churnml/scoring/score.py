@@ -230,15 +230,11 @@ def coverage(tables: dict[str, ir.Table]) -> tuple[dt.date, dt.date]:
     return min(pd.Timestamp(float(covered), unit="s").date(), last_day), last_day
 
 
-def latest_as_of(tables: dict[str, ir.Table]) -> dt.date:
-    """The default as_of: the day after the usage events reach (`coverage`)."""
-    return coverage(tables)[0] + dt.timedelta(days=1)
-
-
-def check_as_of(tables: dict[str, ir.Table], as_of: dt.date, max_gap_days: int) -> None:
-    """Refuse an as_of past the data (`coverage`): the missing days would read as an account
-    gone quiet."""
+def check_as_of(tables: dict[str, ir.Table], as_of: dt.date | None, max_gap_days: int) -> dt.date:
+    """`as_of`, by default the day after the usage events reach (`coverage`, computed once);
+    refused past the data: the missing days would read as an account gone quiet."""
     covered_day, last_day = coverage(tables)
+    as_of = as_of or covered_day + dt.timedelta(days=1)
     gap = (as_of - covered_day).days - 1  # days before as_of with (almost) no events
     if gap > max_gap_days:
         strays = "" if last_day == covered_day else f"; a few stray ones reach {last_day}"
@@ -248,6 +244,7 @@ def check_as_of(tables: dict[str, ir.Table], as_of: dt.date, max_gap_days: int) 
             f"scoring.max_data_gap_days = {max_gap_days}). Score as of "
             f"{covered_day + dt.timedelta(days=1 + max_gap_days)} or earlier, or load newer data."
         )
+    return as_of
 
 
 def trained_config(
@@ -293,18 +290,17 @@ def score(
     """Score, then write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv
     into `out`; with `previous` (an earlier `out`), what changed since and why. On Spark
     (without `previous` and `changed_since`) `out` may be any path Spark writes. `as_of` None:
-    the day after the data ends (`latest_as_of`)."""
+    the day after the data ends (`check_as_of`)."""
     streamed = previous is None and changed_since is None
     where = str(out) if is_uri(out) else str(Path(out).resolve())
     if is_uri(where) and not (streamed and engine == "spark"):
         raise ValueError(f"--out {where}: only --engine spark, without --previous and "
                          "--changed-since, writes to a URI; give a local folder")  # fmt: skip
     tables = load(data_dir, cfg.data, engine)
-    as_of = as_of or latest_as_of(tables)
+    as_of = check_as_of(tables, as_of, cfg.scoring.max_data_gap_days)
     before = read_previous(previous, as_of) if previous is not None else None
     fields = load_field_map(crm)
     models, missing = resolve_models(cfg, uris or {}, model_dir)
-    check_as_of(tables, as_of, cfg.scoring.max_data_gap_days)
     cfg = trained_config(cfg, models, tables, as_of)
     expr = scoring_table(tables, as_of, cfg)
     require_features(expr.columns, models, cfg)
