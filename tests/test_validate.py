@@ -391,6 +391,68 @@ def test_a_shift_jis_csv_is_read_with_its_encoding_and_refused_clearly_without(
     assert refused.exit_code == 1 and "unknown encoding 'klingon'" in refused.output
 
 
+def _as_csv(world: Path, table: str, sep: str = ",", **columns) -> pd.DataFrame:
+    """`table` written as a spreadsheet would: a CSV in which each named column is turned into
+    text by its function. Returns the table as it was."""
+    df = pd.read_parquet(world / f"{table}.parquet")
+    (world / f"{table}.parquet").unlink()
+    df.assign(**{c: f(df[c]) for c, f in columns.items()}).to_csv(
+        world / f"{table}.csv", sep=sep, index=False, encoding="utf-8-sig")  # fmt: skip
+    return df
+
+
+@pytest.mark.parametrize(("sep", "when", "amount"), [
+    (";", "%d.%m.%Y %H:%M", lambda x: f"{x:_.2f}".replace(".", ",").replace("_", ".")),
+    (",", "%m/%d/%Y %I:%M %p", lambda x: f"{x:,.2f}"),
+    (",", "%Y年%m月%d日 %H:%M", lambda x: f"{x:.2f}"),
+])  # fmt: skip
+def test_dates_and_numbers_written_the_local_way_read_as_they_were(
+    world: Path, sep: str, when: str, amount
+) -> None:
+    """Spreadsheet exports write times day first, month first or in Japanese, and amounts with
+    a decimal comma or thousands separators: each read as written, with no setting."""
+    events = _as_csv(world, "usage_events", sep, ts=lambda ts: ts.dt.strftime(when))
+    subs = _as_csv(world, "subscriptions", sep, arr=lambda arr: arr.map(amount))
+    assert (subs.arr >= 1000).any()  # with thousands separators
+    report = validate(world, DataConfig())
+    assert report.ok, str(report)
+    tables = load_tables(world, DataConfig(), connect())
+    read = tables["usage_events"].ts.to_pandas()
+    assert (read.to_numpy() == events.ts.dt.floor("min").to_numpy()).all()
+    assert (tables["subscriptions"].arr.to_pandas().to_numpy() == subs.arr.round(2)).all()
+
+
+def test_day_first_or_month_first_is_asked_when_the_dates_do_not_tell(world: Path) -> None:
+    events = _edit(world, "usage_events", lambda df: df.assign(ts=df.ts.map(
+        lambda ts: ts.replace(day=min(ts.day, 12)))))  # fmt: skip
+    _as_csv(world, "usage_events", ts=lambda ts: ts.dt.strftime("%d/%m/%Y %H:%M"))
+    error = _only_error(world)
+    assert (error.column, error.rows) == ("ts", len(events))
+    assert "'%d/%m/%Y %H:%M' and '%m/%d/%Y %H:%M' alike" in error.rule
+    assert "data.tables.usage_events.formats.ts" in error.rule
+    config = DataConfig(tables={"usage_events": TableSource(
+        path="usage_events.csv", formats={"ts": "%d/%m/%Y %H:%M"})})  # fmt: skip
+    assert validate(world, config).ok
+    read = load_tables(world, config, connect())["usage_events"].ts.to_pandas()
+    assert (read.to_numpy() == events.ts.dt.floor("min").to_numpy()).all()
+    csv = pd.read_csv(world / "usage_events.csv", dtype=str)
+    csv.ts = csv.ts.where(csv.index != 3, "3rd of May")
+    csv.to_csv(world / "usage_events.csv", index=False)
+    error = _only_error(world, config)
+    assert (error.column, error.rows) == ("ts", 1) and "do not fit the format" in error.rule
+
+
+@pytest.mark.parametrize(("formats", "message"), [
+    ({"segment": "%Y"}, "formats are for its date, timestamp and number columns"),
+    ({"arr": "1 234,5"}, "a number format is one of '1.234,5', '1,234.5'"),
+    ({"start_date": "dd/mm/yyyy"}, "has no strptime code"),
+])  # fmt: skip
+def test_a_format_that_cannot_be_is_a_config_error(formats: dict[str, str], message: str) -> None:
+    table = "accounts" if "segment" in formats else "subscriptions"
+    with pytest.raises(ValueError, match=message):
+        DataConfig(tables={table: TableSource(formats=formats)})
+
+
 def test_a_few_identical_events_by_chance_are_not_reported(world: Path) -> None:
     _edit(world, "usage_events", lambda df: pd.concat([df.drop_duplicates(), df.head(1)]))
     assert not [r for r in _warnings(world) if "repeated exactly" in r]

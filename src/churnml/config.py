@@ -13,7 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from churnml.data.contract import TABLES
+from churnml.data.contract import NUMBER_FORMATS, TABLES
 
 
 class ConfigError(ValueError):
@@ -31,12 +31,17 @@ class TableSource(_Strict):
     default `<table>.parquet`, else `<table>.csv`, else a folder `<table>/` of Parquet files (in
     subfolders too, such as Hive partitions `month=2024-01/`).
     `columns` maps the contract's column name to the user's column name. `encoding` is a CSV
-    file's text encoding (e.g. shift_jis, cp932, latin-1); Parquet is always UTF-8.
+    file's text encoding (e.g. shift_jis, cp932, latin-1); Parquet is always UTF-8. `formats`
+    maps a date, timestamp or number column stored as text to how it is written: strptime codes
+    (e.g. `ts: "%d/%m/%Y %H:%M"`) or a number format (`arr: "1.234,5"`). By default ISO 8601 or
+    plain numbers, else the one spreadsheet format every value fits (`TIME_FORMATS`,
+    `NUMBER_FORMATS` in `churnml.data.contract`).
     """
 
     path: str | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     encoding: str = "utf-8"
+    formats: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("encoding")
     @classmethod
@@ -47,6 +52,20 @@ class TableSource(_Strict):
             raise ValueError(f"unknown encoding {encoding!r} (e.g. utf-8, shift_jis, cp932, "
                              "latin-1)") from None  # fmt: skip
         return encoding
+
+
+def _check_format(table: str, column: str, fmt: str) -> None:
+    """A configured format (`TableSource.formats`) fits its column's kind."""
+    kinds = {c.name: c.kind for c in TABLES[table].columns if c.kind not in ("id", "text")}
+    if column not in kinds:
+        raise ValueError(f"table {table!r}: formats are for its date, timestamp and number "
+                         f"columns ({', '.join(kinds)}), not {column!r}")  # fmt: skip
+    if kinds[column] in ("float", "int") and fmt not in NUMBER_FORMATS:
+        raise ValueError(f"table {table!r}, column {column!r}: a number format is one of "
+                         f"{', '.join(map(repr, NUMBER_FORMATS))}, not {fmt!r}")  # fmt: skip
+    if kinds[column] in ("date", "timestamp") and "%" not in fmt:
+        raise ValueError(f"table {table!r}, column {column!r}: format {fmt!r} has no strptime "
+                         "code such as %d, %m, %Y, %H, %M")  # fmt: skip
 
 
 class DataConfig(_Strict):
@@ -80,6 +99,8 @@ class DataConfig(_Strict):
                     f"table {name!r} maps unknown contract columns {sorted(unknown)}; "
                     f"known: {TABLES[name].column_names}"
                 )
+            for column, fmt in source.formats.items():
+                _check_format(name, column, fmt)
         return tables
 
     def source(self, table: str) -> TableSource:

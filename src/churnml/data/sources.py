@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import codecs
+import datetime as dt
 import functools
 import hashlib
 import logging
@@ -17,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -25,7 +26,7 @@ import ibis
 import ibis.expr.types as ir
 
 from churnml.config import DataConfig
-from churnml.data.contract import TABLES, Table
+from churnml.data.contract import NUMBER_FORMATS, TABLES, TIME_FORMATS, Table
 from churnml.io import atomic_path
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class Source:
     fmt: Literal["parquet", "csv", "folder"]  # folder: of Parquet files, at any depth
     columns: dict[str, str]
     encoding: str = "utf-8"
+    formats: dict[str, str] = field(default_factory=dict)  # configured (`TableSource.formats`)
 
     def user_column(self, name: str) -> str:
         return self.columns.get(name, name)
@@ -82,7 +84,8 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
                     fmt, path = "folder", str(Path(path))
                     if not any(Path(path).rglob("*.parquet")):
                         raise MissingTableError(name, _no_parquet(name, Path(path)))
-                found[name] = Source(table, path, fmt, dict(spec.columns), spec.encoding)
+                found[name] = Source(table, path, fmt, dict(spec.columns), spec.encoding,
+                                     dict(spec.formats))
                 break
         else:
             if table.required or spec.path:  # asked for by name: its absence is an error
@@ -170,7 +173,10 @@ def read_raw(con: ibis.BaseBackend, source: Source) -> ir.Table:
     elif source.fmt == "folder":  # Spark lists a folder's files (and partitions) itself
         spark = con.name == "pyspark"
         raw = con.read_parquet(source.path if spark else f"{source.path}/**/*.parquet")
-    elif codecs.lookup(source.encoding).name != "utf-8":
+    elif con.name == "pyspark":
+        path = source.path if _utf8(source) else _utf8_copy(source)
+        raw = con.read_csv(path, **_delimiter(path))
+    elif not _utf8(source):
         raw = con.read_csv(_utf8_copy(source))
     else:
         try:
@@ -186,6 +192,21 @@ def read_raw(con: ibis.BaseBackend, source: Source) -> ir.Table:
         if source.user_column(name) in raw.columns
     }
     return raw.select(**{name: raw[col] for name, col in present.items()})
+
+
+def _utf8(source: Source) -> bool:
+    return codecs.lookup(source.encoding).name == "utf-8"
+
+
+def _delimiter(path: str) -> dict[str, str]:
+    """Spark's CSV option for the delimiter DuckDB's sniffer finds in a local file (Spark would
+    take a comma); none for a remote one."""
+    if "://" in path:
+        return {}
+    import duckdb
+
+    found = duckdb.execute("SELECT Delimiter FROM sniff_csv(?)", [path]).fetchone()
+    return {"sep": found[0]} if found else {}
 
 
 def _encoding_error(source: Source, line: int | str) -> DataEncodingError:
@@ -237,13 +258,79 @@ def unix_time(value: ir.NumericValue) -> ir.TimestampValue:
     return seconds.floor().cast("int64").as_timestamp("s")
 
 
-def typed(raw: ir.Table, table: Table) -> ir.Table:
+FORMAT_SAMPLE = 10_000  # rows of a table its text columns' formats are told from
+
+
+@ibis.udf.scalar.builtin(signature=((str, str), "timestamp"))
+def try_strptime(text: str, fmt: str) -> dt.datetime:
+    """DuckDB's TRY_STRPTIME: the text read in the format, null if it does not fit."""
+
+
+def formats_of(kind: str) -> tuple[str, ...]:
+    """The formats text columns of a contract kind may be written in (none: ids and text)."""
+    if kind in ("date", "timestamp"):
+        return TIME_FORMATS
+    return tuple(NUMBER_FORMATS) if kind in ("float", "int") else ()
+
+
+def read_text(value: ir.StringValue, kind: str, fmt: str) -> ir.Value:
+    """Text in a format (of `formats_of(kind)`) as the kind's type (numbers: as a string to cast),
+    on any engine."""
+    if kind in ("date", "timestamp"):
+        return value.as_timestamp(fmt)
+    value = value.strip()
+    if fmt == "1.234,5":
+        for sep in (".", " ", "\u00a0", "\u202f"):
+            value = value.replace(sep, "")
+        return value.replace(",", ".")
+    return value.replace(",", "")
+
+
+def fits_text(value: ir.StringValue, fmt: str) -> ir.BooleanValue:
+    """Whether text is written in the format, on DuckDB (validation's engine)."""
+    if fmt in NUMBER_FORMATS:
+        return value.strip().re_search(NUMBER_FORMATS[fmt])
+    return try_strptime(value, fmt).notnull()
+
+
+def text_formats(raw: ir.Table, source: Source) -> dict[str, tuple[str, ...]]:
+    """Each date, timestamp or number column stored as text that does not read as ISO 8601 or a
+    plain number → the formats it may be read in: its configured one; else those of its kind
+    (`formats_of`) that every value of a sample fits (one: it is read so; none or several:
+    validation asks for it in the config)."""
+    texts = [c for c in source.table.columns if formats_of(c.kind)
+             and c.name in raw.columns and raw[c.name].type().is_string()]  # fmt: skip
+    out = {c.name: (source.formats[c.name],) for c in texts if c.name in source.formats}
+    todo = [c for c in texts if c.name not in out]
+    if not todo:
+        return out
+    sample = ibis.memtable(raw.select(*(c.name for c in todo)).limit(FORMAT_SAMPLE).to_pyarrow())
+    checks = {}
+    for c in todo:
+        value = sample[c.name]
+        checks[c.name] = value.try_cast(_IBIS_TYPES[c.kind]).isnull().sum(where=value.notnull())
+        for k, fmt in enumerate(formats_of(c.kind)):
+            checks[f"{c.name}.{k}"] = (~fits_text(value, fmt)).sum(where=value.notnull())
+    failed = ibis.duckdb.connect().execute(sample.aggregate(**checks)).iloc[0]
+    for c in todo:
+        if failed[c.name]:
+            kinds = enumerate(formats_of(c.kind))
+            out[c.name] = tuple(f for k, f in kinds if not failed[f"{c.name}.{k}"])
+            log.info("table %s, column %s: formats that read it: %s",
+                     source.table.name, c.name, ", ".join(out[c.name]) or "none")  # fmt: skip
+    return out
+
+
+def typed(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]] | None = None
+          ) -> ir.Table:  # fmt: skip
     """Cast every contract column to its contract type; absent optional columns become nulls
     (or their contract default).
 
     Ids are strings, except that integer ids other than `account_id` (the join key) stay integers.
     Ids stored as floats are whole numbers (validated), read as integers: 42, not 42.0. Dates
-    and timestamps stored as numbers are Unix time (`unix_time`).
+    and timestamps stored as numbers are Unix time (`unix_time`). Dates, timestamps and numbers
+    stored as text are ISO 8601 or plain numbers, or read in their format (`text_formats`, if
+    it found just one).
     """
     cols = {}
     for column in table.columns:
@@ -252,6 +339,8 @@ def typed(raw: ir.Table, table: Table) -> ir.Table:
             value = raw[column.name]
             if column.kind in ("date", "timestamp") and value.type().is_numeric():
                 value = unix_time(value)
+            if len((formats or {}).get(column.name, ())) == 1:
+                value = read_text(value, column.kind, formats[column.name][0])
             if column.kind == "id" and value.type().is_floating():  # pandas: ints with blanks
                 value = value.cast("int64")
             keep = column.kind == "id" and column.name != "account_id" and value.type().is_integer()
@@ -269,10 +358,10 @@ def load_tables(
 ) -> dict[str, ir.Table]:
     """Typed Ibis tables for every table found (call `validate` first for clear errors); with
     `data.dedupe_events`, usage events repeated in every column count once."""
-    tables = {
-        name: typed(read_raw(con, source), source.table)
-        for name, source in locate(data_dir, config).items()
-    }
+    tables = {}
+    for name, source in locate(data_dir, config).items():
+        raw = read_raw(con, source)
+        tables[name] = typed(raw, source.table, text_formats(raw, source))
     if config.dedupe_events and "usage_events" in tables:
         tables["usage_events"] = tables["usage_events"].distinct()
     return tables

@@ -17,15 +17,18 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from churnml.config import DataConfig
-from churnml.data.contract import CONTACT_ROLES, TABLES, Table
+from churnml.data.contract import CONTACT_ROLES, TABLES, Column, Table
 from churnml.data.sources import (
     UNIX_LIMIT,
     DataEncodingError,
     MissingTableError,
     Source,
+    fits_text,
+    formats_of,
     ibis_type,
     locate,
     read_raw,
+    text_formats,
     typed,
 )
 
@@ -118,10 +121,11 @@ def validate(
     typed_tables = {}
     for name, raw in raws.items():
         table = TABLES[name]
-        type_findings = _run(name, raw, _type_rules(raw, table))
+        formats = text_formats(raw, sources[name])
+        type_findings = _run(name, raw, _type_rules(raw, table, formats))
         findings += type_findings
         if not type_findings:
-            typed_tables[name] = typed(raw, table)
+            typed_tables[name] = typed(raw, table, formats)
     findings += [
         Finding("error", name, "*", "required table has no rows", 0)
         for name, n in counts.items()
@@ -155,7 +159,8 @@ def _missing_columns(source: Source, raw: ir.Table) -> list[Finding]:
     ]
 
 
-def _type_rules(raw: ir.Table, table: Table) -> list[_Rule]:
+def _type_rules(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]]
+                ) -> list[_Rule]:  # fmt: skip
     rules = []
     for column in table.columns:
         if column.name not in raw.columns or column.kind == "text":
@@ -173,6 +178,11 @@ def _type_rules(raw: ir.Table, table: Table) -> list[_Rule]:
                                "(seconds, milliseconds or microseconds since 1970)",
                                value.notnull() & ~(value.abs() < UNIX_LIMIT),
                                (column.name,)))  # fmt: skip
+        elif len(formats.get(column.name, ())) == 1:
+            fmt, setting = formats[column.name][0], _setting(table.name, column.name)
+            rules.append(_Rule("error", column.name, f"values that do not fit the format {fmt!r} "
+                               f"(set another in {setting})", value.notnull()
+                               & ~fits_text(value, fmt), (column.name,)))  # fmt: skip
         elif value.type().is_string() or not _compatible(value.type(), dtype):
             what = (
                 "ISO 8601 dates or timestamps like 2024-01-31 or 2024-01-31 13:45:00"
@@ -182,12 +192,27 @@ def _type_rules(raw: ir.Table, table: Table) -> list[_Rule]:
                 _Rule(
                     "error",
                     column.name,
-                    f"values that cannot be parsed as {what}",
+                    f"values that cannot be parsed as {what}"
+                    + _format_hint(table.name, column, formats.get(column.name, ())),
                     value.notnull() & value.try_cast(dtype).isnull(),
                     (column.name,),
                 )
             )
     return rules
+
+
+def _setting(table: str, column: str) -> str:
+    return f"data.tables.{table}.formats.{column}"
+
+
+def _format_hint(table: str, column: Column, fits: tuple[str, ...]) -> str:
+    """For text that no format reads (`text_formats`): how to say which one it is written in."""
+    if not formats_of(column.kind):
+        return ""
+    number = column.kind in ("float", "int")
+    example = "'1.234,5' or '1,234.5'" if number else "strptime codes such as '%d/%m/%Y %H:%M'"
+    why = f"they fit {' and '.join(map(repr, fits))} alike; " if len(fits) > 1 else ""
+    return f"; {why}set their format in {_setting(table, column.name)}: {example}"
 
 
 def _compatible(actual: dt.DataType, wanted: str) -> bool:
