@@ -422,19 +422,25 @@ def test_dates_and_numbers_written_the_local_way_read_as_they_were(
     assert (tables["subscriptions"].arr.to_pandas().to_numpy() == subs.arr.round(2)).all()
 
 
-def test_day_first_or_month_first_is_asked_when_the_dates_do_not_tell(world: Path) -> None:
+@pytest.mark.parametrize("written", ["%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S"])
+def test_day_first_or_month_first_is_asked_when_the_dates_do_not_tell(
+    world: Path, written: str
+) -> None:
+    """Every day is 12 or less. (DuckDB's CSV reader alone reads the second day first.)"""
     events = _edit(world, "usage_events", lambda df: df.assign(ts=df.ts.map(
         lambda ts: ts.replace(day=min(ts.day, 12)))))  # fmt: skip
-    _as_csv(world, "usage_events", ts=lambda ts: ts.dt.strftime("%d/%m/%Y %H:%M"))
+    _as_csv(world, "usage_events", ts=lambda ts: ts.dt.strftime(written))
     error = _only_error(world)
     assert (error.column, error.rows) == ("ts", len(events))
-    assert "'%d/%m/%Y %H:%M' and '%m/%d/%Y %H:%M' alike" in error.rule
+    clock = written.split(" ")[1]
+    assert f"'%d/%m/%Y {clock}' and '%m/%d/%Y {clock}' alike" in error.rule
     assert "data.tables.usage_events.formats.ts" in error.rule
     config = DataConfig(tables={"usage_events": TableSource(
-        path="usage_events.csv", formats={"ts": "%d/%m/%Y %H:%M"})})  # fmt: skip
+        path="usage_events.csv", formats={"ts": written})})  # fmt: skip
     assert validate(world, config).ok
     read = load_tables(world, config, connect())["usage_events"].ts.to_pandas()
-    assert (read.to_numpy() == events.ts.dt.floor("min").to_numpy()).all()
+    kept = "s" if written.endswith("%S") else "min"
+    assert (read.to_numpy() == events.ts.dt.floor(kept).to_numpy()).all()
     csv = pd.read_csv(world / "usage_events.csv", dtype=str)
     csv.ts = csv.ts.where(csv.index != 3, "3rd of May")
     csv.to_csv(world / "usage_events.csv", index=False)

@@ -15,12 +15,12 @@ Kind = Literal["id", "text", "date", "timestamp", "float", "int"]
 # Dates, timestamps and numbers stored as text the way a spreadsheet writes them. A column that
 # does not read as ISO 8601 (or a plain number) is read in its configured format, else in the
 # one of its kind's that every value of a sample fits (`churnml.data.sources.text_formats`).
-TIME_FORMATS = (  # strptime codes
-    "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y",
-    "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y",
-    "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p", "%m/%d/%Y",
-    "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d",
-    "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y年%m月%d日",
+_CLOCKS = (" %H:%M:%S", " %H:%M", " %I:%M:%S %p", " %I:%M %p", "")
+TIME_FORMATS = tuple(  # strptime codes: day first, month first, year first (and Japanese)
+    day + clock
+    for day in (*(f"%{a}{sep}%{b}{sep}%{y}" for a, b in ("dm", "md") for sep in "./-"
+                  for y in "Yy"), "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日")
+    for clock in _CLOCKS
 )  # fmt: skip
 _GROUP = "[. \u00a0\u202f]"  # thousands: a point or a space (French: a narrow no-break one)
 NUMBER_FORMATS = {  # an example, as written → the pattern every value fits (spaces stripped)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from churnml.config import DataConfig
 from churnml.data.contract import NUMBER_FORMATS, TABLES, TIME_FORMATS, Table
@@ -173,14 +174,10 @@ def read_raw(con: ibis.BaseBackend, source: Source) -> ir.Table:
     elif source.fmt == "folder":  # Spark lists a folder's files (and partitions) itself
         spark = con.name == "pyspark"
         raw = con.read_parquet(source.path if spark else f"{source.path}/**/*.parquet")
-    elif con.name == "pyspark":
-        path = source.path if _utf8(source) else _utf8_copy(source)
-        raw = con.read_csv(path, **_delimiter(path))
-    elif not _utf8(source):
-        raw = con.read_csv(_utf8_copy(source))
     else:
+        path = source.path if _utf8(source) else _utf8_copy(source)
         try:
-            raw = con.read_csv(source.path)
+            raw = con.read_csv(path, **_csv_options(path, con.name))
         except Exception as exc:  # DuckDB's own error type; only an encoding error is ours
             if "utf-8" not in str(exc).lower():
                 raise
@@ -198,15 +195,24 @@ def _utf8(source: Source) -> bool:
     return codecs.lookup(source.encoding).name == "utf-8"
 
 
-def _delimiter(path: str) -> dict[str, str]:
-    """Spark's CSV option for the delimiter DuckDB's sniffer finds in a local file (Spark would
-    take a comma); none for a remote one."""
+def _csv_options(path: str, engine: str) -> dict[str, object]:
+    """Reader options from what DuckDB's sniffer finds in a local CSV (none for a remote one).
+    Spark: the delimiter (its reader would take a comma). DuckDB: dates and timestamps that the
+    sniffer would read in a format other than ISO 8601 are kept as text, for `text_formats` to
+    read (the sniffer takes day first where the dates fit month first alike)."""
     if "://" in path:
         return {}
     import duckdb
 
-    found = duckdb.execute("SELECT Delimiter FROM sniff_csv(?)", [path]).fetchone()
-    return {"sep": found[0]} if found else {}
+    sep, columns, date, stamp = duckdb.execute(
+        "SELECT Delimiter, Columns, DateFormat, TimestampFormat FROM sniff_csv(?)", [path]
+    ).fetchone()
+    if engine == "pyspark":
+        return {"sep": sep}
+    guessed = {"DATE": date, "TIMESTAMP": stamp}  # the sniffer's formats (None: ISO 8601)
+    local = {kind for kind, fmt in guessed.items() if fmt and not fmt.startswith("%Y-%m-%d")}
+    text = {c["name"]: "VARCHAR" for c in columns if c["type"] in local}
+    return {"types": text} if text else {}
 
 
 def _encoding_error(source: Source, line: int | str) -> DataEncodingError:
@@ -259,6 +265,7 @@ def unix_time(value: ir.NumericValue) -> ir.TimestampValue:
 
 
 FORMAT_SAMPLE = 10_000  # rows of a table its text columns' formats are told from
+FORMAT_FIRST = 100  # of those, the first each format is tried on
 
 
 @ibis.udf.scalar.builtin(signature=((str, str), "timestamp"))
@@ -287,10 +294,11 @@ def read_text(value: ir.StringValue, kind: str, fmt: str) -> ir.Value:
 
 
 def fits_text(value: ir.StringValue, fmt: str) -> ir.BooleanValue:
-    """Whether text is written in the format, on DuckDB (validation's engine)."""
+    """Whether text is written in the format, on DuckDB (validation's engine); a date must be
+    in a year from 1900 to 2199 (%Y reads '24' as the year 24)."""
     if fmt in NUMBER_FORMATS:
         return value.strip().re_search(NUMBER_FORMATS[fmt])
-    return try_strptime(value, fmt).notnull()
+    return try_strptime(value, fmt).year().between(1900, 2199).fill_null(False)
 
 
 def text_formats(raw: ir.Table, source: Source) -> dict[str, tuple[str, ...]]:
@@ -304,21 +312,31 @@ def text_formats(raw: ir.Table, source: Source) -> dict[str, tuple[str, ...]]:
     todo = [c for c in texts if c.name not in out]
     if not todo:
         return out
-    sample = ibis.memtable(raw.select(*(c.name for c in todo)).limit(FORMAT_SAMPLE).to_pyarrow())
-    checks = {}
+    sample = raw.select(*(c.name for c in todo)).limit(FORMAT_SAMPLE).to_pyarrow()
+    con = ibis.duckdb.connect()
     for c in todo:
-        value = sample[c.name]
-        checks[c.name] = value.try_cast(_IBIS_TYPES[c.kind]).isnull().sum(where=value.notnull())
-        for k, fmt in enumerate(formats_of(c.kind)):
-            checks[f"{c.name}.{k}"] = (~fits_text(value, fmt)).sum(where=value.notnull())
-    failed = ibis.duckdb.connect().execute(sample.aggregate(**checks)).iloc[0]
-    for c in todo:
-        if failed[c.name]:
-            kinds = enumerate(formats_of(c.kind))
-            out[c.name] = tuple(f for k, f in kinds if not failed[f"{c.name}.{k}"])
-            log.info("table %s, column %s: formats that read it: %s",
-                     source.table.name, c.name, ", ".join(out[c.name]) or "none")  # fmt: skip
+        texts = sample[c.name].drop_null()
+        values = ibis.memtable(pa.table({"v": texts}))
+        if not len(texts) or not con.execute(values.v.try_cast(_IBIS_TYPES[c.kind]).isnull().sum()):
+            continue  # empty, ISO 8601 or plain numbers
+        fits = formats_of(c.kind)
+        for rows in (values.limit(FORMAT_FIRST), values):  # most formats fail on a few rows
+            fits = _fitting(con, rows, fits)
+        out[c.name] = fits
+        log.info("table %s, column %s: formats that read it: %s",
+                 source.table.name, c.name, ", ".join(fits) or "none")  # fmt: skip
     return out
+
+
+def _fitting(con: ibis.BaseBackend, values: ir.Table, formats: tuple[str, ...]
+             ) -> tuple[str, ...]:  # fmt: skip
+    """Those of `formats` that every text in `values.v` fits."""
+    if not formats:
+        return ()
+    misfits = values.aggregate(**{f"f{k}": (~fits_text(values.v, fmt)).sum()
+                                  for k, fmt in enumerate(formats)})  # fmt: skip
+    counts = con.execute(misfits).iloc[0]
+    return tuple(fmt for k, fmt in enumerate(formats) if not counts[f"f{k}"])
 
 
 def typed(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]] | None = None
