@@ -143,6 +143,26 @@ def test_a_one_product_book_may_leave_out_the_product_column(world: Path) -> Non
     assert (subs["product"] == "product").all() and len(subs) > 0
 
 
+def test_accounts_without_a_segment_are_unsegmented(world: Path) -> None:
+    """A CRM export leaves a few segments empty (a warning); a one-segment book has no column."""
+    accounts = _edit(world, "accounts", lambda df: df.assign(
+        segment=df.segment.where(df.index >= 3, None)))  # fmt: skip
+    report = validate(world, DataConfig())
+    assert report.ok, str(report)
+    empty = [w for w in report.warnings if w.column == "segment"]
+    assert [(w.table, w.rows, w.rule) for w in empty] == [
+        ("accounts", 3, "empty: read as 'unsegmented'")]
+    assert list(empty[0].examples.account_id) == list(accounts.account_id[:3])
+    read = load_tables(world, DataConfig(), connect())["accounts"].to_pandas()
+    segments = read.set_index("account_id").segment[accounts.account_id]
+    assert (segments.to_numpy() == accounts.segment.fillna("unsegmented").to_numpy()).all()
+    _edit(world, "accounts", lambda df: df.drop(columns=["segment"]))
+    report = validate(world, DataConfig())
+    assert report.ok and not [w for w in report.warnings if w.column == "segment"], str(report)
+    read = load_tables(world, DataConfig(), connect())["accounts"].to_pandas()
+    assert set(read.segment) == {"unsegmented"}
+
+
 def test_missing_required_table(world: Path) -> None:
     (world / "usage_events.parquet").unlink()
     error = _only_error(world)

@@ -38,7 +38,10 @@ class Column:
     required: bool = True
     nullable: bool = True
     default: str | None = None  # every row's value when the table has no such column
+    fill: str | None = None  # the value of rows that have none (validation warns how many)
 
+
+UNSEGMENTED = "unsegmented"  # the segment of an account that has none
 
 @dataclass(frozen=True)
 class Table:
@@ -69,7 +72,8 @@ TABLES: dict[str, Table] = {
             "accounts",
             (
                 _id("account_id"),
-                Column("segment", "text", nullable=False),
+                Column("segment", "text", required=False, default=UNSEGMENTED,
+                       fill=UNSEGMENTED),  # one segment: the column may be left out
                 Column("signup_date", "date", nullable=False),
                 Column("account_name", "text", required=False),
                 Column("industry", "text", required=False),

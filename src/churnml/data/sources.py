@@ -362,9 +362,8 @@ def typed(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]] | Non
             if column.kind == "id" and value.type().is_floating():  # pandas: ints with blanks
                 value = value.cast("int64")
             keep = column.kind == "id" and column.name != "account_id" and value.type().is_integer()
-            cols[column.name] = (
-                value if keep or value.type() == ibis.dtype(dtype) else value.cast(dtype)
-            )
+            value = value if keep or value.type() == ibis.dtype(dtype) else value.cast(dtype)
+            cols[column.name] = value if column.fill is None else value.fill_null(column.fill)
         else:
             absent = column.default
             cols[column.name] = ibis.null(dtype) if absent is None else ibis.literal(absent, dtype)

@@ -123,7 +123,7 @@ def validate(
         table = TABLES[name]
         formats = text_formats(raw, sources[name])
         type_findings = _run(name, raw, _type_rules(raw, table, formats))
-        findings += type_findings
+        findings += type_findings + _run(name, raw, _fill_rules(raw, table))
         if not type_findings:
             typed_tables[name] = typed(raw, table, formats)
     findings += [
@@ -199,6 +199,14 @@ def _type_rules(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]]
                 )
             )
     return rules
+
+
+def _fill_rules(raw: ir.Table, table: Table) -> list[_Rule]:
+    """Columns whose empty rows are read as a value (`Column.fill`): a warning."""
+    key = ("account_id",) if "account_id" in raw.columns else ()
+    return [_Rule("warning", c.name, f"empty: read as {c.fill!r}", raw[c.name].isnull(),
+                  (*key, c.name))
+            for c in table.columns if c.fill is not None and c.name in raw.columns]  # fmt: skip
 
 
 def _setting(table: str, column: str) -> str:
