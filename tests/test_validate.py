@@ -156,6 +156,9 @@ def test_accounts_without_a_segment_are_unsegmented(world: Path) -> None:
     read = load_tables(world, DataConfig(), connect())["accounts"].to_pandas()
     segments = read.set_index("account_id").segment[accounts.account_id]
     assert (segments.to_numpy() == accounts.segment.fillna("unsegmented").to_numpy()).all()
+    _edit(world, "accounts", lambda df: df.assign(segment=df.segment.where(df.index != 4, "all")))
+    error = _only_error(world)  # metrics name the whole book so
+    assert (error.column, error.rows, list(error.examples.segment)) == ("segment", 1, ["all"])
     _edit(world, "accounts", lambda df: df.drop(columns=["segment"]))
     report = validate(world, DataConfig())
     assert report.ok and not [w for w in report.warnings if w.column == "segment"], str(report)

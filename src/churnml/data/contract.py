@@ -42,6 +42,7 @@ class Column:
 
 
 UNSEGMENTED = "unsegmented"  # the segment of an account that has none
+BOOK = "all"  # not a segment: the whole book, where metrics are given by segment
 
 @dataclass(frozen=True)
 class Table:

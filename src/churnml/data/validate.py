@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from churnml.config import DataConfig
-from churnml.data.contract import CONTACT_ROLES, TABLES, Column, Table
+from churnml.data.contract import BOOK, CONTACT_ROLES, TABLES, Column, Table
 from churnml.data.sources import (
     UNIX_LIMIT,
     DataEncodingError,
@@ -244,7 +244,11 @@ def _row_rules(name: str, t: ir.Table, max_arr: float) -> list[_Rule]:
             _Rule("error", later, f"must be {word} {earlier}", bad, (*key, earlier, later))
         )
 
-    if name == "subscriptions":
+    if name == "accounts":
+        rules.append(_Rule("error", "segment", f"{BOOK!r} names the whole book in metrics and "
+                           "reports: give that segment another name", t.segment == BOOK,
+                           ("account_id", "segment")))  # fmt: skip
+    elif name == "subscriptions":
         order("end_date", "start_date", strict=True)
         order("canceled_at", "start_date")
         rules.append(
