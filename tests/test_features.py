@@ -14,7 +14,7 @@ from tests.helpers import T, accounts, day, events, partition_by_month, subscrip
 from typer.testing import CliRunner
 
 from churnml.cli import app
-from churnml.config import Config, FeatureConfig
+from churnml.config import Config, DataConfig, FeatureConfig
 from churnml.data.history import as_known_on
 from churnml.data.sources import connect, load_tables
 from churnml.data.synthetic import generate_world, shape_of
@@ -498,6 +498,29 @@ def test_events_loaded_twice_count_once_with_dedupe(tmp_path: Path) -> None:
         out = compute_features(t, snaps, [dt.date(2023, 5, 1)], cfg.features).execute()
         counts[dedupe] = out.set_index("account_id").events_30d.sort_index()
     assert (counts[False] == 2 * counts[True]).all() and counts[True].sum() > 0
+
+
+def test_a_daily_rollup_of_the_events_gives_the_features_of_the_events(tmp_path: Path) -> None:
+    """Usage kept as one row per account, user, day and event type, with its count in
+    `quantity` (`data.event_counts: quantity`), gives every feature the raw events give."""
+    world = tmp_path / "world"
+    generate_world(world, 40, 8, seed=5, truth_paths=2)
+    used = pd.read_parquet(world / "usage_events.parquet")
+    used.loc[used.index[:50], "user_id"] = None  # some of no user
+    used.to_parquet(world / "usage_events.parquet", index=False)
+    cfg, rolled = Config(), Config(data=DataConfig(event_counts="quantity"))
+
+    def features(config: Config) -> pd.DataFrame:
+        t = load_tables(world, config.data, connect())
+        return build.build_features(t, as_of=default_as_of(t)[-4:], cfg=config).execute()
+
+    expected = features(cfg)
+    rollup = used.assign(ts=used.ts.dt.floor("D")).groupby(
+        ["account_id", "user_id", "ts", "event_type"], dropna=False).size()  # fmt: skip
+    rollup.rename("quantity").reset_index().to_parquet(world / "usage_events.parquet")
+    assert len(rollup) < 0.9 * len(used) and expected.events_90d.sum() > 1000
+    pd.testing.assert_frame_equal(expected, features(rolled))
+    assert features(cfg).events_90d.sum() < expected.events_90d.sum()  # rows, not events
 
 
 def test_the_csms_context_sees_only_what_was_known_before_as_of() -> None:

@@ -166,6 +166,14 @@ def test_accounts_without_a_segment_are_unsegmented(world: Path) -> None:
     assert set(read.segment) == {"unsegmented"}
 
 
+def test_a_negative_count_in_a_rollup_of_the_events_is_an_error(world: Path) -> None:
+    _edit(world, "usage_events",
+          lambda df: df.assign(quantity=df.quantity.where(df.index != 2, -3.0)))
+    assert validate(world, DataConfig()).ok  # a quantity, not a count of events
+    error = _only_error(world, DataConfig(event_counts="quantity"))
+    assert (error.column, error.rows, list(error.examples.quantity)) == ("quantity", 1, [-3.0])
+
+
 def test_missing_required_table(world: Path) -> None:
     (world / "usage_events.parquet").unlink()
     error = _only_error(world)

@@ -71,6 +71,12 @@ def _check_format(table: str, column: str, fmt: str) -> None:
 class DataConfig(_Strict):
     tables: dict[str, TableSource] = Field(default_factory=dict)
     max_arr: float = Field(1e8, gt=0, description="ARR above this per row is flagged (a warning)")
+    event_counts: Literal["rows", "quantity"] = Field(
+        "rows",
+        description="how many events a usage_events row stands for: one (`rows`), or its "
+        "`quantity` (`quantity`: a rollup such as one row per account, user, day and event "
+        "type with its count; an empty quantity counts 1)",
+    )
     dedupe_events: bool = Field(
         False, description="count usage events repeated in every column once (a double export)"
     )

@@ -374,11 +374,16 @@ def load_tables(
     data_dir: Path | str, config: DataConfig, con: ibis.BaseBackend
 ) -> dict[str, ir.Table]:
     """Typed Ibis tables for every table found (call `validate` first for clear errors); with
-    `data.dedupe_events`, usage events repeated in every column count once."""
+    `data.event_counts: quantity`, usage events carry `row_events` (the events each row stands
+    for, see `churnml.features.rollups.event_count`); with `data.dedupe_events`, usage events
+    repeated in every column count once."""
     tables = {}
     for name, source in locate(data_dir, config).items():
         raw = read_raw(con, source)
         tables[name] = typed(raw, source.table, text_formats(raw, source))
+    if config.event_counts == "quantity" and "usage_events" in tables:
+        events = tables["usage_events"]
+        tables["usage_events"] = events.mutate(row_events=events.quantity.fill_null(1))
     if config.dedupe_events and "usage_events" in tables:
         tables["usage_events"] = tables["usage_events"].distinct()
     return tables

@@ -132,7 +132,7 @@ def validate(
         if n == 0 and TABLES[name].required
     ]
     for name, t in typed_tables.items():
-        findings += _run(name, t, _row_rules(name, t, config.max_arr))
+        findings += _run(name, t, _row_rules(name, t, config))
         findings += _unique(name, t) + _exact_duplicates(name, t, counts[name])
     if "subscriptions" in typed_tables:
         findings += _outlying_arr(typed_tables["subscriptions"], typed_tables.get("accounts"))
@@ -228,7 +228,8 @@ def _compatible(actual: dt.DataType, wanted: str) -> bool:
     return actual.is_temporal() if wanted in ("date", "timestamp") else actual.is_numeric()
 
 
-def _row_rules(name: str, t: ir.Table, max_arr: float) -> list[_Rule]:
+def _row_rules(name: str, t: ir.Table, config: DataConfig) -> list[_Rule]:
+    max_arr = config.max_arr
     table = TABLES[name]
     key = tuple(c for c in ("account_id",) if c in t.columns)
     rules = [
@@ -272,6 +273,10 @@ def _row_rules(name: str, t: ir.Table, max_arr: float) -> list[_Rule]:
             _Rule("warning", "user_id", "no user (counted as events, not as users)",
                   t.user_id.isnull(), ("account_id", "ts", "event_type"))
         )  # fmt: skip
+        if config.event_counts == "quantity":
+            rules.append(_Rule("error", "quantity", "must not be negative (data.event_counts "
+                               "is quantity: the events a row stands for)", t.quantity < 0,
+                               ("account_id", "ts", "event_type", "quantity")))  # fmt: skip
     elif name == "support_tickets":
         order("resolved_at", "created_at")
     elif name == "contacts":

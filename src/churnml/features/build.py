@@ -223,7 +223,7 @@ def event_types(events: ir.Table, before: dt.date) -> dict[str, int]:
     """Event type → events before `before`, the types used by the most accounts first (ties: by
     name)."""
     e = events.filter(events.ts < ibis.timestamp(dt.datetime.combine(before, dt.time())))
-    return rollups.ranked_types(e, e.count())
+    return rollups.ranked_types(e, rollups.event_count(e))
 
 
 def top_event_types(events: ir.Table, before: dt.date, k: int) -> tuple[str, ...]:

@@ -33,6 +33,14 @@ from churnml.features.labels import date_table
 from churnml.vocabulary import KEYS
 
 
+def event_count(events: ir.Table) -> ir.IntegerValue:
+    """How many events the rows stand for: one each, or `row_events` each where the usage events
+    are a rollup (`data.event_counts: quantity`)."""
+    if "row_events" in events.columns:
+        return events.row_events.sum().cast("int64")
+    return events.count()
+
+
 def age(t: ir.Table, day: ir.DateValue) -> ir.IntegerValue:
     """Whole days from `day` to as_of (1 = the day before as_of)."""
     return t.as_of.delta(day, unit="day")
@@ -61,7 +69,7 @@ def monthly_use(events: ir.Table, as_of: dt.date) -> ir.Table:
     e = events.filter(events.ts >= ibis.timestamp(start), events.ts < ibis.timestamp(end))
     e = e.mutate(month=e.ts.truncate("M").cast("date"))
     by_month = e.group_by(["account_id", "month"])
-    return by_month.aggregate(users=e.user_id.nunique(), events=e.count())
+    return by_month.aggregate(users=e.user_id.nunique(), events=event_count(e))
 
 
 WINDOWS = (7, 30, 60, 90)  # the usage windows' edges, in days before as_of (60: the trends')
@@ -160,7 +168,7 @@ def type_spans(events: ir.Table, calendar: ir.Table) -> ir.Table:
     the two scans of the events."""
     e = _on_calendar(events, calendar)
     return e.group_by(["account_id", "span", "event_type"]).aggregate(
-        n=e.count(), days=bit_or(e.bit)
+        n=event_count(e), days=bit_or(e.bit)
     )
 
 
