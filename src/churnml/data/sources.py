@@ -315,9 +315,10 @@ def text_formats(raw: ir.Table, source: Source) -> dict[str, tuple[str, ...]]:
     sample = raw.select(*(c.name for c in todo)).limit(FORMAT_SAMPLE).to_pyarrow()
     con = ibis.duckdb.connect()
     for c in todo:
-        texts = sample[c.name].drop_null()
-        values = ibis.memtable(pa.table({"v": texts}))
-        if not len(texts) or not con.execute(values.v.try_cast(_IBIS_TYPES[c.kind]).isnull().sum()):
+        written = sample[c.name].drop_null()
+        values = ibis.memtable(pa.table({"v": written}))
+        unread = values.v.try_cast(_IBIS_TYPES[c.kind]).isnull().sum()
+        if not len(written) or not con.execute(unread):
             continue  # empty, ISO 8601 or plain numbers
         fits = formats_of(c.kind)
         for rows in (values.limit(FORMAT_FIRST), values):  # most formats fail on a few rows
@@ -342,7 +343,7 @@ def _fitting(con: ibis.BaseBackend, values: ir.Table, formats: tuple[str, ...]
 def typed(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]] | None = None
           ) -> ir.Table:  # fmt: skip
     """Cast every contract column to its contract type; absent optional columns become nulls
-    (or their contract default).
+    (or their contract default), empty values their column's fill (if it has one).
 
     Ids are strings, except that integer ids other than `account_id` (the join key) stay integers.
     Ids stored as floats are whole numbers (validated), read as integers: 42, not 42.0. Dates
