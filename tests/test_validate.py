@@ -184,9 +184,9 @@ def test_missing_required_table(world: Path) -> None:
 
 
 def test_missing_column(world: Path) -> None:
-    _edit(world, "accounts", lambda df: df.drop(columns="segment"))
+    _edit(world, "accounts", lambda df: df.drop(columns="signup_date"))
     error = _only_error(world)
-    assert (error.table, error.column) == ("accounts", "segment")
+    assert (error.table, error.column) == ("accounts", "signup_date")
     assert error.rule.startswith("required column missing")
 
 
