@@ -18,6 +18,7 @@ from churnml.config import Config, DataConfig, FeatureConfig
 from churnml.data.history import as_known_on
 from churnml.data.sources import connect, load_tables
 from churnml.data.synthetic import generate_world, shape_of
+from churnml.data.synthetic.exports import as_daily_rollup
 from churnml.features import build, rollups
 from churnml.features.build import available, compute_features
 from churnml.features.catalogue import FEATURE_FAMILIES, by_name, catalogue, event_slugs
@@ -515,10 +516,7 @@ def test_a_daily_rollup_of_the_events_gives_the_features_of_the_events(tmp_path:
         return build.build_features(t, as_of=default_as_of(t)[-4:], cfg=config).execute()
 
     expected = features(cfg)
-    rollup = used.assign(ts=used.ts.dt.floor("D")).groupby(
-        ["account_id", "user_id", "ts", "event_type"], dropna=False).size()  # fmt: skip
-    rollup.rename("quantity").reset_index().to_parquet(world / "usage_events.parquet")
-    assert len(rollup) < 0.9 * len(used) and expected.events_90d.sum() > 1000
+    assert as_daily_rollup(world) < 0.9 * len(used) and expected.events_90d.sum() > 1000
     pd.testing.assert_frame_equal(expected, features(rolled))
     assert features(cfg).events_90d.sum() < expected.events_90d.sum()  # rows, not events
 

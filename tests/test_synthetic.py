@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from churnml.config import Config
+from churnml.config import Config, DataConfig
 from churnml.data.contract import TABLES
 from churnml.data.synthetic import PRESETS, Shape, Vocabulary, generate_world, shape_of
+from churnml.features.build import write_features
 from churnml.features.truth import labels_with_truth
 
 
@@ -117,6 +118,33 @@ def test_consumer_preset_has_one_user_per_account_and_only_required_tables(
     assert set(world) == {"accounts", "subscriptions", "usage_events", "truth", "signing"}
     assert world["usage_events"].groupby("account_id").user_id.nunique().max() == 1
     assert "post" in set(world["usage_events"].event_type)
+
+
+@pytest.mark.parametrize(("locale", "rollup"), [("de", True), ("us", False), ("ja", False)])
+def test_a_world_exported_as_users_systems_write_it_gives_the_same_features(
+    tmp_path: Path, locale: str, rollup: bool
+) -> None:
+    """Spreadsheet CSV in a locale (and usage as a daily rollup) read with default settings."""
+    kept = generate_world(tmp_path / "kept", 40, 8, seed=6, truth_paths=2,
+                          shape=shape_of(required_only=True)).out  # fmt: skip
+    exported = generate_world(tmp_path / "csv", 40, 8, seed=6, truth_paths=2,
+                              shape=shape_of(required_only=True), csv_locale=locale,
+                              usage_rollup=rollup).out  # fmt: skip
+    assert not list(exported.glob("*.parquet")) and len(list(exported.glob("*.csv"))) == 3
+    written = (exported / "subscriptions.csv").read_text()
+    assert {"de": "01.2023;", "us": "/2023,", "ja": "2023/01/"}[locale] in written
+    cfg = Config(data=DataConfig(event_counts="quantity" if rollup else "rows"))
+    frames = [write_features(world, config, tmp_path / f"{world.name}.parquet").path
+              for world, config in ((kept, Config()), (exported, cfg))]  # fmt: skip
+    kept_features, exported_features = (pd.read_parquet(f) for f in frames)
+    assert len(kept_features) > 100
+    pd.testing.assert_frame_equal(kept_features, exported_features, check_dtype=False)
+
+
+def test_an_unknown_locale_is_refused_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown locale 'fr'; use one of de, us, ja"):
+        generate_world(tmp_path / "w", 10, 4, csv_locale="fr")
+    assert not (tmp_path / "w").exists()
 
 
 def test_world_uses_the_contract_column_names(small_world: Path) -> None:

@@ -69,6 +69,15 @@ def generate(
     horizon_days: Annotated[
         int, typer.Option(min=1, max=730, help="The truth's horizon: give labels.horizon_days.")
     ] = 90,
+    csv: Annotated[
+        str | None,
+        typer.Option(help="Write every table as CSV from a spreadsheet in this locale: de (day "
+                     "first, decimal commas, semicolons), us (month first, AM/PM) or ja."),
+    ] = None,
+    usage_rollup: Annotated[
+        bool, typer.Option(help="Usage events as a daily rollup, counts in quantity (train it "
+                           "with data.event_counts: quantity).")
+    ] = False,
 ) -> None:
     """Generate a synthetic SaaS world (every contract table, plus _truth/truth.parquet)."""
     from churnml.data.synthetic import generate_world, shape_of
@@ -92,7 +101,7 @@ def generate(
         try:
             summary = generate_world(
                 out, accounts, months, seed, start, progress=report, shape=shape,
-                horizon_days=horizon_days,
+                horizon_days=horizon_days, csv_locale=csv, usage_rollup=usage_rollup,
             )
         except ValueError as exc:
             raise fail(str(exc)) from None

@@ -10,7 +10,8 @@ is each label's probability given the state. The parts:
 * `shape`: the kinds of portfolio (event vocabularies, billing, expansion, shifts; `shape_of`);
 * `dynamics`: the hidden state, its monthly step, the hazards, and the oracle;
 * `simulation`: accounts signing up, churning, renewing and expanding, and their read-outs;
-* `recorder`: rows collected month by month, contract tables as Arrow, usage events in chunks.
+* `recorder`: rows collected month by month, contract tables as Arrow, usage events in chunks;
+* `exports`: the tables as users' systems write them (spreadsheet CSV, a daily usage rollup).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from churnml.data.contract import TABLES
+from churnml.data.synthetic.exports import LOCALES, as_daily_rollup, as_spreadsheet_csv
 from churnml.data.synthetic.recorder import to_arrow, write_events
 from churnml.data.synthetic.shape import PRESETS, SEGMENTS, Shape, Shift, Vocabulary, shape_of
 from churnml.data.synthetic.simulation import Simulation
@@ -52,6 +54,8 @@ def generate_world(
     progress: Callable[[str, int, int], None] | None = None,
     shape: Shape = PRESETS["b2b"],
     horizon_days: int = 90,
+    csv_locale: str | None = None,
+    usage_rollup: bool = False,
 ) -> WorldSummary:
     """Simulate a portfolio and write every contract table to `out/<table>.parquet`.
 
@@ -59,10 +63,14 @@ def generate_world(
     with the simulator's own probability of each label within `horizon_days`, named after the
     label: `p_churn_90d`, …; give the horizon training will use). `progress(stage, done, total)`
     is called as work advances. Deterministic for a seed: the same arguments give byte-identical
-    files. `shape` chooses the kind of portfolio (see `Shape` and `PRESETS`).
+    files. `shape` chooses the kind of portfolio (see `Shape` and `PRESETS`). How the tables are
+    written, as users' systems export them (see `exports`): `usage_rollup`, usage events as a
+    daily rollup; `csv_locale`, every table as CSV from a spreadsheet in that locale.
     """
     if n_accounts < 1 or months < 4:
         raise ValueError("a world needs at least 1 account and 4 months")
+    if csv_locale not in (None, *LOCALES):
+        raise ValueError(f"unknown locale {csv_locale!r}; use one of {', '.join(LOCALES)}")
     if not 1 <= horizon_days <= 730:
         raise ValueError(f"horizon_days must be 1–730, not {horizon_days}")
     out = Path(out)
@@ -99,5 +107,8 @@ def generate_world(
             step,
             shape.events,
         )
-    counts = {name: len(df) for name, df in tables.items()} | {"usage_events": n_events}
+        rows = as_daily_rollup(tmp) if usage_rollup else n_events
+        if csv_locale:
+            as_spreadsheet_csv(tmp, csv_locale)
+    counts = {name: len(df) for name, df in tables.items()} | {"usage_events": rows}
     return WorldSummary(out, n_accounts, months, n_events, counts)
