@@ -490,6 +490,21 @@ def test_a_format_that_cannot_be_is_a_config_error(formats: dict[str, str], mess
         DataConfig(tables={table: TableSource(formats=formats)})
 
 
+def test_an_excel_workbook_reads_as_the_table_it_holds(world: Path) -> None:
+    """The first sheet; "NA" (a region) is text, not a missing value; dates kept as text in a
+    sheet are read in their format like a CSV's."""
+    accounts = pd.read_parquet(world / "accounts.parquet").assign(region="NA")
+    (world / "accounts.parquet").unlink()
+    accounts.assign(signup_date=pd.to_datetime(accounts.signup_date).dt.strftime("%d.%m.%Y")
+                    ).to_excel(world / "accounts.xlsx", index=False)  # fmt: skip
+    report = validate(world, DataConfig())
+    assert report.ok, str(report)
+    read = load_tables(world, DataConfig(), connect())["accounts"].to_pandas()
+    read["signup_date"] = pd.to_datetime(read.signup_date)
+    expected = accounts.assign(signup_date=pd.to_datetime(accounts.signup_date))
+    pd.testing.assert_frame_equal(read, expected, check_dtype=False)
+
+
 def test_a_few_identical_events_by_chance_are_not_reported(world: Path) -> None:
     _edit(world, "usage_events", lambda df: pd.concat([df.drop_duplicates(), df.head(1)]))
     assert not [r for r in _warnings(world) if "repeated exactly" in r]

@@ -53,7 +53,7 @@ class Source:
 
     table: Table
     path: str
-    fmt: Literal["parquet", "csv", "folder"]  # folder: of Parquet files, at any depth
+    fmt: Literal["parquet", "csv", "excel", "folder"]  # folder: of Parquet files, at any depth
     columns: dict[str, str]
     encoding: str = "utf-8"
     formats: dict[str, str] = field(default_factory=dict)  # configured (`TableSource.formats`)
@@ -70,17 +70,21 @@ class MissingTableError(FileNotFoundError):
         super().__init__(f"table {table}: {rule}")
 
 
+EXTENSIONS = {"parquet": "parquet", "csv": "csv", "xlsx": "excel"}  # looked for in this order
+
+
 def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
     """Find each contract table; absent optional tables are left out (with a logged note)."""
     data_dir = Path(data_dir)
     found: dict[str, Source] = {}
     for name, table in TABLES.items():
         spec = config.source(name)
-        candidates = [spec.path] if spec.path else [f"{name}.parquet", f"{name}.csv", f"{name}/"]
+        found_as = [*(f"{name}.{ext}" for ext in EXTENSIONS), f"{name}/"]
+        candidates = [spec.path] if spec.path else found_as
         for candidate in candidates:
             path = candidate if "://" in candidate else str(data_dir / candidate)
             if "://" in path or Path(path).exists():
-                fmt = "csv" if path.rstrip("/").endswith(".csv") else "parquet"
+                fmt = EXTENSIONS.get(path.rstrip("/").rsplit(".", 1)[-1].lower(), "parquet")
                 if Path(path).is_dir():
                     fmt, path = "folder", str(Path(path))
                     if not any(Path(path).rglob("*.parquet")):
@@ -174,6 +178,8 @@ def read_raw(con: ibis.BaseBackend, source: Source) -> ir.Table:
     elif source.fmt == "folder":  # Spark lists a folder's files (and partitions) itself
         spark = con.name == "pyspark"
         raw = con.read_parquet(source.path if spark else f"{source.path}/**/*.parquet")
+    elif source.fmt == "excel":
+        raw = con.read_parquet(_sheet_copy(source))
     else:
         path = source.path if _utf8(source) else _utf8_copy(source)
         try:
@@ -232,16 +238,21 @@ def _scratch() -> Path:
     return folder
 
 
-def _utf8_copy(source: Source) -> str:
-    """A UTF-8 copy of a CSV in another encoding (made once per file version and encoding),
-    decoded line by line so that an undecodable byte is reported with its line."""
+def _copy_of(source: Source, suffix: str) -> Path:
+    """Where this process keeps a copy of the source's file (one per file version and encoding)."""
     path = Path(source.path)
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_mtime_ns}|{source.encoding}".encode())
-    copy = _scratch() / f"{key.hexdigest()[:20]}.csv"
+    return _scratch() / f"{key.hexdigest()[:20]}{suffix}"
+
+
+def _utf8_copy(source: Source) -> str:
+    """A UTF-8 copy of a CSV in another encoding, decoded line by line so that an undecodable
+    byte is reported with its line."""
+    copy = _copy_of(source, ".csv")
     if not copy.exists():
         with (
-            path.open("rb") as src,
+            Path(source.path).open("rb") as src,
             atomic_path(copy) as tmp,
             tmp.open("w", encoding="utf-8") as out,
         ):
@@ -250,6 +261,22 @@ def _utf8_copy(source: Source) -> str:
                     out.write(line.decode(source.encoding))
                 except UnicodeDecodeError:
                     raise _encoding_error(source, number) from None
+    return str(copy)
+
+
+def _sheet_copy(source: Source) -> str:
+    """An Excel workbook's first sheet as Parquet, for any engine to read: columns of text or
+    mixed types (such as ids) as text, the rest as stored (dates as dates)."""
+    import pandas as pd
+
+    copy = _copy_of(source, ".parquet")
+    if not copy.exists():
+        # Only empty cells are missing: pandas would also take text such as "NA" (a region).
+        frame = pd.read_excel(source.path, sheet_name=0, engine="openpyxl",
+                              keep_default_na=False, na_values=[""])  # fmt: skip
+        mixed = [c for c in frame.columns if frame[c].dtype == object]
+        with atomic_path(copy) as tmp:
+            frame.astype(dict.fromkeys(mixed, "string")).to_parquet(tmp, index=False)
     return str(copy)
 
 
