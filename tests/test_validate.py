@@ -316,6 +316,24 @@ def test_csv_and_a_column_mapping(world: Path) -> None:
     assert not validate(world, DataConfig()).ok
 
 
+def test_column_names_that_differ_in_case_and_spacing_need_no_mapping(world: Path) -> None:
+    """A CRM export's `Account ID`, `Segment`, `SignupDate` are the contract's columns; a
+    missing one is named with the columns the file has."""
+    accounts = pd.read_parquet(world / "accounts.parquet")
+    (world / "accounts.parquet").unlink()
+    accounts.rename(columns={"account_id": "Account ID", "segment": "Segment",
+                             "signup_date": "SignupDate"}).to_csv(world / "accounts.csv",
+                                                                  index=False)  # fmt: skip
+    assert validate(world, DataConfig()).ok
+    read = load_tables(world, DataConfig(), connect())["accounts"].to_pandas()
+    assert list(read.account_id) == list(accounts.account_id)
+    assert list(read.segment) == list(accounts.segment)
+    accounts.rename(columns={"signup_date": "Created"}).to_csv(world / "accounts.csv", index=False)
+    error = _only_error(world)
+    assert (error.column, error.rows) == ("signup_date", 0)
+    assert "columns found: account_id, segment, Created, account_name" in error.rule
+
+
 def test_cli_exits_non_zero_and_names_the_rule(world: Path) -> None:
     _edit(world, "subscriptions", lambda df: df.assign(arr=df.arr.where(df.index != 0, -1.0)))
     result = CliRunner().invoke(app, ["validate", "--data", str(world)])

@@ -173,6 +173,33 @@ class DataEncodingError(ValueError):
 
 def read_raw(con: ibis.BaseBackend, source: Source) -> ir.Table:
     """The table as stored, its columns renamed to the contract's names (types untouched)."""
+    return renamed(read_stored(con, source), source)
+
+
+def renamed(stored: ir.Table, source: Source) -> ir.Table:
+    """The contract's columns of a stored table, by their contract names: each the column the
+    config maps it to, else the one of that name, else the one whose name differs only in case,
+    spaces and punctuation (`Account ID` for `account_id`), if just one does."""
+    plain = {}
+    for column in stored.columns:
+        plain.setdefault(_plain(column), []).append(column)
+    present = {}
+    for name in source.table.column_names:
+        mapped = source.user_column(name)
+        alike = plain.get(_plain(name), [])
+        if mapped in stored.columns:
+            present[name] = mapped
+        elif name not in source.columns and len(alike) == 1:
+            present[name] = alike[0]
+    return stored.select(**{name: stored[col] for name, col in present.items()})
+
+
+def _plain(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def read_stored(con: ibis.BaseBackend, source: Source) -> ir.Table:
+    """The table as stored: its own column names and types."""
     if source.fmt == "parquet":
         raw = con.read_parquet(source.path)
     elif source.fmt == "folder":  # Spark lists a folder's files (and partitions) itself
@@ -189,12 +216,7 @@ def read_raw(con: ibis.BaseBackend, source: Source) -> ir.Table:
                 raise
             line = re.search(r"Line: (\d+)", str(exc))
             raise _encoding_error(source, line.group(1) if line else "?") from None
-    present = {
-        name: source.user_column(name)
-        for name in source.table.column_names
-        if source.user_column(name) in raw.columns
-    }
-    return raw.select(**{name: raw[col] for name, col in present.items()})
+    return raw
 
 
 def _utf8(source: Source) -> bool:

@@ -27,7 +27,8 @@ from churnml.data.sources import (
     formats_of,
     ibis_type,
     locate,
-    read_raw,
+    read_stored,
+    renamed,
     text_formats,
     typed,
 )
@@ -109,11 +110,12 @@ def validate(
     raws: dict[str, ir.Table] = {}
     for name, source in sources.items():
         try:
-            raw = read_raw(con, source)
+            stored = read_stored(con, source)
         except DataEncodingError as exc:
             findings.append(Finding("error", name, "*", str(exc).split(": ", 1)[1], 0))
             continue
-        missing = _missing_columns(source, raw)
+        raw = renamed(stored, source)
+        missing = _missing_columns(source, raw, stored.columns)
         findings += missing
         if not missing:
             raws[name] = raw
@@ -143,7 +145,7 @@ def validate(
     return ValidationReport(findings, counts)
 
 
-def _missing_columns(source: Source, raw: ir.Table) -> list[Finding]:
+def _missing_columns(source: Source, raw: ir.Table, stored: list[str]) -> list[Finding]:
     missing = [c for c in source.table.columns if c.required and c.name not in raw.columns]
     return [
         Finding(
@@ -151,7 +153,7 @@ def _missing_columns(source: Source, raw: ir.Table) -> list[Finding]:
             source.table.name,
             source.user_column(c.name),
             f"required column missing from {source.path} (columns found: "
-            f"{', '.join(raw.columns) or 'none'}; "
+            f"{', '.join(stored[:30]) + (', …' if len(stored) > 30 else '') or 'none'}; "
             f"map it under data.tables.{source.table.name}.columns)",
             0,
         )
