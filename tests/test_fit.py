@@ -19,7 +19,7 @@ from churnml.features.truth import load_signing_truth
 from churnml.models.pipeline import train_fit
 from churnml.models.train import TargetResult
 from churnml.reports.fit import write_fit
-from churnml.scoring.deals import DealsError, score_deals
+from churnml.scoring.deals import DealsError, read_deals, score_deals
 from churnml.scoring.explain import explain
 from churnml.vocabulary import FIRST_YEAR_DAYS, LOST_FIRST_YEAR, SIGNING_ORACLE
 
@@ -136,6 +136,22 @@ def test_bad_deals_are_clear_errors(fitted: TargetResult, signings: pd.DataFrame
     bad.loc[bad.index[:2], "employees"] = "lots"
     with pytest.raises(DealsError, match=r"employees must be numbers; 2 row\(s\).*'lots'"):
         score_deals(fitted.model, bad)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_deals_from_a_file_read_as_written(
+    fitted: TargetResult, signings: pd.DataFrame, tmp_path: Path, suffix: str
+) -> None:
+    """A region "NA" (North America) is text, not a missing value, in a CSV or a workbook."""
+    deals = signings.tail(6).drop(columns=[LOST_FIRST_YEAR, "arr_after"]).assign(region="NA")
+    path = tmp_path / f"deals{suffix}"
+    deals.to_csv(path, index=False) if suffix == ".csv" else deals.to_excel(path, index=False)
+    read = read_deals(path)
+    assert list(read.region) == ["NA"] * 6
+    assert "region" in fitted.model.features
+    expected = score_deals(fitted.model, deals).fit_probability
+    assert score_deals(fitted.model, read).fit_probability.tolist() == pytest.approx(
+        expected.tolist())
 
 
 def test_the_fit_page_and_feed_keep_untrusted_text_as_text(

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 import pyarrow as pa
 
 from churnml.config import DataConfig
@@ -287,19 +288,24 @@ def _utf8_copy(source: Source) -> str:
 
 
 def _sheet_copy(source: Source) -> str:
-    """An Excel workbook's first sheet as Parquet, for any engine to read: columns of text or
-    mixed types (such as ids) as text, the rest as stored (dates as dates)."""
-    import pandas as pd
-
+    """An Excel workbook's first sheet (`first_sheet`) as Parquet, for any engine to read."""
     copy = _copy_of(source, ".parquet")
     if not copy.exists():
-        # Only empty cells are missing: pandas would also take text such as "NA" (a region).
-        frame = pd.read_excel(source.path, sheet_name=0, engine="openpyxl",
-                              keep_default_na=False, na_values=[""])  # fmt: skip
-        mixed = [c for c in frame.columns if frame[c].dtype == object]
         with atomic_path(copy) as tmp:
-            frame.astype(dict.fromkeys(mixed, "string")).to_parquet(tmp, index=False)
+            first_sheet(source.path).to_parquet(tmp, index=False)
     return str(copy)
+
+
+def first_sheet(path: Path | str) -> pd.DataFrame:
+    """An Excel workbook's first sheet: only empty cells are missing (pandas would also take text
+    such as "NA", a region), columns of text or mixed types (such as ids) are text, the rest as
+    stored (dates as dates)."""
+    frame = pd.read_excel(path, sheet_name=0, engine="openpyxl", **AS_WRITTEN)
+    mixed = [c for c in frame.columns if frame[c].dtype == object]
+    return frame.astype(dict.fromkeys(mixed, "string"))
+
+
+AS_WRITTEN = {"keep_default_na": False, "na_values": [""]}  # pandas: only empty cells missing
 
 
 UNIX_LIMIT = 1e17  # numbers read as Unix time are below this (in microseconds: year 5138)

@@ -1,7 +1,7 @@
 """Score deals with the fit model: the chance that a newly signed account is lost in its first
 year, from what is known at signing, with the reasons in words (`churnml fit-score`).
 
-Deals come as a CSV or Parquet file with an id column (`deal_id` or `account_id`) and the
+Deals come as a CSV, Excel or Parquet file with an id column (`deal_id` or `account_id`) and the
 columns the fit model was trained on (`features.signing.SIGNING_FEATURES` that the data held); a
 cell may be empty where a value is unknown, but every column must be there. Or they come from the
 data itself: the accounts signed since a date (`signed_since`).
@@ -18,6 +18,7 @@ import pandas as pd
 
 from churnml.config import Config
 from churnml.data import load
+from churnml.data.sources import AS_WRITTEN, first_sheet
 from churnml.features.signing import signing_table
 from churnml.io import plain
 from churnml.models.artifact import TrainedModel
@@ -59,14 +60,18 @@ def fit_model(cfg: Config, uri: str | None = None) -> LoadedModel:
 
 
 def read_deals(path: Path | str) -> pd.DataFrame:
-    """A CSV or Parquet file of deals, as given."""
+    """A CSV, Excel (first sheet) or Parquet file of deals, as given: only empty cells are
+    missing (a region "NA" is text)."""
     path = Path(path)
     if not path.is_file():
         raise DealsError(f"deals: no file at {path}")
     try:
-        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return first_sheet(path) if path.suffix == ".xlsx" else pd.read_csv(path, **AS_WRITTEN)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise DealsError(f"deals: {path} is not a readable CSV or Parquet file ({exc})") from None
+        raise DealsError(f"deals: {path} is not a readable CSV, Excel or Parquet file "
+                         f"({exc})") from None  # fmt: skip
 
 
 def signed_since(data_dir: Path | str, cfg: Config, since: dt.date) -> pd.DataFrame:
