@@ -249,12 +249,20 @@ def test_a_model_without_skill_is_never_champion(features: pd.DataFrame, tmp_pat
     frame["churn_90d"] = frame.groupby("as_of").churn_90d.transform(
         lambda y: y.sample(frac=1.0, random_state=3).to_numpy()
     )
-    path = tmp_path / "shuffled.parquet"
-    frame.to_parquet(path)
+    path = tmp_path / "shuffled.csv"  # a feature table may be a CSV (or a workbook)
+    frame.to_csv(path, index=False)
     report = train(cfg, features_path=path, target="churn_90d")
     assert report.results[0].skill.no_skill
     assert report.promotions[0].alias == "challenger"
     assert report.promotions[0].reason.startswith("no skill")
+
+
+def test_an_unreadable_feature_table_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "features.parquet"
+    path.write_text("not parquet")
+    with pytest.raises(TrainingError, match=r"features\.parquet: not a readable Parquet, CSV "
+                       r"or Excel file"):  # fmt: skip
+        train(_config(tmp_path, backtests=0), features_path=path, target="churn_90d")
 
 
 def test_a_model_too_good_to_be_true_is_not_registered(

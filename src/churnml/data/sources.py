@@ -308,6 +308,15 @@ def first_sheet(path: Path | str) -> pd.DataFrame:
 AS_WRITTEN = {"keep_default_na": False, "na_values": [""]}  # pandas: only empty cells missing
 
 
+def read_frame(path: Path | str) -> pd.DataFrame:
+    """A Parquet, CSV or Excel (first sheet) file as written: only empty cells are missing.
+    ValueError (or OSError) when it cannot be read as its suffix says."""
+    path = Path(path)
+    if path.suffix == ".parquet" or path.is_dir():
+        return pd.read_parquet(path)
+    return first_sheet(path) if path.suffix == ".xlsx" else pd.read_csv(path, **AS_WRITTEN)
+
+
 UNIX_LIMIT = 1e17  # numbers read as Unix time are below this (in microseconds: year 5138)
 
 

@@ -16,6 +16,7 @@ from mlflow.exceptions import MlflowException
 
 from churnml.config import Config
 from churnml.data import load
+from churnml.data.sources import read_frame
 from churnml.features.build import build_features, with_key_events
 from churnml.features.catalogue import Feature, by_name
 from churnml.features.labels import default_as_of, label_columns
@@ -109,7 +110,11 @@ def train(
     if features_path is not None:
         if not target:
             raise TrainingError("--features needs --target COLUMN (the label to learn)")
-        frame = pd.read_parquet(features_path)
+        try:
+            frame = read_frame(features_path)
+        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            raise TrainingError(f"{features_path}: not a readable Parquet, CSV or Excel file "
+                                f"({exc})") from None  # fmt: skip
         missing = {*KEYS, target} - set(frame.columns)
         if missing:
             raise TrainingError(f"{features_path}: columns missing: {sorted(missing)}")

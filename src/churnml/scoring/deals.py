@@ -18,7 +18,7 @@ import pandas as pd
 
 from churnml.config import Config
 from churnml.data import load
-from churnml.data.sources import AS_WRITTEN, first_sheet
+from churnml.data.sources import read_frame
 from churnml.features.signing import signing_table
 from churnml.io import plain
 from churnml.models.artifact import TrainedModel
@@ -66,9 +66,7 @@ def read_deals(path: Path | str) -> pd.DataFrame:
     if not path.is_file():
         raise DealsError(f"deals: no file at {path}")
     try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return first_sheet(path) if path.suffix == ".xlsx" else pd.read_csv(path, **AS_WRITTEN)
+        return read_frame(path)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DealsError(f"deals: {path} is not a readable CSV, Excel or Parquet file "
                          f"({exc})") from None  # fmt: skip
