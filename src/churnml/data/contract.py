@@ -44,6 +44,7 @@ class Column:
 UNSEGMENTED = "unsegmented"  # the segment of an account that has none
 BOOK = "all"  # not a segment: the whole book, where metrics are given by segment
 
+
 @dataclass(frozen=True)
 class Table:
     """One input table: columns, unique key, and the time column that places each row in time."""

@@ -195,7 +195,8 @@ def _type_rules(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]]
                     "error",
                     column.name,
                     f"values that cannot be parsed as {what}"
-                    + _format_hint(table.name, column, formats.get(column.name, ())),
+                    + (_format_hint(table.name, column, formats.get(column.name, ()))
+                       if value.type().is_string() else ""),
                     value.notnull() & value.try_cast(dtype).isnull(),
                     (column.name,),
                 )
