@@ -317,8 +317,8 @@ def test_csv_and_a_column_mapping(world: Path) -> None:
 
 
 def test_column_names_that_differ_in_case_and_spacing_need_no_mapping(world: Path) -> None:
-    """A CRM export's `Account ID`, `Segment`, `SignupDate` are the contract's columns; a
-    missing one is named with the columns the file has."""
+    """A CRM export's `Account ID`, `Segment`, `SignupDate` are the contract's columns; ids
+    typed with a space at the end match; a missing column is named with the file's columns."""
     accounts = pd.read_parquet(world / "accounts.parquet")
     (world / "accounts.parquet").unlink()
     accounts.rename(columns={"account_id": "Account ID", "segment": "Segment",
@@ -328,6 +328,11 @@ def test_column_names_that_differ_in_case_and_spacing_need_no_mapping(world: Pat
     read = load_tables(world, DataConfig(), connect())["accounts"].to_pandas()
     assert list(read.account_id) == list(accounts.account_id)
     assert list(read.segment) == list(accounts.segment)
+    padded = accounts.assign(account_id=accounts.account_id + " ")  # typed by hand
+    padded.to_csv(world / "accounts.csv", index=False)
+    assert validate(world, DataConfig()).ok  # its ids still match the other tables'
+    read = load_tables(world, DataConfig(), connect())["accounts"].to_pandas()
+    assert list(read.account_id) == list(accounts.account_id)
     accounts.rename(columns={"signup_date": "Created"}).to_csv(world / "accounts.csv", index=False)
     error = _only_error(world)
     assert (error.column, error.rows) == ("signup_date", 0)

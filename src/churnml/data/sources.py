@@ -180,7 +180,8 @@ def read_raw(con: ibis.BaseBackend, source: Source) -> ir.Table:
 def renamed(stored: ir.Table, source: Source) -> ir.Table:
     """The contract's columns of a stored table, by their contract names: each the column the
     config maps it to, else the one of that name, else the one whose name differs only in case,
-    spaces and punctuation (`Account ID` for `account_id`), if just one does."""
+    spaces and punctuation (`Account ID` for `account_id`), if just one does. Ids written as text
+    in a CSV or a workbook lose spaces at their ends (`"A001 "` is `A001`)."""
     plain = {}
     for column in stored.columns:
         plain.setdefault(_plain(column), []).append(column)
@@ -192,7 +193,12 @@ def renamed(stored: ir.Table, source: Source) -> ir.Table:
             present[name] = mapped
         elif name not in source.columns and len(alike) == 1:
             present[name] = alike[0]
-    return stored.select(**{name: stored[col] for name, col in present.items()})
+    columns = {name: stored[col] for name, col in present.items()}
+    if source.fmt in ("csv", "excel"):
+        kinds = {c.name: c.kind for c in source.table.columns}
+        columns = {name: value.strip() if kinds[name] == "id" and value.type().is_string()
+                   else value for name, value in columns.items()}  # fmt: skip
+    return stored.select(**columns)
 
 
 def _plain(name: str) -> str:
