@@ -20,6 +20,7 @@ from churnml.cli import (
     read_config,
     summary_table,
 )
+from churnml.data.contract import BOOK
 from churnml.data.sources import MissingTableError
 from churnml.data.validate import DataValidationError
 
@@ -160,7 +161,7 @@ def training_table(report: TrainReport) -> Table:
         table.add_column(column)
     for result in report.results:
         for model, by_seg in result.metrics.items():
-            m = by_seg["all"]
+            m = by_seg[BOOK]
             keys = ("roc_auc", "pr_auc", "log_loss", "ece", "arr_captured_top10")
             label = f"churnml ({result.evaluation.family})" if model == "churnml" else model
             table.add_row(result.name, label, *(f"{m[k]:.3f}" for k in keys))

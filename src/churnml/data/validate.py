@@ -352,7 +352,7 @@ def _outlying_arr(subs: ir.Table, accounts: ir.Table | None) -> list[Finding]:
     if accounts is not None:
         paid = paid.left_join(accounts.select("account_id", "segment"), "account_id")
     else:
-        paid = paid.mutate(segment=ibis.literal("all"))
+        paid = paid.mutate(segment=ibis.literal(BOOK))
     paid = paid.mutate(median=paid.arr.median().over(group_by="segment"))
     show = ("account_id", "segment", "arr", "median")
     rule = _Rule("warning", "arr", "more than 1,000× the median ARR of its segment",

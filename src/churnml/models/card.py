@@ -12,6 +12,7 @@ import shap
 from jinja2 import Template
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from churnml.data.contract import BOOK
 from churnml.features.catalogue import Feature
 from churnml.models.train import TargetResult
 
@@ -89,7 +90,7 @@ _CARD = Template((Path(__file__).parent / "model_card.md.j2").read_text(encoding
 
 
 def model_card(result: TargetResult, horizon: int, catalogue: dict[str, Feature]) -> str:
-    segments = [s for s in result.metrics["churnml"] if s != "all"]
-    top = result.importance["all"].head(10).to_dict()
+    segments = [s for s in result.metrics["churnml"] if s != BOOK]
+    top = result.importance[BOOK].head(10).to_dict()
     return _CARD.render(r=result, horizon=horizon, metrics=SHOWN_METRICS, segments=segments,
-                        top=top, catalogue=catalogue)  # fmt: skip
+                        top=top, catalogue=catalogue, book=BOOK)  # fmt: skip

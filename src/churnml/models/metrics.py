@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from churnml.data.contract import BOOK
+
 TOP_SHARE = 0.1
 
 
@@ -56,9 +58,9 @@ def evaluate(y: np.ndarray, p: np.ndarray, arr: np.ndarray) -> dict[str, float]:
 def evaluate_by_segment(
     y: np.ndarray, p: np.ndarray, arr: np.ndarray, segment: pd.Series
 ) -> dict[str, dict[str, float]]:
-    """`evaluate` overall ("all") and within each segment."""
+    """`evaluate` overall (`BOOK`) and within each segment."""
     seg = np.asarray(segment.astype(str))
-    out = {"all": evaluate(y, p, arr)}
+    out = {BOOK: evaluate(y, p, arr)}
     for name in sorted(set(seg)):
         mask = seg == name
         out[name] = evaluate(np.asarray(y)[mask], np.asarray(p)[mask], np.asarray(arr)[mask])

@@ -14,6 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from churnml.config import Config
+from churnml.data.contract import BOOK
 from churnml.features.catalogue import Feature
 from churnml.models.artifact import Calibration
 from churnml.models.splits import Split
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def segment_of(df: pd.DataFrame) -> pd.Series:
-    """Each row's segment as text ("all" when the table has none)."""
-    return df["segment"].astype(str) if "segment" in df else pd.Series("all", index=df.index)
+    """Each row's segment as text (`BOOK` when the table has none)."""
+    return df["segment"].astype(str) if "segment" in df else pd.Series(BOOK, index=df.index)
 
 
 def logistic_baseline(ds: Dataset, split: Split) -> np.ndarray:

@@ -27,6 +27,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 import churnml
 from churnml.config import Config, RegistryConfig
+from churnml.data.contract import BOOK
 from churnml.features.catalogue import Feature, catalogue_markdown
 from churnml.forecast.revenue import summary
 from churnml.io import atomic_dir
@@ -180,7 +181,7 @@ def _gate(result: TargetResult, name: str, cfg: RegistryConfig,
     test = result.test
     through = old.meta.get("trained_through")
     fresh = (test.as_of > pd.Timestamp(through)).to_numpy() if through else np.ones(len(test), bool)
-    new_auc, new_ll = (result.metrics["churnml"]["all"][k] for k in ("roc_auc", "log_loss"))
+    new_auc, new_ll = (result.metrics["churnml"][BOOK][k] for k in ("roc_auc", "log_loss"))
     recorded = old.meta.get("evaluation")
     if test.y[fresh].nunique() == 2 or not recorded:
         rows = result.test_rows[fresh]

@@ -27,6 +27,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from churnml.config import Config, ModelConfig
+from churnml.data.contract import BOOK
 from churnml.features.catalogue import Feature
 from churnml.models.artifact import Calibration, TrainedModel
 from churnml.models.estimators import Recipe, candidates, fit
@@ -233,8 +234,8 @@ def importance_bysegment_of(model: TrainedModel, df: pd.DataFrame) -> pd.DataFra
         model.contributions(df)[:, :-1], columns=model.features, index=df.index
     ).abs()
     table = contrib.groupby(segment_of(df)).mean().T
-    table.insert(0, "all", contrib.mean())
-    return table.sort_values("all", ascending=False)
+    table.insert(0, BOOK, contrib.mean())
+    return table.sort_values(BOOK, ascending=False)
 
 
 def judge_skill(y: np.ndarray, p: np.ndarray, accounts: pd.Series, health: np.ndarray | None,
@@ -338,12 +339,12 @@ def _facts(ds: Dataset, split: Split, choice: Choice, evaluation: TrainedModel,
         "trained_through": str(ds.frame["as_of"].max().date()),
         "evaluation": {
             "family": evaluation.family,
-            "roc_auc": metrics["churnml"]["all"]["roc_auc"],
-            "log_loss": metrics["churnml"]["all"]["log_loss"],
+            "roc_auc": metrics["churnml"][BOOK]["roc_auc"],
+            "log_loss": metrics["churnml"][BOOK]["log_loss"],
             "test_dates": [str(d) for d in test_dates],
         },
         "skill": skill.as_dict(),
-        "references": {name: {k: by_seg["all"][k] for k in ("roc_auc", "log_loss")}
+        "references": {name: {k: by_seg[BOOK][k] for k in ("roc_auc", "log_loss")}
                        for name, by_seg in metrics.items() if name != "churnml"},
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
@@ -372,13 +373,13 @@ def _backtest(ds: Dataset, first: Split, choice: Choice, cfg: Config, horizon_da
         test = ds.frame[split.test]
         predictions.append(test[KEYS].assign(p=model.predict(test)))
         evaluated = evaluate_by_segment(y[split.test], predictions[-1].p.to_numpy(),
-                                        _arr(test).to_numpy(), segment_of(test))["all"]  # fmt: skip
+                                        _arr(test).to_numpy(), segment_of(test))[BOOK]  # fmt: skip
         row = {"cutoff": split.dates["test"],
                **{key: evaluated[key] for key in ("roc_auc", "log_loss", "ece")}}  # fmt: skip
         known = None if truth is None else truth[split.test].to_numpy()
         if known is not None and not np.isnan(known).any():  # the truth's dates are monthly
             oracle = evaluate_by_segment(y[split.test], known, _arr(test).to_numpy(),
-                                         segment_of(test))["all"]  # fmt: skip
+                                         segment_of(test))[BOOK]  # fmt: skip
             row["oracle_roc_auc"] = oracle["roc_auc"]
         out.append(row)
     return out, predictions

@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 
 from churnml.config import Config
 from churnml.data import load
+from churnml.data.contract import BOOK
 from churnml.data.sources import cached
 from churnml.features.catalogue import Feature, by_name, family
 from churnml.features.labels import data_end, label_columns, labelled_snapshots
@@ -173,7 +174,7 @@ def _realised(scored: list[pd.DataFrame], tables: dict, cfg: Config) -> pd.DataF
         joined = joined.dropna(subset=["churned"])
         ends = _churn_dates(subs, as_of, cfg.labels.horizon_days).reindex(joined.index)
         joined["days_to_churn"] = (ends - pd.Timestamp(as_of)).dt.days
-        for segment, part in [("all", joined), *joined.groupby("segment")]:
+        for segment, part in [(BOOK, joined), *joined.groupby("segment")]:
             rows.append({"as_of": as_of, "segment": segment, **_performance(part)})
     return pd.DataFrame(rows)
 
@@ -213,7 +214,7 @@ def _verdict(families: pd.DataFrame, score_psi: float, realised: pd.DataFrame,
                for r in families.itertuples() if r.largest_psi >= PSI_SHIFT]  # fmt: skip
     if score_psi >= PSI_SHIFT:
         reasons.append(f"churn probability shifted: PSI {score_psi:.2f}")
-    book = realised[realised.segment == "all"] if len(realised) else realised
+    book = realised[realised.segment == BOOK] if len(realised) else realised
     if test_auc is not None and len(book) and book.auc.notna().any():
         last = book.dropna(subset=["auc"]).iloc[-1]
         if last.auc < test_auc - AUC_DROP:
@@ -226,7 +227,7 @@ def log_monitoring(cfg: Config, result: Monitoring, page: Path) -> str:
     """A monitoring run in MLflow, tagged with the model it checks; returns its run id."""
     mlflow.set_tracking_uri(tracking_uri(cfg.registry))
     mlflow.set_experiment(cfg.registry.experiment)
-    book = result.realised[result.realised.segment == "all"] if len(result.realised) else None
+    book = result.realised[result.realised.segment == BOOK] if len(result.realised) else None
     with mlflow.start_run(run_name=f"monitor {result.as_of}", tags={
             "churnml.kind": "monitoring", "churnml.model": result.model,
             "churnml.verdict": result.verdict}) as run:  # fmt: skip
