@@ -226,6 +226,8 @@ def test_gate_keeps_a_worse_model_as_challenger(features: pd.DataFrame, tmp_path
     frame.to_parquet(good)
     first = train(cfg, features_path=good, target="churn_90d")
     assert first.promotions[0].alias == "champion"
+    again = train(cfg, features_path=good, target="churn_90d").promotions[0]  # the same model
+    assert again.alias == "champion" and again.reason.startswith("ties the champion"), again
     # A churn label named as a column is still a risk: the health score is flipped for it (it
     # was not, and scored a flat 0.5, so any model "beat" it).
     assert first.results[0].metrics["health_score"]["all"]["roc_auc"] > 0.6
@@ -238,7 +240,7 @@ def test_gate_keeps_a_worse_model_as_challenger(features: pd.DataFrame, tmp_path
     assert promotion.alias == "challenger"
     assert "does not beat the champion" in promotion.reason
     client = MlflowClient(tracking_uri=cfg.registry.tracking_uri)
-    assert str(client.get_model_version_by_alias("churnml-churn_90d", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("churnml-churn_90d", "champion").version) == "2"
 
 
 def test_a_model_without_skill_is_never_champion(features: pd.DataFrame, tmp_path: Path) -> None:

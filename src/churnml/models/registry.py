@@ -198,7 +198,9 @@ def _gate(result: TargetResult, name: str, cfg: RegistryConfig,
     facts = (f"ROC-AUC {new_auc:.4f} vs champion v{champion.version} {old_auc:.4f}, "
              f"log loss {new_ll:.4f} vs {old_ll:.4f}, {basis}")  # fmt: skip
     if new_auc >= old_auc - cfg.max_auc_drop and new_ll <= old_ll + 1e-9:
-        return "champion", f"beats the champion: {facts}"
+        better = new_auc > old_auc + 1e-9 or new_ll < old_ll - 1e-9
+        how = "beats the champion" if better else "ties the champion (the newer version serves)"
+        return "champion", f"{how}: {facts}"
     return "challenger", f"does not beat the champion: {facts}"
 
 
