@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from churnml.cli import app
 from churnml.config import DataConfig, TableSource
-from churnml.data.sources import connect, load_tables
+from churnml.data import load, sources
+from churnml.data import validate as validation
+from churnml.data.sources import connect, load_tables, text_formats
 from churnml.data.synthetic import generate_world
 from churnml.data.validate import validate
 
@@ -474,6 +476,24 @@ def test_dates_and_numbers_written_the_local_way_read_as_they_were(
     read = tables["usage_events"].ts.to_pandas()
     assert (read.to_numpy() == events.ts.dt.floor("min").to_numpy()).all()
     assert (tables["subscriptions"].arr.to_pandas().to_numpy() == subs.arr.round(2)).all()
+
+
+def test_loading_reads_text_in_the_formats_validation_found(
+    world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`load` validates, then reads: each table's formats are told once, not again."""
+    _as_csv(world, "usage_events", ts=lambda ts: ts.dt.strftime("%d.%m.%Y %H:%M"))
+    told = []
+
+    def counted(raw, source):
+        told.append(source.table.name)
+        return text_formats(raw, source)
+
+    monkeypatch.setattr(sources, "text_formats", counted)
+    monkeypatch.setattr(validation, "text_formats", counted)
+    events = load(world, DataConfig())["usage_events"]
+    assert sorted(told) == sorted(set(told)) and "usage_events" in told
+    assert events.ts.max().execute() > pd.Timestamp("2023-01-13")  # day first, as written
 
 
 @pytest.mark.parametrize("written", ["%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S"])

@@ -18,13 +18,16 @@ def load(
 ) -> dict[str, ir.Table]:
     """The input tables, typed, on a new connection of `engine`; with `check`, validated first
     (`DataValidationError` names each broken rule, with counts and examples). DuckDB validates
-    on the connection it returns; for Spark the same files are validated on embedded DuckDB."""
+    on the connection it returns (and the formats of text columns it found are used again); for
+    Spark the same files are validated on embedded DuckDB."""
     from churnml.data.sources import connect, load_tables
     from churnml.data.validate import DataValidationError, validate
 
     con = connect(engine, config.memory_limit)
+    formats = None
     if check:
         report = validate(data_dir, config, con if engine == "duckdb" else None)
         if not report.ok:
             raise DataValidationError(report)
-    return load_tables(data_dir, config, con)
+        formats = report.formats if engine == "duckdb" else None
+    return load_tables(data_dir, config, con, formats)

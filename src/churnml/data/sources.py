@@ -442,16 +442,20 @@ def typed(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]] | Non
 
 
 def load_tables(
-    data_dir: Path | str, config: DataConfig, con: ibis.BaseBackend
+    data_dir: Path | str, config: DataConfig, con: ibis.BaseBackend,
+    formats: dict[str, dict[str, tuple[str, ...]]] | None = None,
 ) -> dict[str, ir.Table]:
-    """Typed Ibis tables for every table found (call `validate` first for clear errors); with
+    """Typed Ibis tables for every table found (call `validate` first for clear errors); text
+    columns read in `formats` (by table; validation's, on the same engine), else in those
+    `text_formats` finds; with
     `data.event_counts: quantity`, usage events carry `row_events` (the events each row stands
     for, see `churnml.features.rollups.event_count`); with `data.dedupe_events`, usage events
     repeated in every column count once."""
     tables = {}
     for name, source in locate(data_dir, config).items():
         raw = read_raw(con, source)
-        tables[name] = typed(raw, source.table, text_formats(raw, source))
+        found = text_formats(raw, source) if formats is None else formats.get(name, {})
+        tables[name] = typed(raw, source.table, found)
     if config.event_counts == "quantity" and "usage_events" in tables:
         events = tables["usage_events"]
         tables["usage_events"] = events.mutate(row_events=events.quantity.fill_null(1))

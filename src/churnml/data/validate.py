@@ -61,6 +61,7 @@ class Finding:
 class ValidationReport:
     findings: list[Finding]
     row_counts: dict[str, int]
+    formats: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)  # text_formats
 
     @property
     def errors(self) -> list[Finding]:
@@ -120,10 +121,10 @@ def validate(
         if not missing:
             raws[name] = raw
     counts = {name: int(raw.count().execute()) for name, raw in raws.items()}
-    typed_tables = {}
+    typed_tables, text = {}, {}
     for name, raw in raws.items():
         table = TABLES[name]
-        formats = text_formats(raw, sources[name])
+        formats = text[name] = text_formats(raw, sources[name])
         type_findings = _run(name, raw, _type_rules(raw, table, formats))
         findings += type_findings + _run(name, raw, _fill_rules(raw, table))
         if not type_findings:
@@ -142,7 +143,7 @@ def validate(
             findings += _active_without_subscription(typed_tables)
     if "accounts" in typed_tables:
         findings += _relational(typed_tables, counts, config.max_unknown_accounts)
-    return ValidationReport(findings, counts)
+    return ValidationReport(findings, counts, text)
 
 
 def _missing_columns(source: Source, raw: ir.Table, stored: list[str]) -> list[Finding]:
@@ -232,7 +233,6 @@ def _compatible(actual: dt.DataType, wanted: str) -> bool:
 
 
 def _row_rules(name: str, t: ir.Table, config: DataConfig) -> list[_Rule]:
-    max_arr = config.max_arr
     table = TABLES[name]
     key = tuple(c for c in ("account_id",) if c in t.columns)
     rules = [
@@ -265,8 +265,8 @@ def _row_rules(name: str, t: ir.Table, config: DataConfig) -> list[_Rule]:
                   ("account_id", "product", "arr"))
         )  # fmt: skip
         rules.append(
-            _Rule("warning", "arr", f"above data.max_arr = {max_arr:,.0f} (is it in cents?)",
-                  t.arr > max_arr, ("account_id", "product", "arr"))
+            _Rule("warning", "arr", f"above data.max_arr = {config.max_arr:,.0f} (is it in "
+                  "cents?)", t.arr > config.max_arr, ("account_id", "product", "arr"))
         )  # fmt: skip
         rules.append(
             _Rule("error", "seats", "must not be negative", t.seats < 0, ("account_id", "seats"))
