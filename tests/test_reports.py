@@ -142,13 +142,13 @@ def test_movers_and_the_change_waterfall_after_a_previous_run(tmp_path: Path) ->
 
 
 def test_segments_csv_holds_every_group_formula_safe(tmp_path: Path) -> None:
-    """25 accounts of one industry whose name a spreadsheet would run: the group is in
-    segments.csv, its name inert, and the leader page shows it escaped."""
+    """25 accounts of an industry whose name a spreadsheet would run (and 25 of another): the
+    group is in segments.csv, its name inert, and the leader page shows it escaped."""
     folder = _scores(tmp_path / "scores")
     scores = pd.read_parquet(folder / "scores.parquet")
-    many = pd.concat([scores.iloc[[1]]] * 25, ignore_index=True)
-    many["account_id"] = [f"B{i}" for i in range(25)]
-    many["industry"] = "=HYPERLINK(\"http://x\")<b>"
+    many = pd.concat([scores.iloc[[1]]] * 50, ignore_index=True)
+    many["account_id"] = [f"B{i}" for i in range(50)]
+    many["industry"] = ["=HYPERLINK(\"http://x\")<b>"] * 25 + ["retail"] * 25
     many.to_parquet(folder / "scores.parquet")
     contributions = pd.DataFrame({"account_id": many.account_id, "target": "churn",
                                   "seat_utilisation_30d": 0.02, "nps_last": 0.0})  # fmt: skip
@@ -157,6 +157,25 @@ def test_segments_csv_holds_every_group_formula_safe(tmp_path: Path) -> None:
     cells = pd.read_csv(tmp_path / "site" / "segments.csv", dtype=str)
     assert "'=HYPERLINK(\"http://x\")<b>" in set(cells.industry)
     assert "=HYPERLINK(&#34;http://x&#34;)&lt;b&gt;" in index and '")<b>' not in index
+
+
+@pytest.mark.parametrize(("segments", "rows"), [(["smb", "smb"], 1), (["smb", "mid"], 3)])
+def test_the_forecast_is_by_segment_only_in_a_book_of_several(tmp_path: Path, segments: list[str],
+                                                               rows: int) -> None:  # fmt: skip
+    """A one-segment book's forecast is the whole book's alone (a segment row would repeat it)."""
+    from churnml.forecast.revenue import History
+    from churnml.reports.site import _Site
+    from churnml.scoring.outputs import FORECAST
+
+    folder = _scores(tmp_path / "scores")
+    scores = pd.read_parquet(folder / "scores.parquet").assign(segment=segments)
+    history = History(involuntary={"*": 0.0}, expanded=[1.5], stayed=[1.0]).as_dict()
+    site = _Site(scores, pd.read_parquet(folder / "contributions.parquet"), Config(), "en", None,
+                 {FORECAST: {"history": history}})  # fmt: skip
+    outlook = site.forecast()
+    assert outlook is not None
+    assert [r["level"] for r in outlook["book"]] == ["all"] + ["segment"] * (rows - 1)
+    assert [r["level"] for r in outlook["renewals"]] == ["all"] + ["segment"] * (rows - 1)
 
 
 @pytest.mark.parametrize(("days", "en", "ja"), [

@@ -68,6 +68,15 @@ def test_small_groups_are_left_out() -> None:
     assert (out.accounts >= 40).all() and out.industry.isna().all()
 
 
+def test_a_column_with_one_value_makes_no_groups() -> None:
+    """A one-segment book: its segment would only repeat the whole book (and each channel)."""
+    scores, contributions = _book(seed=2)
+    scores["segment"] = "unsegmented"
+    out = root_causes(scores, contributions, None, CATALOGUE, min_accounts=20)
+    assert out.segment.isna().all()
+    assert set(out.acquisition_channel.dropna()) == {"inbound", "outbound", "partner"}
+
+
 def test_stated_reasons_are_set_beside_the_family_the_model_saw() -> None:
     from churnml.scoring.explain import stated_reasons
 

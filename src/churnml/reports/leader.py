@@ -59,8 +59,9 @@ class LeaderSections:
         return {"flags": flags, "rows": rows}
 
     def forecast(self) -> dict[str, object] | None:
-        """The revenue forecast for the book (all, per segment, per CSM) and for the renewals
-        due within the horizon, with its backtest; None when training kept no history."""
+        """The revenue forecast for the book (all, per segment if more than one, per CSM) and for
+        the renewals due within the horizon, with its backtest; None when training kept no
+        history."""
         if not self.outlook:
             return None
         history = History.from_dict(self.outlook["history"])
@@ -69,11 +70,12 @@ class LeaderSections:
         due = pd.to_datetime(self.s.renewal_date) <= pd.to_datetime(self.s.as_of) + pd.Timedelta(
             days=h)  # fmt: skip
         renewals = self.s[due]
-        rows = self._outlook_rows(forecast(self.s, by=("segment", "owner"), **run))
+        segments = ("segment",) if self.s.segment.nunique() > 1 else ()  # else: the book's
+        rows = self._outlook_rows(forecast(self.s, by=(*segments, "owner"), **run))
         return {
             "book": [r for r in rows if r["level"] != "owner"],
             "owners": [r for r in rows if r["level"] == "owner"],
-            "renewals": self._outlook_rows(forecast(renewals, by=("segment",), **run))
+            "renewals": self._outlook_rows(forecast(renewals, by=segments, **run))
             if len(renewals) else [],
             "backtest": self._backtest(self.outlook.get("backtest") or {}),
         }

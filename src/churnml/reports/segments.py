@@ -1,7 +1,8 @@
 """Root causes by segment: where a group of accounts shares one problem (`segments.csv`).
 
-Cells: each value of segment, acquisition channel and industry (the columns the book has), and
-each combination of two or three of them, kept when it holds at least `min_accounts` accounts.
+Cells: each value of segment, acquisition channel and industry (the columns the book has with
+more than one value: a one-segment book has no segment cells), and each combination of two or
+three of them, kept when it holds at least `min_accounts` accounts.
 Per cell: accounts, ARR, expected churn and expansion (mean probability), expected GRR and NRR
 (ARR at risk and expected expansion over ARR), support tickets per account in 90 days, mean NPS,
 onboarding milestones done on time by day 90, and each family's mean churn contribution in
@@ -54,7 +55,7 @@ def root_causes(scores: pd.DataFrame, contributions: pd.DataFrame,
     typical = points.groupby(segment).transform("mean").assign(
         churn=book.churn_probability.groupby(segment).transform("mean"))
     above = points > points.groupby(segment).transform("median")
-    dims = [d for d in DIMENSIONS if d in book and book[d].notna().any()]
+    dims = [d for d in DIMENSIONS if d in book and book[d].nunique() > 1]
     cells = []
     for depth in range(1, len(dims) + 1):
         for combo in itertools.combinations(dims, depth):
