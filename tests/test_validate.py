@@ -601,3 +601,17 @@ def test_score_refuses_broken_data_in_one_message_and_writes_nothing(
     assert result.exit_code == 1 and "".join(words.split()) in message
     assert "Traceback" not in result.output
     assert not out.exists() and not list(tmp_path.glob(".scores*"))
+
+
+def test_a_sample_of_early_days_is_settled_by_the_whole_column(
+    world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export sorted by time whose sample holds days 1–12 only reads day first and month
+    first alike; a later 13th settles it, with no setting."""
+    monkeypatch.setattr(sources, "FORMAT_SAMPLE", 20)
+    events = _edit(world, "usage_events", lambda df: df.sort_values("ts", ignore_index=True))
+    assert events.ts.dt.day.head(20).max() <= 12 < events.ts.dt.day.max()
+    _as_csv(world, "usage_events", ts=lambda ts: ts.dt.strftime("%m/%d/%Y %H:%M:%S"))
+    assert validate(world, DataConfig()).ok
+    read = load_tables(world, DataConfig(), connect())["usage_events"].ts.to_pandas()
+    assert (read.to_numpy() == events.ts.dt.floor("s").to_numpy()).all()

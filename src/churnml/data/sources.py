@@ -336,6 +336,7 @@ def unix_time(value: ir.NumericValue) -> ir.TimestampValue:
 
 FORMAT_SAMPLE = 10_000  # rows of a table its text columns' formats are told from
 FORMAT_FIRST = 100  # of those, the first each format is tried on
+MAX_DAYS = 100_000  # distinct days of a whole column that settle a sample's day first or not
 
 
 @ibis.udf.scalar.builtin(signature=((str, str), "timestamp"))
@@ -374,7 +375,8 @@ def fits_text(value: ir.StringValue, fmt: str) -> ir.BooleanValue:
 def text_formats(raw: ir.Table, source: Source) -> dict[str, tuple[str, ...]]:
     """Each date, timestamp or number column stored as text that does not read as ISO 8601 or a
     plain number → the formats it may be read in: its configured one; else those of its kind
-    (`formats_of`) that every value of a sample fits (one: it is read so; none or several:
+    (`formats_of`) that every value of a sample fits, and where those differ in day first or
+    month first, whose days fit the whole column's (one: it is read so; none or several:
     validation asks for it in the config)."""
     texts = [c for c in source.table.columns if formats_of(c.kind)
              and c.name in raw.columns and raw[c.name].type().is_string()]  # fmt: skip
@@ -393,10 +395,23 @@ def text_formats(raw: ir.Table, source: Source) -> dict[str, tuple[str, ...]]:
         fits = formats_of(c.kind)
         for rows in (values.limit(FORMAT_FIRST), values):  # most formats fail on a few rows
             fits = _fitting(con, rows, fits)
-        out[c.name] = fits
+        out[c.name] = _by_days(con, raw[c.name], fits) if len(fits) > 1 else fits
         log.info("table %s, column %s: formats that read it: %s",
-                 source.table.name, c.name, ", ".join(fits) or "none")  # fmt: skip
+                 source.table.name, c.name, ", ".join(out[c.name]) or "none")  # fmt: skip
     return out
+
+
+def _by_days(con: ibis.BaseBackend, value: ir.StringValue, formats: tuple[str, ...]
+             ) -> tuple[str, ...]:  # fmt: skip
+    """Those of `formats` (all fitting the sample) whose day part (before the first space) fits
+    every day written in the whole column: an export sorted by time may start with days 1–12
+    only, which read day first and month first alike. One more scan, only then."""
+    days = {fmt.split(" ")[0] for fmt in formats}
+    if len(days) == 1 or not all(d in TIME_FORMATS for d in days):
+        return formats  # numbers, or the same days with other clocks
+    written = value.strip().split(" ")[0].name("v").as_table().distinct().limit(MAX_DAYS)
+    fit = _fitting(con, ibis.memtable(written.to_pyarrow()), tuple(sorted(days)))
+    return tuple(fmt for fmt in formats if fmt.split(" ")[0] in fit)
 
 
 def _fitting(con: ibis.BaseBackend, values: ir.Table, formats: tuple[str, ...]
