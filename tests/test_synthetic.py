@@ -133,6 +133,7 @@ def test_a_world_exported_as_users_systems_write_it_gives_the_same_features(
     assert not list(exported.glob("*.parquet")) and len(list(exported.glob("*.csv"))) == 3
     written = (exported / "subscriptions.csv").read_text()
     assert {"de": "01.2023;", "us": "/2023,", "ja": "2023/01/"}[locale] in written
+    assert {"de": ",00\u00a0€", "us": '"$1,', "ja": ".00,"}[locale] in written
     cfg = Config(data=DataConfig(event_counts="quantity" if rollup else "rows"))
     frames = [write_features(world, config, tmp_path / f"{world.name}.parquet").path
               for world, config in ((kept, Config()), (exported, cfg))]  # fmt: skip

@@ -461,12 +461,16 @@ def _as_csv(world: Path, table: str, sep: str = ",", **columns) -> pd.DataFrame:
     (";", "%d.%m.%Y %H:%M", lambda x: f"{x:_.2f}".replace(".", ",").replace("_", ".")),
     (",", "%m/%d/%Y %I:%M %p", lambda x: f"{x:,.2f}"),
     (",", "%Y年%m月%d日 %H:%M", lambda x: f"{x:.2f}"),
+    (";", "%d/%m/%Y", lambda x: f"{x:_.2f}\u00a0€".replace(".", ",").replace("_", "\u202f")),
+    (",", "%m/%d/%y %I:%M:%S %p", lambda x: f"${x:,.2f}"),
+    (",", "%Y/%m/%d %H:%M:%S", lambda x: f"{x:.2f} JPY"),
 ])  # fmt: skip
 def test_dates_and_numbers_written_the_local_way_read_as_they_were(
     world: Path, sep: str, when: str, amount
 ) -> None:
     """Spreadsheet exports write times day first, month first or in Japanese, and amounts with
-    a decimal comma or thousands separators: each read as written, with no setting."""
+    a decimal comma or thousands separators, and with a currency: each read as written, with no
+    setting."""
     events = _as_csv(world, "usage_events", sep, ts=lambda ts: ts.dt.strftime(when))
     subs = _as_csv(world, "subscriptions", sep, arr=lambda arr: arr.map(amount))
     assert (subs.arr >= 1000).any()  # with thousands separators
@@ -474,8 +478,22 @@ def test_dates_and_numbers_written_the_local_way_read_as_they_were(
     assert report.ok, str(report)
     tables = load_tables(world, DataConfig(), connect())
     read = tables["usage_events"].ts.to_pandas()
-    assert (read.to_numpy() == events.ts.dt.floor("min").to_numpy()).all()
+    kept = "s" if "%S" in when else "min" if "%M" in when else "D"
+    assert (read.to_numpy() == events.ts.dt.floor(kept).to_numpy()).all()
     assert (tables["subscriptions"].arr.to_pandas().to_numpy() == subs.arr.round(2)).all()
+
+
+def test_amounts_in_more_than_one_currency_are_an_error(world: Path) -> None:
+    subs = _as_csv(world, "subscriptions", arr=lambda arr: arr.map(lambda x: f"${x:,.2f}"))
+    csv = pd.read_csv(world / "subscriptions.csv", dtype=str, keep_default_na=False)
+    csv.loc[[2, 5], "arr"] = csv.arr[[2, 5]].str.replace("$", "") + " EUR"
+    csv.loc[7, "arr"] = csv.arr[7].replace("$", "")  # no currency: the column's
+    csv.to_csv(world / "subscriptions.csv", index=False)
+    error = _only_error(world)
+    assert (error.column, error.rows) == ("arr", 2)
+    assert "another currency than most of them ('$')" in error.rule
+    assert list(error.examples.arr) == list(csv.arr[[2, 5]])
+    assert len(subs) > 7
 
 
 def test_loading_reads_text_in_the_formats_validation_found(

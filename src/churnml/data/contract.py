@@ -23,9 +23,18 @@ TIME_FORMATS = tuple(  # strptime codes: day first, month first, year first (and
     for clock in _CLOCKS
 )  # fmt: skip
 _GROUP = "[. \u00a0\u202f]"  # thousands: a point or a space (French: a narrow no-break one)
+CURRENCY = "([A-Z]{1,2}\\$|[$€£¥₩₹]|円|[A-Z]{3})"  # a symbol or an ISO code: US$, €, 円, EUR
+
+
+def _amount(number: str) -> str:
+    """The pattern of a number, with a currency before or after it (at most one space between)."""
+    space = "[ \u00a0\u202f]?"
+    return rf"^[+-]?({CURRENCY}{space})?{number}({space}{CURRENCY})?$"
+
+
 NUMBER_FORMATS = {  # an example, as written → the pattern every value fits (spaces stripped)
-    "1.234,5": rf"^[+-]?(\d{{1,3}}({_GROUP}\d{{3}})+|\d+)(,\d+)?$",
-    "1,234.5": r"^[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$",
+    "1.234,5": _amount(rf"(\d{{1,3}}({_GROUP}\d{{3}})+|\d+)(,\d+)?"),
+    "1,234.5": _amount(r"(\d{1,3}(,\d{3})+|\d+)(\.\d+)?"),
 }
 
 

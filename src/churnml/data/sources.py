@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from churnml.config import DataConfig
-from churnml.data.contract import NUMBER_FORMATS, TABLES, TIME_FORMATS, Table
+from churnml.data.contract import CURRENCY, NUMBER_FORMATS, TABLES, TIME_FORMATS, Table
 from churnml.io import atomic_path
 
 if TYPE_CHECKING:
@@ -356,12 +356,16 @@ def read_text(value: ir.StringValue, kind: str, fmt: str) -> ir.Value:
     on any engine."""
     if kind in ("date", "timestamp"):
         return value.as_timestamp(fmt)
-    value = value.strip()
+    value = value.re_replace(r"[^0-9.,+-]", "")  # spaces and the currency
     if fmt == "1.234,5":
-        for sep in (".", " ", "\u00a0", "\u202f"):
-            value = value.replace(sep, "")
-        return value.replace(",", ".")
+        return value.replace(".", "").replace(",", ".")
     return value.replace(",", "")
+
+
+def currency(value: ir.StringValue) -> ir.StringValue:
+    """The currency a number is written with ('$', 'EUR', …; see `NUMBER_FORMATS`), null if
+    none."""
+    return value.re_extract(CURRENCY, 0).nullif("")
 
 
 def fits_text(value: ir.StringValue, fmt: str) -> ir.BooleanValue:

@@ -17,12 +17,13 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from churnml.config import DataConfig
-from churnml.data.contract import BOOK, CONTACT_ROLES, TABLES, Column, Table
+from churnml.data.contract import BOOK, CONTACT_ROLES, NUMBER_FORMATS, TABLES, Column, Table
 from churnml.data.sources import (
     UNIX_LIMIT,
     DataEncodingError,
     MissingTableError,
     Source,
+    currency,
     fits_text,
     formats_of,
     ibis_type,
@@ -186,6 +187,7 @@ def _type_rules(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]]
             rules.append(_Rule("error", column.name, f"values that do not fit the format {fmt!r} "
                                f"(set another in {setting})", value.notnull()
                                & ~fits_text(value, fmt), (column.name,)))  # fmt: skip
+            rules += _one_currency(raw, column.name) if fmt in NUMBER_FORMATS else []
         elif value.type().is_string() or not _compatible(value.type(), dtype):
             what = (
                 "ISO 8601 dates or timestamps like 2024-01-31 or 2024-01-31 13:45:00"
@@ -203,6 +205,18 @@ def _type_rules(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]]
                 )
             )
     return rules
+
+
+def _one_currency(raw: ir.Table, name: str) -> list[_Rule]:
+    """Amounts written with a currency are all in the one most of them are in: the numbers of a
+    column are summed as one currency."""
+    written = currency(raw[name])
+    usual = raw.aggregate(usual=written.mode()).execute().usual.iloc[0]
+    if pd.isna(usual):
+        return []
+    return [_Rule("error", name, f"amounts in another currency than most of them ({usual!r}): "
+                  "convert them to one currency", written.notnull() & (written != usual),
+                  (name,))]  # fmt: skip
 
 
 def _fill_rules(raw: ir.Table, table: Table) -> list[_Rule]:

@@ -23,29 +23,31 @@ class Locale:
     date: str
     decimal: str  # a float's decimal separator
     thousands: str  # and its thousands separator
+    money: str  # how ARR is written: {} is the amount
 
 
 LOCALES = {
-    "de": Locale(";", "%d.%m.%Y %H:%M", "%d.%m.%Y", ",", "."),
-    "us": Locale(",", "%m/%d/%Y %I:%M %p", "%m/%d/%Y", ".", ","),
-    "ja": Locale(",", "%Y/%m/%d %H:%M", "%Y/%m/%d", ".", ""),
+    "de": Locale(";", "%d.%m.%Y %H:%M", "%d.%m.%Y", ",", ".", "{}\u00a0€"),
+    "us": Locale(",", "%m/%d/%Y %I:%M %p", "%m/%d/%Y", ".", ",", "${}"),
+    "ja": Locale(",", "%Y/%m/%d %H:%M", "%Y/%m/%d", ".", "", "{}"),
 }
 
 
-def _written(values: pd.Series, kind: str, locale: Locale) -> pd.Series:
+def _written(values: pd.Series, kind: str, locale: Locale, money: bool = False) -> pd.Series:
     """A column as the locale's spreadsheet writes it (text; empty stays empty)."""
     if kind in ("date", "timestamp"):
         fmt = locale.timestamp if kind == "timestamp" else locale.date
         return pd.to_datetime(values).dt.strftime(fmt)
     if kind == "float":
         text = values.map(lambda x: f"{x:_.2f}", na_action="ignore")
-        return text.str.replace(".", locale.decimal).str.replace("_", locale.thousands)
+        text = text.str.replace(".", locale.decimal).str.replace("_", locale.thousands)
+        return text.map(locale.money.format, na_action="ignore") if money else text
     return values.astype("Int64") if kind == "int" else values  # 84, not 84.0
 
 
 def as_spreadsheet_csv(world: Path, locale: str) -> None:
     """Rewrite each `<table>.parquet` in `world` as `<table>.csv` in the locale's way (one of
-    LOCALES); timestamps keep the minute, amounts the cent."""
+    LOCALES); timestamps keep the minute, amounts the cent (ARR with the locale's currency)."""
     style = LOCALES[locale]
     for name, table in TABLES.items():
         path = world / f"{name}.parquet"
@@ -54,7 +56,8 @@ def as_spreadsheet_csv(world: Path, locale: str) -> None:
         df = pd.read_parquet(path)
         for column in table.columns:
             if column.name in df:
-                df[column.name] = _written(df[column.name], column.kind, style)
+                df[column.name] = _written(df[column.name], column.kind, style,
+                                           money=column.name == "arr")
         with atomic_path(world / f"{name}.csv") as tmp:
             df.to_csv(tmp, sep=style.delimiter, index=False)
         path.unlink()
