@@ -154,6 +154,27 @@ def test_deals_from_a_file_read_as_written(
         expected.tolist())
 
 
+def test_deals_numbers_as_a_spreadsheet_writes_them(fitted: TargetResult, signings: pd.DataFrame,
+                                                   tmp_path: Path) -> None:  # fmt: skip
+    """Thousands separators, a decimal comma, a currency: read as written; two readings alike,
+    or two currencies, are errors that say so."""
+    deals = signings.tail(6).drop(columns=[LOST_FIRST_YEAR, "arr_after"])
+    deals["employees"] = [1200, 15, 40, 2500, 7, 310]
+    expected = score_deals(fitted.model, deals).fit_probability.tolist()
+    for written in ("{:,.1f}", "${:,.2f}", "{:_.1f} €"):
+        text = deals.assign(employees=deals.employees.map(
+            lambda n, w=written: w.format(n).replace("_", ".").replace(".0 €", ",0 €")))
+        text.to_csv(tmp_path / "deals.csv", index=False)
+        read = read_deals(tmp_path / "deals.csv")
+        assert score_deals(fitted.model, read).fit_probability.tolist() == pytest.approx(expected)
+    text = deals.assign(employees=deals.employees.map("{:,}".format))  # 1,200: or 1.2?
+    with pytest.raises(DealsError, match=r"employees: .* alike \(e.g. '1,200'\); write them"):
+        score_deals(fitted.model, text)
+    text = deals.assign(employees=["$1", "€2", "$3", "$4", "$5", "$6"])
+    with pytest.raises(DealsError, match=r"employees: .* more than one currency \(\$, €\)"):
+        score_deals(fitted.model, text)
+
+
 def test_the_fit_page_and_feed_keep_untrusted_text_as_text(
     fitted: TargetResult, signings: pd.DataFrame, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ pipeline all read. Column names here are the contract's own; a config maps a use
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,6 +37,13 @@ NUMBER_FORMATS = {  # an example, as written → the pattern every value fits (s
     "1.234,5": _amount(rf"(\d{{1,3}}({_GROUP}\d{{3}})+|\d+)(,\d+)?"),
     "1,234.5": _amount(r"(\d{1,3}(,\d{3})+|\d+)(\.\d+)?"),
 }
+
+
+def unwritten(fmt: str) -> tuple[str, str]:
+    """How a number of a format (of NUMBER_FORMATS) is read: the pattern of what to drop (all but
+    digits, signs and its decimal mark), and its decimal mark (to read as '.')."""
+    mark = fmt[-2]
+    return rf"[^0-9+\-{re.escape(mark)}]", mark
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,14 @@ import pandas as pd
 import pyarrow as pa
 
 from churnml.config import DataConfig
-from churnml.data.contract import CURRENCY, NUMBER_FORMATS, TABLES, TIME_FORMATS, Table
+from churnml.data.contract import (
+    CURRENCY,
+    NUMBER_FORMATS,
+    TABLES,
+    TIME_FORMATS,
+    Table,
+    unwritten,
+)
 from churnml.io import atomic_path
 
 if TYPE_CHECKING:
@@ -356,10 +363,32 @@ def read_text(value: ir.StringValue, kind: str, fmt: str) -> ir.Value:
     on any engine."""
     if kind in ("date", "timestamp"):
         return value.as_timestamp(fmt)
-    value = value.re_replace(r"[^0-9.,+-]", "")  # spaces and the currency
-    if fmt == "1.234,5":
-        return value.replace(".", "").replace(",", ".")
-    return value.replace(",", "")
+    drop, mark = unwritten(fmt)  # spaces, thousands and the currency
+    return value.re_replace(drop, "").replace(mark, ".")
+
+
+def read_numbers(values: pd.Series) -> pd.Series:
+    """Numbers as written in a small file (pandas; deals): plain, or in the one format of
+    NUMBER_FORMATS that every value fits. What does not read is NaN; ValueError if two formats
+    fit alike or the amounts are in more than one currency."""
+    plain = pd.to_numeric(values, errors="coerce")
+    if (plain.notna() | values.isna()).all():
+        return plain
+    text = values.dropna().astype(str).str.strip()
+    fits = [fmt for fmt, pattern in NUMBER_FORMATS.items()
+            if text.str.match(pattern).all()]  # fmt: skip
+    currencies = text.str.extract(CURRENCY)[0].dropna().unique()
+    if len(currencies) > 1:
+        raise ValueError(f"its amounts are in more than one currency ({', '.join(currencies)})")
+    if len(fits) > 1:
+        example = text[plain.reindex(text.index).isna()].iloc[0]
+        raise ValueError(f"its numbers read as {' and '.join(map(repr, fits))} alike (e.g. "
+                         f"{example!r}); write them plain")  # fmt: skip
+    if not fits:
+        return plain
+    drop, mark = unwritten(fits[0])
+    digits = values.astype("string").str.replace(drop, "", regex=True).str.replace(mark, ".")
+    return pd.to_numeric(digits, errors="coerce").astype(float)
 
 
 def currency(value: ir.StringValue) -> ir.StringValue:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from churnml.config import Config
 from churnml.data import load
-from churnml.data.sources import read_frame
+from churnml.data.sources import read_frame, read_numbers
 from churnml.features.signing import signing_table
 from churnml.io import plain
 from churnml.models.artifact import TrainedModel
@@ -101,7 +101,10 @@ def check_deals(deals: pd.DataFrame, model: TrainedModel) -> tuple[str, pd.DataF
         if name in model.categories:
             out[name] = out[name].astype("string").astype(object).where(out[name].notna())
             continue
-        number = pd.to_numeric(out[name], errors="coerce")
+        try:
+            number = read_numbers(out[name])
+        except ValueError as exc:
+            raise DealsError(f"deals: column {name}: {exc}") from None
         bad = number.isna() & out[name].notna()
         if bad.any():
             examples = ", ".join(repr(v) for v in out.loc[bad, name].head(3))
