@@ -291,6 +291,22 @@ def test_unknown_account_ids(world: Path) -> None:
         "subscriptions", 1, ["A999998"])
 
 
+@pytest.mark.parametrize(("ids", "tickets", "said"), [
+    (str, str.lower, "differ from accounts' only in case"),
+    (lambda i: i[1:], lambda i: i[1:].lstrip("0"), "match accounts' without leading zeros"),
+    (lambda i: f"0015g0000{i[1:]}AQX", lambda i: f"0015g0000{i[1:]}",
+     "match accounts' in their first 15 characters"),
+])  # fmt: skip
+def test_unknown_ids_written_another_way_say_so(world: Path, ids, tickets, said: str) -> None:
+    for path in world.glob("*.parquet"):
+        form = tickets if path.stem == "support_tickets" else ids
+        _edit(world, path.stem, lambda df, f=form: df.assign(account_id=df.account_id.map(f)))
+    error = _only_error(world, DataConfig(max_unknown_accounts=0))
+    assert (error.table, error.column) == ("support_tickets", "account_id")
+    unknown = pd.read_parquet(world / "support_tickets.parquet").account_id.nunique()
+    assert f"; {unknown} of the {unknown} unknown ids {said}" in error.rule
+
+
 def test_rows_outside_lifetime_are_warnings(world: Path) -> None:
     def early(df: pd.DataFrame) -> pd.DataFrame:
         df.loc[:2, "ts"] = pd.Timestamp("2001-01-01")

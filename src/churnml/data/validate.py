@@ -388,17 +388,42 @@ def _active_without_subscription(tables: dict[str, ir.Table]) -> list[Finding]:
                     "subscription row (never scored)", n, examples)]  # fmt: skip
 
 
+_ID_FORMS = {  # another way ids are written → the same id in a form both ways share
+    "differ from accounts' only in case": lambda v: v.lower(),
+    "match accounts' without leading zeros, which a spreadsheet drops from numbers":
+        lambda v: v.re_replace("^0+", ""),
+    "match accounts' in their first 15 characters, as Salesforce's 15- and 18-character ids do":
+        lambda v: v.substr(0, 15),
+}  # fmt: skip
+ID_SAMPLE = 1000  # unknown ids told apart from accounts' other ways
+
+
+def _written_otherwise(orphans: ir.Table, accounts: ir.Table) -> str:
+    """Why a table's unknown ids may be accounts' written another way (`_ID_FORMS`): most of a
+    sample of them are."""
+    ids = orphans.select("account_id").distinct().limit(ID_SAMPLE).to_pyarrow()
+    unknown, sample = ibis.memtable(ids), ids.num_rows
+    for what, form in _ID_FORMS.items():
+        known = accounts.select(same=form(accounts.account_id))
+        same = unknown.select(same=form(unknown.account_id)).semi_join(known, "same")
+        matched = int(same.count().execute())
+        if matched > sample / 2:
+            return f"; {matched} of the {sample} unknown ids {what}"
+    return ""
+
+
 def _unknown_accounts(name: str, n: int, rows: int, max_unknown: float,
-                      examples: pd.DataFrame) -> Finding:  # fmt: skip
-    """`n` of a table's `rows` name an account that accounts does not hold."""
+                      examples: pd.DataFrame, otherwise: str = "") -> Finding:  # fmt: skip
+    """`n` of a table's `rows` name an account that accounts does not hold (`otherwise`: what
+    `_written_otherwise` says)."""
     share = f"{n / rows:.1%} of the rows"
     if name != "subscriptions" and n <= max_unknown * rows:
         return Finding("warning", name, "account_id", f"account_id not in accounts ({share}; "
-                       "never scored)", n, examples)  # fmt: skip
+                       f"never scored{otherwise})", n, examples)  # fmt: skip
     allowed = ("" if name == "subscriptions" else
                f", above data.max_unknown_accounts = {max_unknown:g}")  # fmt: skip
     return Finding("error", name, "account_id", f"account_id not in accounts ({share}{allowed}:"
-                   " do its ids match accounts'?)", n, examples)  # fmt: skip
+                   f" do its ids match accounts'?{otherwise})", n, examples)  # fmt: skip
 
 
 def _relational(tables: dict[str, ir.Table], counts: dict[str, int],
@@ -419,7 +444,8 @@ def _relational(tables: dict[str, ir.Table], counts: dict[str, int],
         n = int(orphans.count().execute())
         if n:
             examples = orphans.select("account_id").distinct().limit(MAX_EXAMPLES).execute()
-            findings.append(_unknown_accounts(name, n, counts[name], max_unknown, examples))
+            findings.append(_unknown_accounts(name, n, counts[name], max_unknown, examples,
+                                              _written_otherwise(orphans, accounts)))  # fmt: skip
         time_col = TABLES[name].time_column
         if life is None or name == "subscriptions" or time_col is None:
             continue
