@@ -582,6 +582,44 @@ def test_an_excel_workbook_reads_as_the_table_it_holds(world: Path) -> None:
     pd.testing.assert_frame_equal(read, expected, check_dtype=False)
 
 
+def _as_read(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table in a form that compares across storage: dates as timestamps, rows in order."""
+    dates = [c for c in frame if c.endswith(("_date", "_at"))]
+    frame = frame.assign(**{c: pd.to_datetime(frame[c]) for c in dates})
+    return frame.sort_values(list(frame.columns), ignore_index=True)
+
+
+def test_a_workbook_with_a_sheet_per_table(world: Path) -> None:
+    """Sheets named like the tables ('Support Tickets'), after a cover sheet, in a workbook of
+    the folder, are those tables; the same table in two workbooks is an error that names them."""
+    names = ("accounts", "subscriptions", "support_tickets")
+    frames = {name: pd.read_parquet(world / f"{name}.parquet") for name in names}
+    cover = pd.DataFrame({"note": ["exported on 5 Jan"]})
+    with pd.ExcelWriter(world / "crm export.xlsx") as book:
+        cover.to_excel(book, sheet_name="About", index=False)
+        for name, frame in frames.items():
+            frame.to_excel(book, sheet_name=name.replace("_", " ").title(), index=False)
+            (world / f"{name}.parquet").unlink()
+    assert validate(world, DataConfig()).ok
+    tables = load_tables(world, DataConfig(), connect())
+    for name, frame in frames.items():
+        read = tables[name].to_pandas()
+        pd.testing.assert_frame_equal(_as_read(read), _as_read(frame[read.columns]),
+                                      check_dtype=False)  # fmt: skip
+    with pd.ExcelWriter(world / "accounts.xlsx") as book:  # its sheet named like it, not first
+        cover.to_excel(book, sheet_name="About", index=False)
+        frames["accounts"].head(5).to_excel(book, sheet_name="ACCOUNTS", index=False)
+    accounts = load_tables(world, DataConfig(), connect())["accounts"]
+    assert accounts.count().execute() == 5
+    (world / "accounts.xlsx").rename(world / "copy.xlsx")
+    error = _only_error(world)
+    assert error.table == "accounts" and error.rule == (
+        "sheets named like it in copy.xlsx (ACCOUNTS) and crm export.xlsx (Accounts); set "
+        "data.tables.accounts.path and sheet")
+    chosen = TableSource(path="crm export.xlsx", sheet="Accounts")
+    assert validate(world, DataConfig(tables={"accounts": chosen})).ok
+
+
 def test_a_few_identical_events_by_chance_are_not_reported(world: Path) -> None:
     _edit(world, "usage_events", lambda df: pd.concat([df.drop_duplicates(), df.head(1)]))
     assert not [r for r in _warnings(world) if "repeated exactly" in r]

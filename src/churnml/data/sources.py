@@ -65,6 +65,7 @@ class Source:
     columns: dict[str, str]
     encoding: str = "utf-8"
     formats: dict[str, str] = field(default_factory=dict)  # configured (`TableSource.formats`)
+    sheet: str | int = 0  # a workbook's sheet: its name, or 0 for the first
 
     def user_column(self, name: str) -> str:
         return self.columns.get(name, name)
@@ -82,7 +83,8 @@ EXTENSIONS = {"parquet": "parquet", "csv": "csv", "xlsx": "excel"}  # looked for
 
 
 def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
-    """Find each contract table; absent optional tables are left out (with a logged note)."""
+    """Find each contract table; absent optional tables are left out (with a logged note). A
+    table may also be a sheet named like it in a workbook of the folder."""
     data_dir = Path(data_dir)
     found: dict[str, Source] = {}
     for name, table in TABLES.items():
@@ -97,10 +99,15 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
                     fmt, path = "folder", str(Path(path))
                     if not any(Path(path).rglob("*.parquet")):
                         raise MissingTableError(name, _no_parquet(name, Path(path)))
+                sheet = spec.sheet or (_sheets(path).get(_plain(name), 0) if fmt == "excel" else 0)
                 found[name] = Source(table, path, fmt, dict(spec.columns), spec.encoding,
-                                     dict(spec.formats))
+                                     dict(spec.formats), sheet)  # fmt: skip
                 break
         else:
+            if not spec.path and (sheet_in := _sheet_in_workbooks(data_dir, name)):
+                found[name] = Source(table, sheet_in[0], "excel", dict(spec.columns),
+                                     spec.encoding, dict(spec.formats), sheet_in[1])  # fmt: skip
+                continue
             if table.required or spec.path:  # asked for by name: its absence is an error
                 what = "required table" if table.required else "table configured but"
                 raise MissingTableError(
@@ -111,6 +118,30 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
                 )
             log.info("table %s not found: its features are skipped", name)
     return found
+
+
+def _sheets(path: Path | str) -> dict[str, str]:
+    """A workbook's sheets: each name without case, spaces or punctuation → the name."""
+    import openpyxl  # only for workbooks
+
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return {_plain(sheet): sheet for sheet in book.sheetnames}
+    finally:
+        book.close()
+
+
+def _sheet_in_workbooks(data_dir: Path, name: str) -> tuple[str, str] | None:
+    """The workbook of the folder (`*.xlsx`) and its sheet named like the table, if one has one;
+    MissingTableError if several do."""
+    books = sorted(data_dir.glob("*.xlsx")) if data_dir.is_dir() else []
+    named = [(str(book), sheet) for book in books
+             if (sheet := _sheets(book).get(_plain(name)))]  # fmt: skip
+    if len(named) > 1:
+        raise MissingTableError(name, "sheets named like it in " + " and ".join(
+            f"{Path(book).name} ({sheet})" for book, sheet in named)
+            + f"; set data.tables.{name}.path and sheet")  # fmt: skip
+    return named[0] if named else None
 
 
 def _no_parquet(name: str, folder: Path) -> str:
@@ -278,7 +309,8 @@ def _copy_of(source: Source, suffix: str) -> Path:
     """Where this process keeps a copy of the source's file (one per file version and encoding)."""
     path = Path(source.path)
     stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_mtime_ns}|{source.encoding}".encode())
+    key = hashlib.sha256(
+        f"{path.resolve()}|{stat.st_mtime_ns}|{source.encoding}|{source.sheet}".encode())
     return _scratch() / f"{key.hexdigest()[:20]}{suffix}"
 
 
@@ -301,19 +333,19 @@ def _utf8_copy(source: Source) -> str:
 
 
 def _sheet_copy(source: Source) -> str:
-    """An Excel workbook's first sheet (`first_sheet`) as Parquet, for any engine to read."""
+    """An Excel workbook's sheet (`sheet_frame`) as Parquet, for any engine to read."""
     copy = _copy_of(source, ".parquet")
     if not copy.exists():
         with atomic_path(copy) as tmp:
-            first_sheet(source.path).to_parquet(tmp, index=False)
+            sheet_frame(source.path, source.sheet).to_parquet(tmp, index=False)
     return str(copy)
 
 
-def first_sheet(path: Path | str) -> pd.DataFrame:
-    """An Excel workbook's first sheet: only empty cells are missing (pandas would also take text
-    such as "NA", a region), columns of text or mixed types (such as ids) are text, the rest as
-    stored (dates as dates)."""
-    frame = pd.read_excel(path, sheet_name=0, engine="openpyxl", **AS_WRITTEN)
+def sheet_frame(path: Path | str, sheet: str | int = 0) -> pd.DataFrame:
+    """A sheet of an Excel workbook (by default the first): only empty cells are missing (pandas
+    would also take text such as "NA", a region), columns of text or mixed types (such as ids)
+    are text, the rest as stored (dates as dates)."""
+    frame = pd.read_excel(path, sheet_name=sheet, engine="openpyxl", **AS_WRITTEN)
     mixed = [c for c in frame.columns if frame[c].dtype == object]
     return frame.astype(dict.fromkeys(mixed, "string"))
 
@@ -327,7 +359,7 @@ def read_frame(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     if path.suffix == ".parquet" or path.is_dir():
         return pd.read_parquet(path)
-    return first_sheet(path) if path.suffix == ".xlsx" else pd.read_csv(path, **AS_WRITTEN)
+    return sheet_frame(path) if path.suffix == ".xlsx" else pd.read_csv(path, **AS_WRITTEN)
 
 
 UNIX_LIMIT = 1e17  # numbers read as Unix time are below this (in microseconds: year 5138)
