@@ -57,7 +57,7 @@ DEFAULT_WORLD = {
     "onboarding_milestones.parquet": (
         "4507a63fcd8cb25e0baa62e40d7218306f65290a11dfbaf2442493aa49a88d91"
     ),
-    "subscriptions.parquet": "be9cf55cc89b0583860a65f598b25e5eae38b8ba9a58959488f191ea0caab3c3",
+    "subscriptions.parquet": "8393179189b5b651b08d6bed7e4ac3ddf60fcc597748068b495fb87d2f19eea0",
     "support_tickets.parquet": "1d1789cf93b447f1d246e416d637ad68bb7f69afb88910d5d12cb25f26386dcd",
     "usage_events.parquet": "ae4e331ebc7bbbc59330ad6ee84dc8cf2a6df8ffbd625bed6544e7ad0e73fa21",
 }

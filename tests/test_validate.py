@@ -512,6 +512,27 @@ def test_amounts_in_more_than_one_currency_are_an_error(world: Path) -> None:
     assert len(subs) > 7
 
 
+def test_arr_in_several_currencies_needs_their_rates(world: Path) -> None:
+    """Half the accounts pay in euros: an error until each currency has a rate, then ARR in the
+    book's currency; a currency without a rate is an error."""
+    subs = pd.read_parquet(world / "subscriptions.parquet")
+    euro = subs.account_id.isin(subs.account_id.unique()[::2])
+    _edit(world, "subscriptions", lambda df: df.assign(
+        currency=["eur " if e else "USD" for e in euro], arr=df.arr.where(~euro, df.arr / 1.08)))
+    error = _only_error(world)
+    assert (error.column, error.rows) == ("currency", min(euro.sum(), (~euro).sum()))
+    assert "ARR in another currency than most rows'" in error.rule
+    rates = DataConfig(exchange_rates={"usd": 1.0, "EUR": 1.08})
+    assert validate(world, rates).ok
+    read = load_tables(world, rates, connect())["subscriptions"].to_pandas()
+    assert read.arr.to_numpy() == pytest.approx(subs.arr.to_numpy())
+    error = _only_error(world, DataConfig(exchange_rates={"USD": 1.0}))
+    assert (error.column, error.rows) == ("currency", euro.sum())
+    assert error.rule == "no rate in data.exchange_rates (it has USD)"
+    with pytest.raises(ValueError, match="exchange rates must be above 0"):
+        DataConfig(exchange_rates={"EUR": 0})
+
+
 def test_loading_reads_text_in_the_formats_validation_found(
     world: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -89,12 +89,26 @@ class DataConfig(_Strict):
         "is not in accounts that only warns (e.g. test workspaces the CRM does not hold: never "
         "scored); above it, an error: the ids likely do not match",
     )
+    exchange_rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="where subscriptions' ARR is in several currencies (its `currency` column): "
+        "each currency's value in the book's one (report.currency), e.g. {USD: 1, EUR: 1.08}; "
+        "fixed rates, so that a move of the rate is not read as expansion or contraction",
+    )
     memory_limit: str | None = Field(
         None,
         pattern=r"^\d+(\.\d+)?\s*(MB|GB|TB)$",
         description="DuckDB's memory limit, e.g. '4GB': past it, work spills to a temporary "
         "folder (slower, bounded); default: DuckDB's own, 80% of the machine's memory",
     )
+
+    @field_validator("exchange_rates")
+    @classmethod
+    def _positive_rates(cls, rates: dict[str, float]) -> dict[str, float]:
+        bad = {code: rate for code, rate in rates.items() if not rate > 0}
+        if bad:
+            raise ValueError(f"exchange rates must be above 0: {bad}")
+        return {code.strip().upper(): rate for code, rate in rates.items()}
 
     @field_validator("tables")
     @classmethod

@@ -114,6 +114,7 @@ TABLES: dict[str, Table] = {
                 Column("start_date", "date", nullable=False),
                 Column("end_date", "date"),
                 Column("arr", "float", nullable=False),
+                Column("currency", "text", required=False),  # one book: several need rates
                 Column("plan", "text", required=False),
                 Column("seats", "int", required=False),
                 Column("canceled_at", "date", required=False),

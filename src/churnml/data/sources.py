@@ -536,12 +536,28 @@ def load_tables(
         raw = read_raw(con, source)
         found = text_formats(raw, source) if formats is None else formats.get(name, {})
         tables[name] = typed(raw, source.table, found)
+    if config.exchange_rates and "subscriptions" in tables:
+        tables["subscriptions"] = in_one_currency(tables["subscriptions"], config.exchange_rates)
     if config.event_counts == "quantity" and "usage_events" in tables:
         events = tables["usage_events"]
         tables["usage_events"] = events.mutate(row_events=events.quantity.fill_null(1))
     if config.dedupe_events and "usage_events" in tables:
         tables["usage_events"] = tables["usage_events"].distinct()
     return tables
+
+
+def in_one_currency(subs: ir.Table, rates: dict[str, float]) -> ir.Table:
+    """Subscriptions with ARR in the book's currency: each row's times its currency's rate
+    (validation checks that every row's currency has one)."""
+    code = currency_code(subs)
+    rate = ibis.cases(*((code == name, value) for name, value in rates.items()),
+                      else_=ibis.null("float64"))  # fmt: skip
+    return subs.mutate(arr=subs.arr * rate)
+
+
+def currency_code(subs: ir.Table) -> ir.StringValue:
+    """A subscription's currency as its code: 'eur ' is EUR."""
+    return subs.currency.strip().upper()
 
 
 def ibis_type(kind: str) -> str:

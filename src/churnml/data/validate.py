@@ -24,6 +24,7 @@ from churnml.data.sources import (
     MissingTableError,
     Source,
     currency,
+    currency_code,
     fits_text,
     formats_of,
     ibis_type,
@@ -219,6 +220,21 @@ def _one_currency(raw: ir.Table, name: str) -> list[_Rule]:
                   (name,))]  # fmt: skip
 
 
+def _currency_rules(subs: ir.Table, rates: dict[str, float]) -> list[_Rule]:
+    """ARR in one currency, or each row's with a rate (`data.exchange_rates`)."""
+    code, show = currency_code(subs), ("account_id", "currency", "arr")
+    if rates:
+        return [_Rule("error", "currency", "no rate in data.exchange_rates (it has "
+                      f"{', '.join(sorted(rates))})", ~code.isin(list(rates)).fill_null(False),
+                      show)]  # fmt: skip
+    usual = subs.aggregate(usual=code.mode()).execute().usual.iloc[0]
+    if pd.isna(usual):
+        return []
+    return [_Rule("error", "currency", f"ARR in another currency than most rows' ({usual}): set "
+                  "each currency's value in the book's one in data.exchange_rates (e.g. {USD: "
+                  "1, EUR: 1.08})", code.notnull() & (code != usual), show)]  # fmt: skip
+
+
 def _fill_rules(raw: ir.Table, table: Table) -> list[_Rule]:
     """Columns whose empty rows are read as a value (`Column.fill`): a warning."""
     key = ("account_id",) if "account_id" in raw.columns else ()
@@ -285,6 +301,7 @@ def _row_rules(name: str, t: ir.Table, config: DataConfig) -> list[_Rule]:
         rules.append(
             _Rule("error", "seats", "must not be negative", t.seats < 0, ("account_id", "seats"))
         )
+        rules += _currency_rules(t, config.exchange_rates)
     elif name == "usage_events":
         rules.append(
             _Rule("warning", "user_id", "no user (counted as events, not as users)",

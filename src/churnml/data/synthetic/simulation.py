@@ -565,6 +565,7 @@ class Simulation:
         )
         subs["canceled_at"] = np.where(hit, cancel, np.datetime64("NaT", "D"))
         subs["cancel_reason"] = np.where(hit, self.churn_reason[subs["account"]], None)
+        subs["currency"] = "USD"
         out["subscriptions"] = subs
         ms = self.rec.frame("onboarding_milestones")
         lifetime_end = np.where(np.isnat(self.churn_date), end, self.churn_date)
