@@ -603,6 +603,19 @@ def test_an_excel_workbook_reads_as_the_table_it_holds(world: Path) -> None:
     pd.testing.assert_frame_equal(read, expected, check_dtype=False)
 
 
+def test_text_in_a_workbook_stays_text(world: Path) -> None:
+    """An id typed as text ("000042") keeps its zeros: pandas alone reads it as the number 42."""
+    for path in world.glob("*.parquet"):
+        _edit(world, path.stem, lambda df: df.assign(account_id=df.account_id.str[1:]))
+    accounts = pd.read_parquet(world / "accounts.parquet")
+    (world / "accounts.parquet").unlink()
+    accounts.to_excel(world / "accounts.xlsx", index=False)
+    assert accounts.account_id.str.startswith("0").all()
+    assert validate(world, DataConfig()).ok
+    read = load_tables(world, DataConfig(), connect())["accounts"].account_id.to_pandas()
+    assert read.tolist() == accounts.account_id.tolist()
+
+
 def _as_read(frame: pd.DataFrame) -> pd.DataFrame:
     """A table in a form that compares across storage: dates as timestamps, rows in order."""
     dates = [c for c in frame if c.endswith(("_date", "_at"))]

@@ -344,8 +344,9 @@ def _sheet_copy(source: Source) -> str:
 def sheet_frame(path: Path | str, sheet: str | int = 0) -> pd.DataFrame:
     """A sheet of an Excel workbook (by default the first): only empty cells are missing (pandas
     would also take text such as "NA", a region), columns of text or mixed types (such as ids)
-    are text, the rest as stored (dates as dates)."""
-    frame = pd.read_excel(path, sheet_name=sheet, engine="openpyxl", **AS_WRITTEN)
+    are text, the rest as stored (dates as dates); text stays text ("007" keeps its zeros)."""
+    frame = pd.read_excel(path, sheet_name=sheet, engine="openpyxl", dtype=object, **AS_WRITTEN)
+    frame = frame.infer_objects()  # cells as stored: text that looks like a number stays text
     mixed = [c for c in frame.columns if frame[c].dtype == object]
     return frame.astype(dict.fromkeys(mixed, "string"))
 

@@ -188,7 +188,8 @@ def _type_rules(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]]
             rules.append(_Rule("error", column.name, f"values that do not fit the format {fmt!r} "
                                f"(set another in {setting})", value.notnull()
                                & ~fits_text(value, fmt), (column.name,)))  # fmt: skip
-            rules += _one_currency(raw, column.name) if fmt in NUMBER_FORMATS else []
+            if fmt in NUMBER_FORMATS and "currency" not in raw.columns:  # else: that column's
+                rules += _one_currency(raw, column.name)
         elif value.type().is_string() or not _compatible(value.type(), dtype):
             what = (
                 "ISO 8601 dates or timestamps like 2024-01-31 or 2024-01-31 13:45:00"
