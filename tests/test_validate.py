@@ -531,6 +531,9 @@ def test_arr_in_several_currencies_needs_their_rates(world: Path) -> None:
     assert error.rule == "no rate in data.exchange_rates (it has USD)"
     with pytest.raises(ValueError, match="exchange rates must be above 0"):
         DataConfig(exchange_rates={"EUR": 0})
+    _as_csv(world, "subscriptions", arr=lambda arr: [f"€{a:,.2f}" if e else f"${a:,.2f}"
+                                                     for a, e in zip(arr, euro, strict=True)])
+    assert validate(world, rates).ok  # the marks agree with the currency column
 
 
 def test_loading_reads_text_in_the_formats_validation_found(
