@@ -188,8 +188,7 @@ def _type_rules(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]]
             rules.append(_Rule("error", column.name, f"values that do not fit the format {fmt!r} "
                                f"(set another in {setting})", value.notnull()
                                & ~fits_text(value, fmt), (column.name,)))  # fmt: skip
-            if fmt in NUMBER_FORMATS and "currency" not in raw.columns:  # else: that column's
-                rules += _one_currency(raw, column.name)
+            rules += _one_currency(raw, column.name) if fmt in NUMBER_FORMATS else []
         elif value.type().is_string() or not _compatible(value.type(), dtype):
             what = (
                 "ISO 8601 dates or timestamps like 2024-01-31 or 2024-01-31 13:45:00"
@@ -210,14 +209,19 @@ def _type_rules(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]]
 
 
 def _one_currency(raw: ir.Table, name: str) -> list[_Rule]:
-    """Amounts written with a currency are all in the one most of them are in: the numbers of a
-    column are summed as one currency."""
+    """Amounts written with a currency are all in the one most of them are in (of those of their
+    row's currency, where the table has that column): a column's numbers are summed as one."""
     written = currency(raw[name])
-    usual = raw.aggregate(usual=written.mode()).execute().usual.iloc[0]
-    if pd.isna(usual):
+    code = currency_code(raw) if "currency" in raw.columns else ibis.literal("")
+    usual = raw.group_by(code=code).aggregate(usual=written.mode()).execute().dropna()
+    if usual.empty:
         return []
-    return [_Rule("error", name, f"amounts in another currency than most of them ({usual!r}): "
-                  "convert them to one currency", written.notnull() & (written != usual),
+    most = (repr(usual.usual.iloc[0]) if len(usual) == 1 else ", ".join(
+        f"{c}: {u!r}" for c, u in zip(usual.code, usual.usual, strict=True)))  # fmt: skip
+    expected = ibis.cases(*((code == c, u) for c, u in zip(usual.code, usual.usual, strict=True)),
+                          else_=ibis.null("string"))  # fmt: skip
+    return [_Rule("error", name, f"amounts in another currency than most of them ({most}): "
+                  "convert them to one currency", written.notnull() & (written != expected),
                   (name,))]  # fmt: skip
 
 
