@@ -56,7 +56,6 @@ def test_a_young_product_without_expansion_trains_scores_and_reports(
     """12 months of history, nobody ever expands: the default config trains churn alone, and
     scoring and the report leave expansion empty (not zero) and never suggest an expansion."""
     monkeypatch.chdir(tmp_path)  # the default registry is ./mlruns.db
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow sets it in other tests
     cli = CliRunner()
     world = ["--data", "world"]
     steps = [

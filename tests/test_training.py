@@ -302,7 +302,6 @@ def test_cli_train_prints_a_summary(
 ) -> None:
     """A feature table and its label (`train --data` is run by test_cli's young product)."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # set by mlflow in earlier tests
     config = tmp_path / "c.yaml"
     config.write_text("model: {backtests: 0, max_rounds: 100, max_rows: 2000}\n")
     features.to_parquet(tmp_path / "f.parquet")
