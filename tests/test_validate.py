@@ -536,6 +536,16 @@ def test_arr_in_several_currencies_needs_their_rates(world: Path) -> None:
     assert validate(world, rates).ok  # the marks agree with the currency column
 
 
+def test_arr_is_checked_in_the_books_currency(world: Path) -> None:
+    """A tenth of the accounts pay in won (1,333 won to the dollar): their ARR is no outlier."""
+    subs = pd.read_parquet(world / "subscriptions.parquet")
+    won = subs.account_id.isin(subs.account_id.unique()[::10])
+    _edit(world, "subscriptions", lambda df: df.assign(
+        currency=["KRW" if w else "USD" for w in won], arr=df.arr.where(~won, df.arr / 0.00075)))
+    report = validate(world, DataConfig(exchange_rates={"USD": 1.0, "KRW": 0.00075}))
+    assert report.ok and not [w for w in report.warnings if w.column == "arr"], str(report)
+
+
 def test_loading_reads_text_in_the_formats_validation_found(
     world: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -28,6 +28,7 @@ from churnml.data.sources import (
     fits_text,
     formats_of,
     ibis_type,
+    in_one_currency,
     locate,
     read_stored,
     renamed,
@@ -131,6 +132,9 @@ def validate(
         findings += type_findings + _run(name, raw, _fill_rules(raw, table))
         if not type_findings:
             typed_tables[name] = typed(raw, table, formats)
+    if "subscriptions" in typed_tables:  # ARR checked in the book's currency, as it is read
+        typed_tables["subscriptions"] = in_one_currency(typed_tables["subscriptions"],
+                                                        config.exchange_rates)  # fmt: skip
     findings += [
         Finding("error", name, "*", "required table has no rows", 0)
         for name, n in counts.items()
