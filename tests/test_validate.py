@@ -293,6 +293,7 @@ def test_unknown_account_ids(world: Path) -> None:
 
 @pytest.mark.parametrize(("ids", "tickets", "said"), [
     (str, str.lower, "differ from accounts' only in case"),
+    (str, lambda i: f"{i}   ", "differ from accounts' only in spaces at their ends"),
     (lambda i: i[1:], lambda i: i[1:].lstrip("0"), "match accounts' without leading zeros"),
     (lambda i: f"0015g0000{i[1:]}AQX", lambda i: f"0015g0000{i[1:]}",
      "match accounts' in their first 15 characters"),
@@ -536,6 +537,22 @@ def test_arr_in_several_currencies_needs_their_rates(world: Path) -> None:
     assert validate(world, rates).ok  # the marks agree with the currency column
 
 
+def test_exchange_rates_need_each_rows_currency(world: Path) -> None:
+    """Rates set for a table without a currency column name the column; an empty currency is
+    not read as the book's."""
+    rates = DataConfig(exchange_rates={"USD": 1.0, "EUR": 1.08})
+    _edit(world, "subscriptions", lambda df: df.drop(columns="currency"))
+    error = _only_error(world, rates)
+    assert (error.table, error.column) == ("subscriptions", "currency")
+    assert error.rule.startswith("column that data.exchange_rates converts each row's ARR by "
+                                 "missing from")
+    subs = _edit(world, "subscriptions", lambda df: df.assign(
+        currency=[None if k % 5 == 0 else "EUR" for k in range(len(df))]))
+    error = _only_error(world, rates)
+    assert (error.column, error.rows) == ("currency", subs.currency.isna().sum())
+    assert error.rule == "empty: data.exchange_rates converts each row's ARR by its currency"
+
+
 def test_arr_is_checked_in_the_books_currency(world: Path) -> None:
     """A tenth of the accounts pay in won (1,333 won to the dollar): their ARR is no outlier."""
     subs = pd.read_parquet(world / "subscriptions.parquet")
@@ -665,6 +682,45 @@ def test_a_workbook_with_a_sheet_per_table(world: Path) -> None:
         "data.tables.accounts.path and sheet")
     chosen = TableSource(path="crm export.xlsx", sheet="Accounts")
     assert validate(world, DataConfig(tables={"accounts": chosen})).ok
+    chosen = TableSource(path="crm export.xlsx", sheet="accounts ")  # case and spaces aside
+    assert validate(world, DataConfig(tables={"accounts": chosen})).ok
+
+
+def test_a_sheet_that_is_not_there_is_named(world: Path) -> None:
+    """A configured sheet absent from the workbook, or set for a file that is no workbook."""
+    pd.read_parquet(world / "accounts.parquet").to_excel(world / "crm.xlsx", sheet_name="Accts",
+                                                         index=False)  # fmt: skip
+    missing = TableSource(path="crm.xlsx", sheet="Accounts")
+    error = _only_error(world, DataConfig(tables={"accounts": missing}))
+    assert (error.table, error.rule) == ("accounts", f"no sheet 'Accounts' in {world / 'crm.xlsx'}"
+                                         " (its sheets: Accts); set data.tables.accounts.sheet")
+    not_a_book = TableSource(sheet="Accounts")
+    error = _only_error(world, DataConfig(tables={"accounts": not_a_book}))
+    assert error.rule == (f"data.tables.accounts.sheet is 'Accounts', but "
+                          f"{world / 'accounts.parquet'} is not a workbook (.xlsx)")
+
+
+def test_gzipped_csv_and_tsv_are_read_and_other_formats_named(world: Path) -> None:
+    """Warehouse exports: `<table>.csv.gz` (here in Shift-JIS) and `<table>.tsv` read as their
+    Parquet did; a table only in a format not read (`accounts.xls`) is named in the error."""
+    frames = {name: pd.read_parquet(world / f"{name}.parquet")
+              for name in ("accounts", "support_tickets")}  # fmt: skip
+    frames["accounts"] = frames["accounts"].assign(account_name="株式会社テスト")
+    frames["accounts"].to_csv(world / "accounts.csv.gz", index=False, encoding="shift_jis")
+    frames["support_tickets"].to_csv(world / "support_tickets.tsv", sep="\t", index=False)
+    for name in frames:
+        (world / f"{name}.parquet").unlink()
+    config = DataConfig(tables={"accounts": TableSource(encoding="shift_jis")})
+    assert validate(world, config).ok
+    tables = load_tables(world, config, connect())
+    for name, frame in frames.items():
+        read = tables[name].to_pandas()
+        pd.testing.assert_frame_equal(_as_read(read), _as_read(frame[read.columns]),
+                                      check_dtype=False)  # fmt: skip
+    (world / "accounts.csv.gz").rename(world / "accounts.xls")
+    error = _only_error(world, config)
+    assert error.table == "accounts" and "; accounts.xls is in a format not read here: save it " \
+        "as Parquet, CSV or .xlsx; map its path" in error.rule
 
 
 def test_a_few_identical_events_by_chance_are_not_reported(world: Path) -> None:

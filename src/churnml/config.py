@@ -28,10 +28,11 @@ class TableSource(_Strict):
     """Where one table lives and how its columns are named in the user's data.
 
     `path` is relative to the data directory (or any absolute path / URI DuckDB can read); by
-    default `<table>.parquet`, else `<table>.csv`, else `<table>.xlsx`, else a folder `<table>/`
-    of Parquet files (in subfolders too, such as Hive partitions `month=2024-01/`), else a sheet
-    named like the table in a workbook of the data directory. A workbook's `sheet` is by default
-    the one named like the table (case, spaces and punctuation aside), else the first.
+    default `<table>.parquet`, else `<table>.csv` (`.csv.gz`, `.tsv`), else `<table>.xlsx`, else a
+    folder `<table>/` of Parquet files (in subfolders too, such as Hive partitions
+    `month=2024-01/`), else a sheet named like the table in a workbook of the data directory. A
+    workbook's `sheet` is by default the one named like the table (case, spaces and punctuation
+    aside), else the first; a configured one must be in the workbook.
     `columns` maps the contract's column name to the user's column name. `encoding` is a CSV
     file's text encoding (e.g. shift_jis, cp932, latin-1); Parquet is always UTF-8. `formats`
     maps a date, timestamp or number column stored as text to how it is written: strptime codes

@@ -10,6 +10,7 @@ import atexit
 import codecs
 import datetime as dt
 import functools
+import gzip
 import hashlib
 import logging
 import os
@@ -79,7 +80,15 @@ class MissingTableError(FileNotFoundError):
         super().__init__(f"table {table}: {rule}")
 
 
-EXTENSIONS = {"parquet": "parquet", "csv": "csv", "xlsx": "excel"}  # looked for in this order
+EXTENSIONS = {  # a file's suffix → how it is read; looked for in this order
+    "parquet": "parquet", "csv": "csv", "csv.gz": "csv", "tsv": "csv", "xlsx": "excel",
+}  # fmt: skip
+
+
+def file_format(path: str) -> str:
+    """How a file is read, by its suffix (Parquet by default: a URI such as `s3://b/t/`)."""
+    return next((fmt for ext, fmt in sorted(EXTENSIONS.items(), key=lambda e: -len(e[0]))
+                 if path.lower().endswith(f".{ext}")), "parquet")  # fmt: skip
 
 
 def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
@@ -94,12 +103,12 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
         for candidate in candidates:
             path = candidate if "://" in candidate else str(data_dir / candidate)
             if "://" in path or Path(path).exists():
-                fmt = EXTENSIONS.get(path.rstrip("/").rsplit(".", 1)[-1].lower(), "parquet")
+                fmt = file_format(path)
                 if Path(path).is_dir():
                     fmt, path = "folder", str(Path(path))
                     if not any(Path(path).rglob("*.parquet")):
                         raise MissingTableError(name, _no_parquet(name, Path(path)))
-                sheet = spec.sheet or (_sheets(path).get(_plain(name), 0) if fmt == "excel" else 0)
+                sheet = _sheet(name, spec.sheet, path, fmt)
                 found[name] = Source(table, path, fmt, dict(spec.columns), spec.encoding,
                                      dict(spec.formats), sheet)  # fmt: skip
                 break
@@ -110,14 +119,33 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
                 continue
             if table.required or spec.path:  # asked for by name: its absence is an error
                 what = "required table" if table.required else "table configured but"
+                unread = "" if spec.path else _unread(data_dir, name)
                 raise MissingTableError(
                     name,
                     f"{what} not found in {data_dir} "
-                    f"(looked for {', '.join(candidates)}); map its path in the config under "
-                    f"data.tables.{name}.path",
+                    f"(looked for {', '.join(candidates)}){unread}; map its "
+                    f"path in the config under data.tables.{name}.path",
                 )
             log.info("table %s not found: its features are skipped", name)
     return found
+
+
+def _sheet(name: str, sheet: str | None, path: str, fmt: str) -> str | int:
+    """The sheet of a table's file to read: the configured one (its name, or one that differs
+    only in case, spaces and punctuation), else the one named like the table, else the first (0).
+    MissingTableError if the configured one is not in the workbook, or the file is none."""
+    if fmt != "excel":
+        if sheet:
+            raise MissingTableError(name, f"data.tables.{name}.sheet is {sheet!r}, but {path} is "
+                                    "not a workbook (.xlsx)")  # fmt: skip
+        return 0
+    sheets = _sheets(path)
+    if sheet is None:
+        return sheets.get(_plain(name), 0)
+    if sheet in sheets.values() or _plain(sheet) in sheets:
+        return sheet if sheet in sheets.values() else sheets[_plain(sheet)]
+    raise MissingTableError(name, f"no sheet {sheet!r} in {path} (its sheets: "
+                            f"{', '.join(sheets.values())}); set data.tables.{name}.sheet")
 
 
 def _sheets(path: Path | str) -> dict[str, str]:
@@ -142,6 +170,13 @@ def _sheet_in_workbooks(data_dir: Path, name: str) -> tuple[str, str] | None:
             f"{Path(book).name} ({sheet})" for book, sheet in named)
             + f"; set data.tables.{name}.path and sheet")  # fmt: skip
     return named[0] if named else None
+
+
+def _unread(data_dir: Path, name: str) -> str:
+    """The folder's files named like the table in a format not read (`accounts.xls`), if any."""
+    others = sorted(p.name for p in data_dir.glob(f"{name}.*")) if data_dir.is_dir() else []
+    return (f"; {', '.join(others)} is in a format not read here: save it as Parquet, CSV or "
+            ".xlsx" if others else "")  # fmt: skip
 
 
 def _no_parquet(name: str, folder: Path) -> str:
@@ -320,7 +355,7 @@ def _utf8_copy(source: Source) -> str:
     copy = _copy_of(source, ".csv")
     if not copy.exists():
         with (
-            Path(source.path).open("rb") as src,
+            (gzip.open if source.path.lower().endswith(".gz") else open)(source.path, "rb") as src,
             atomic_path(copy) as tmp,
             tmp.open("w", encoding="utf-8") as out,
         ):

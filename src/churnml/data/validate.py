@@ -119,7 +119,7 @@ def validate(
             findings.append(Finding("error", name, "*", str(exc).split(": ", 1)[1], 0))
             continue
         raw = renamed(stored, source)
-        missing = _missing_columns(source, raw, stored.columns)
+        missing = _missing_columns(source, raw, stored.columns, config)
         findings += missing
         if not missing:
             raws[name] = raw
@@ -152,20 +152,25 @@ def validate(
     return ValidationReport(findings, counts, text)
 
 
-def _missing_columns(source: Source, raw: ir.Table, stored: list[str]) -> list[Finding]:
-    missing = [c for c in source.table.columns if c.required and c.name not in raw.columns]
+def _missing_columns(source: Source, raw: ir.Table, stored: list[str], config: DataConfig
+                     ) -> list[Finding]:  # fmt: skip
+    """The contract's required columns, and those the config needs (`_needed`), not found."""
+    needed = {c.name: "required column" for c in source.table.columns if c.required}
+    needed.update(_needed(source.table.name, config))
+    found = ", ".join(stored[:30]) + (", …" if len(stored) > 30 else "") or "none"
     return [
-        Finding(
-            "error",
-            source.table.name,
-            source.user_column(c.name),
-            f"required column missing from {source.path} (columns found: "
-            f"{', '.join(stored[:30]) + (', …' if len(stored) > 30 else '') or 'none'}; "
-            f"map it under data.tables.{source.table.name}.columns)",
-            0,
-        )
-        for c in missing
-    ]
+        Finding("error", source.table.name, source.user_column(name),
+                f"{what} missing from {source.path} (columns found: {found}; map it under "
+                f"data.tables.{source.table.name}.columns)", 0)
+        for name, what in needed.items() if name not in raw.columns
+    ]  # fmt: skip
+
+
+def _needed(table: str, config: DataConfig) -> dict[str, str]:
+    """Optional columns that settings make required: column → why."""
+    if table == "subscriptions" and config.exchange_rates:
+        return {"currency": "column that data.exchange_rates converts each row's ARR by"}
+    return {}
 
 
 def _type_rules(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]]
@@ -233,9 +238,11 @@ def _currency_rules(subs: ir.Table, rates: dict[str, float]) -> list[_Rule]:
     """ARR in one currency, or each row's with a rate (`data.exchange_rates`)."""
     code, show = currency_code(subs), ("account_id", "currency", "arr")
     if rates:
-        return [_Rule("error", "currency", "no rate in data.exchange_rates (it has "
-                      f"{', '.join(sorted(rates))})", ~code.isin(list(rates)).fill_null(False),
-                      show)]  # fmt: skip
+        empty = code.isnull() | (code == "")
+        return [_Rule("error", "currency", "empty: data.exchange_rates converts each row's ARR by "
+                      "its currency", empty, show),
+                _Rule("error", "currency", "no rate in data.exchange_rates (it has "
+                      f"{', '.join(sorted(rates))})", ~empty & ~code.isin(list(rates)), show)]
     usual = subs.aggregate(usual=code.mode()).execute().usual.iloc[0]
     if pd.isna(usual):
         return []
@@ -415,6 +422,8 @@ def _active_without_subscription(tables: dict[str, ir.Table]) -> list[Finding]:
 
 
 _ID_FORMS = {  # another way ids are written → the same id in a form both ways share
+    "differ from accounts' only in spaces at their ends (a CSV's or a workbook's are trimmed; "
+    "Parquet's, typed by its writer, are not)": lambda v: v.strip(),
     "differ from accounts' only in case": lambda v: v.lower(),
     "match accounts' without leading zeros, which a spreadsheet drops from numbers":
         lambda v: v.re_replace("^0+", ""),
