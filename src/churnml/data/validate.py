@@ -23,6 +23,8 @@ from churnml.data.sources import (
     DataEncodingError,
     MissingTableError,
     Source,
+    contract_names,
+    csv_footer,
     currency,
     currency_code,
     fits_text,
@@ -118,11 +120,15 @@ def validate(
         except DataEncodingError as exc:
             findings.append(Finding("error", name, "*", str(exc).split(": ", 1)[1], 0))
             continue
-        raw = renamed(stored, source)
-        missing = _missing_columns(source, raw, stored.columns, config)
+        if footer := csv_footer(source):
+            findings.append(Finding("warning", name, "*", f"the last lines of {source.path} are "
+                                    f"a report's footer, not rows ({footer.lines[0]!r}, …): "
+                                    "left out", len(footer.lines)))  # fmt: skip
+        present = contract_names(stored.columns, source)
+        missing = _missing_columns(source, present, stored.columns, config)
         findings += missing
         if not missing:
-            raws[name] = raw
+            raws[name] = renamed(stored, source)
     counts = {name: int(raw.count().execute()) for name, raw in raws.items()}
     typed_tables, text = {}, {}
     for name, raw in raws.items():
@@ -152,9 +158,10 @@ def validate(
     return ValidationReport(findings, counts, text)
 
 
-def _missing_columns(source: Source, raw: ir.Table, stored: list[str], config: DataConfig
-                     ) -> list[Finding]:  # fmt: skip
-    """The contract's required columns, and those the config needs (`_needed`), not found."""
+def _missing_columns(source: Source, present: dict[str, str], stored: list[str],
+                     config: DataConfig) -> list[Finding]:  # fmt: skip
+    """The contract's required columns, and those the config needs (`_needed`), not `present`
+    (`contract_names`) among the `stored` ones."""
     needed = {c.name: "required column" for c in source.table.columns if c.required}
     needed.update(_needed(source.table.name, config))
     found = ", ".join(stored[:30]) + (", …" if len(stored) > 30 else "") or "none"
@@ -162,7 +169,7 @@ def _missing_columns(source: Source, raw: ir.Table, stored: list[str], config: D
         Finding("error", source.table.name, source.user_column(name),
                 f"{what} missing from {source.path} (columns found: {found}; map it under "
                 f"data.tables.{source.table.name}.columns)", 0)
-        for name, what in needed.items() if name not in raw.columns
+        for name, what in needed.items() if name not in present
     ]  # fmt: skip
 
 
