@@ -192,6 +192,15 @@ def test_missing_column(world: Path) -> None:
     assert error.rule.startswith("required column missing")
 
 
+def test_a_table_with_none_of_the_contracts_columns(world: Path) -> None:
+    """Each required column is named (before: an unexpected error on an empty projection)."""
+    _edit(world, "accounts", lambda df: df.set_axis([f"Spalte {k}" for k in range(df.shape[1])],
+                                                    axis=1))  # fmt: skip
+    report = validate(world, DataConfig())
+    assert [(e.table, e.column) for e in report.errors] == [("accounts", "account_id"),
+                                                            ("accounts", "signup_date")]
+
+
 def test_unparseable_timestamps(world: Path) -> None:
     def garble(df: pd.DataFrame) -> pd.DataFrame:
         df["created_at"] = df["created_at"].astype(str)
