@@ -113,6 +113,26 @@ def test_timestamps_stored_as_unix_time_read_as_the_times_they_are(world: Path, 
     assert (error.column, error.rows) == ("ts", 1) and "Unix time" in error.rule
 
 
+def test_dates_stored_as_day_numbers_or_digits_read_as_the_dates_they_are(world: Path) -> None:
+    """A sheet's date cells saved as numbers (45292.5 is 2024-01-01 12:00) and a warehouse's
+    date keys (20240131): read as those times, not as Unix seconds in 1970; digits that are no
+    date are an error."""
+    subs = pd.read_parquet(world / "subscriptions.parquet")
+    day_numbers = (subs.start_date.astype("datetime64[s]") - pd.Timestamp("1899-12-30")) \
+        / pd.Timedelta(days=1) + 0.5  # noon
+    digits = pd.to_datetime(subs.end_date).dt.strftime("%Y%m%d").astype(float)
+    _edit(world, "subscriptions", lambda df: df.assign(start_date=day_numbers, end_date=digits))
+    assert validate(world, DataConfig()).ok
+    read = load_tables(world, DataConfig(), connect())["subscriptions"].to_pandas()
+    assert (read.start_date.to_numpy() == pd.to_datetime(subs.start_date).to_numpy()).all()
+    assert read.end_date.equals(pd.to_datetime(subs.end_date).astype(read.end_date.dtype))
+    _edit(world, "subscriptions", lambda df: df.assign(end_date=[20241331.0, 20240101.5,
+                                                                 *df.end_date[2:]]))
+    error = _only_error(world)
+    assert (error.column, error.rows) == ("end_date", 2)
+    assert "a date as digits, yyyymmdd" in error.rule
+
+
 def test_a_folder_without_parquet_files_is_a_clear_error(world: Path) -> None:
     (world / "usage_events.parquet").unlink()
     (world / "usage_events" / "2024").mkdir(parents=True)

@@ -458,12 +458,41 @@ def read_frame(path: Path | str) -> pd.DataFrame:
 UNIX_LIMIT = 1e17  # numbers read as Unix time are below this (in microseconds: year 5138)
 
 
-def unix_time(value: ir.NumericValue) -> ir.TimestampValue:
-    """Numbers as Unix time (UTC), to the second: each in seconds, milliseconds or microseconds
-    by its size (below 1e11, 1e14, UNIX_LIMIT), as event exports store it."""
-    size = value.abs()
-    seconds = ibis.cases((size < 1e11, value), (size < 1e14, value / 1e3), else_=value / 1e6)
-    return seconds.floor().cast("int64").as_timestamp("s")
+DAY_NUMBERS = 1e5  # numbers below this are a spreadsheet's day numbers (to the year 2173)
+DIGIT_DATES = (1e7, 1e8)  # whole numbers in this range are dates written as digits, yyyymmdd
+SHEET_EPOCH = 25_569  # the day number of 1970-01-01 (day 0 is 1899-12-30)
+
+
+def number_time(value: ir.NumericValue) -> ir.TimestampValue:
+    """Numbers as times (UTC), to the second, each by its size: a spreadsheet's day number
+    (below DAY_NUMBERS; its fraction the time of day), a date written as digits (20240131, in
+    DIGIT_DATES), else Unix time in seconds, milliseconds or microseconds (below 1e11, 1e14,
+    UNIX_LIMIT). Unix time would put the first two in 1970–1973, when no SaaS data was kept."""
+    size, digits = value.abs(), _digit_date(value)
+    seconds = ibis.cases((size < DAY_NUMBERS, (value - SHEET_EPOCH) * 86_400),
+                         (size < 1e11, value), (size < 1e14, value / 1e3),
+                         else_=value / 1e6)  # fmt: skip
+    unix = seconds.floor().cast("int64").as_timestamp("s")
+    return ibis.ifelse(digits, _digits(value, digits).as_timestamp("%Y%m%d"), unix)
+
+
+def reads_as_time(value: ir.NumericValue) -> ir.BooleanValue:
+    """Whether each number reads as a time (`number_time`), on DuckDB (validation's engine): in
+    DIGIT_DATES, only a whole yyyymmdd that is a date."""
+    digits = _digit_date(value)
+    written = try_strptime(_digits(value, digits), "%Y%m%d").notnull()
+    in_digits = value.between(*DIGIT_DATES)
+    return (value.abs() < UNIX_LIMIT) & (~in_digits | (digits & written))
+
+
+def _digit_date(value: ir.NumericValue) -> ir.BooleanValue:
+    """Whether a number is written as a date in digits (see `number_time`)."""
+    return value.between(*DIGIT_DATES) & (value % 1 == 0)
+
+
+def _digits(value: ir.NumericValue, digits: ir.BooleanValue) -> ir.StringValue:
+    """The digits of a number written as a date (`digits`: `digit_date`), else '19700101'."""
+    return ibis.ifelse(digits, value, 19700101).cast("int64").cast("string")
 
 
 FORMAT_SAMPLE = 10_000  # rows of a table its text columns' formats are told from
@@ -590,7 +619,7 @@ def typed(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]] | Non
 
     Ids are strings, except that integer ids other than `account_id` (the join key) stay integers.
     Ids stored as floats are whole numbers (validated), read as integers: 42, not 42.0. Dates
-    and timestamps stored as numbers are Unix time (`unix_time`). Dates, timestamps and numbers
+    and timestamps stored as numbers are read by `number_time`. Dates, timestamps and numbers
     stored as text are ISO 8601 or plain numbers, or read in their format (`text_formats`, if
     it found just one).
     """
@@ -600,7 +629,7 @@ def typed(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]] | Non
         if column.name in raw.columns:
             value = raw[column.name]
             if column.kind in ("date", "timestamp") and value.type().is_numeric():
-                value = unix_time(value)
+                value = number_time(value)
             if len((formats or {}).get(column.name, ())) == 1:
                 value = read_text(value, column.kind, formats[column.name][0])
             if column.kind == "id" and value.type().is_floating():  # pandas: ints with blanks

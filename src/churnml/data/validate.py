@@ -19,7 +19,6 @@ import pandas as pd
 from churnml.config import DataConfig
 from churnml.data.contract import BOOK, CONTACT_ROLES, NUMBER_FORMATS, TABLES, Column, Table
 from churnml.data.sources import (
-    UNIX_LIMIT,
     DataEncodingError,
     MissingTableError,
     Source,
@@ -33,6 +32,7 @@ from churnml.data.sources import (
     in_one_currency,
     locate,
     read_stored,
+    reads_as_time,
     renamed,
     text_formats,
     typed,
@@ -195,10 +195,10 @@ def _type_rules(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]]
             rules.append(_Rule("error", column.name, "values that are not whole numbers",
                                value.notnull() & broken, (column.name,)))  # fmt: skip
         elif column.kind in ("date", "timestamp") and value.type().is_numeric():
-            rules.append(_Rule("error", column.name, "numbers that cannot be read as Unix time "
-                               "(seconds, milliseconds or microseconds since 1970)",
-                               value.notnull() & ~(value.abs() < UNIX_LIMIT),
-                               (column.name,)))  # fmt: skip
+            rules.append(_Rule("error", column.name, "numbers that cannot be read as a time (a "
+                               "spreadsheet's day number, a date as digits, yyyymmdd, or Unix "
+                               "time in seconds, milliseconds or microseconds since 1970)",
+                               value.notnull() & ~reads_as_time(value), (column.name,)))
         elif len(formats.get(column.name, ())) == 1:
             fmt, setting = formats[column.name][0], _setting(table.name, column.name)
             rules.append(_Rule("error", column.name, f"values that do not fit the format {fmt!r} "
