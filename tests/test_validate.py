@@ -759,12 +759,13 @@ SALESFORCE_FOOTER = ('\n"Confidential Information - Do Not Distribute"\n"Copyrig
 
 @pytest.mark.parametrize("encoding", ["utf-8", "shift_jis"])
 def test_a_reports_footer_is_left_out_and_said(world: Path, encoding: str) -> None:
-    """A Salesforce report exported as CSV ends in a footer: the rows read as they were, and a
-    warning says what was left out (before, the sniffer read the file as one column)."""
+    """A Salesforce report exported as CSV starts with its title and ends in a footer: the rows
+    read as they were, and a warning says what was left out (before, the sniffer read the file
+    as one column)."""
     accounts = pd.read_parquet(world / "accounts.parquet").assign(account_name="株式会社テスト")
     (world / "accounts.parquet").unlink()
     with open(world / "accounts.csv", "w", encoding=encoding, newline="") as f:
-        f.write(accounts.to_csv(index=False) + SALESFORCE_FOOTER)
+        f.write('"Accounts by owner"\n\n' + accounts.to_csv(index=False) + SALESFORCE_FOOTER)
     config = DataConfig(tables={"accounts": TableSource(encoding=encoding)})
     report = validate(world, config)
     assert report.ok and [str(w) for w in report.warnings] == [

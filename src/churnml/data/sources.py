@@ -326,15 +326,15 @@ def csv_footer(source: Source) -> Footer | None:
     if source.fmt != "csv" or "://" in source.path or source.path.lower().endswith(".gz"):
         return None
     with open(source.path, "rb") as f:
-        head = f.readline()
-        start = max(f.seek(0, os.SEEK_END) - FOOTER_TAIL, len(head))
+        head = b"".join(f.readlines(FOOTER_TAIL))  # whole lines (a report's title lines too)
+        start = max(f.seek(0, os.SEEK_END) - FOOTER_TAIL, 0)
         f.seek(start)
         tail = f.read()
     try:
         dialect = csv.Sniffer().sniff(head.decode(source.encoding, "replace"), ",;\t|")
     except csv.Error:  # one column: no footer told apart
         return None
-    lines = tail.splitlines(keepends=True)[1 if start > len(head) else 0 :]
+    lines = tail.splitlines(keepends=True)[1 if start else 0 :]  # the first may be cut
     run: list[tuple[bytes, list[str]]] = []  # the last lines of one field or none, as fields
     for line in reversed(lines):
         text = line.decode(source.encoding, "replace")
