@@ -23,10 +23,10 @@ from churnml.data.sources import (
     MissingTableError,
     Source,
     contract_names,
-    csv_footer,
     currency,
     currency_code,
     fits_text,
+    footer,
     formats_of,
     ibis_type,
     in_one_currency,
@@ -120,10 +120,10 @@ def validate(
         except DataEncodingError as exc:
             findings.append(Finding("error", name, "*", str(exc).split(": ", 1)[1], 0))
             continue
-        if footer := csv_footer(source):
+        if left := footer(source):
             findings.append(Finding("warning", name, "*", f"the last lines of {source.path} are "
-                                    f"a report's footer, not rows ({footer.lines[0]!r}, …): "
-                                    "left out", len(footer.lines)))  # fmt: skip
+                                    f"a report's footer, not rows ({left[0]!r}, …): "
+                                    "left out", len(left)))  # fmt: skip
         present = contract_names(stored.columns, source)
         missing = _missing_columns(source, present, stored.columns, config)
         findings += missing
