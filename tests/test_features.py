@@ -528,6 +528,31 @@ def test_a_daily_rollup_of_the_events_gives_the_features_of_the_events(tmp_path:
     assert features(cfg).events_90d.sum() < expected.events_90d.sum()  # rows, not events
 
 
+def test_usage_kept_by_account_gives_every_feature_but_those_of_users(tmp_path: Path) -> None:
+    """Usage events without user_id (telemetry kept by account; here also as a daily rollup)
+    give the features the same events give with users, less those that count users (which
+    would read 0 active users, 0% of seats used)."""
+    built = {}
+    for users in (True, False):
+        world = generate_world(tmp_path / f"w{users}", 40, 8, seed=5, truth_paths=2,
+                               usage_rollup=not users, users=users).out  # fmt: skip
+        config = Config(data=DataConfig(event_counts="quantity" if not users else "rows"))
+        t = load_tables(world, config.data, connect())
+        as_of = default_as_of(t)[-4:]
+        built[users] = build.build_features(t, as_of=as_of, cfg=config).execute()
+    named, kept = built[True], built[False]
+    left_out = set(named.columns) - set(kept.columns)
+    assert {"active_users_30d", "daily_users_30d", "new_users_30d", "seat_utilisation_30d",
+            "stickiness_30d", "user_days_trend_30d"} <= left_out  # fmt: skip
+    features = by_name(build.with_key_events(config, t, max(as_of)).features)
+
+    def of_users(name: str) -> bool:
+        return features[name].of_users or any(map(of_users, features[name].inputs))
+
+    assert all(map(of_users, left_out))
+    pd.testing.assert_frame_equal(named[kept.columns], kept)
+
+
 def test_the_csms_context_sees_only_what_was_known_before_as_of() -> None:
     """The overdue milestone is the earliest-due one not done before as_of (one done on as_of
     itself is still overdue); the contact to call is the champion in place, else the sponsor,

@@ -193,3 +193,17 @@ def test_the_renewal_is_said_in_plain_words(tmp_path: Path, days: int, en: str, 
         build_report(folder, site, Config(), lang)
         page = (site / "account" / safe_name("A1")).read_text(encoding="utf-8")
         assert text in page, (lang, days)
+
+
+def test_the_adoption_chart_shows_events_where_usage_names_no_user() -> None:
+    """Usage kept by account: the bars are events, titled so, not a row of 0 active users."""
+    from churnml.reports.charts import adoption_chart
+
+    months = pd.date_range("2024-01-01", periods=3, freq="MS")
+    frame = pd.DataFrame({"month": months[:2], "users": [0, 0], "events": [120, 80]})
+    for lang in ("en", "ja"):
+        m = MESSAGES[lang]
+        svg = adoption_chart(frame, months, m, lang)
+        assert f"<title>{m['events']}</title>" in svg and "2024-01: 120</title>" in svg
+        named = adoption_chart(frame.assign(users=[3, 0]), months, m, lang)
+        assert f"<title>{m['active_users']}</title>" in named and "2024-02: 0</title>" in named

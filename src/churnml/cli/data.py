@@ -78,6 +78,10 @@ def generate(
         bool, typer.Option(help="Usage events as a daily rollup, counts in quantity (train it "
                            "with data.event_counts: quantity).")
     ] = False,
+    users: Annotated[
+        bool, typer.Option("--users/--no-users", help="Usage events name their user (no: "
+                           "usage kept by account, without user_id).")
+    ] = True,
 ) -> None:
     """Generate a synthetic SaaS world (every contract table, plus _truth/truth.parquet)."""
     from churnml.data.synthetic import generate_world, shape_of
@@ -101,7 +105,7 @@ def generate(
         try:
             summary = generate_world(
                 out, accounts, months, seed, start, progress=report, shape=shape,
-                horizon_days=horizon_days, csv_locale=csv, usage_rollup=usage_rollup,
+                horizon_days=horizon_days, csv_locale=csv, usage_rollup=usage_rollup, users=users,
             )
         except ValueError as exc:
             raise fail(str(exc)) from None

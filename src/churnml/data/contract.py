@@ -127,7 +127,9 @@ TABLES: dict[str, Table] = {
             "usage_events",
             (
                 _id("account_id"),
-                Column("user_id", "id"),  # null: an event of no user (counted, not as a user)
+                # null: an event of no user (counted, not as a user); none in any row (or no
+                # column: usage kept by account), the features that count users are left out
+                Column("user_id", "id", required=False),
                 Column("ts", "timestamp", nullable=False),
                 Column("event_type", "text", nullable=False),
                 Column("quantity", "float", required=False),

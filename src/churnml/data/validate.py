@@ -327,7 +327,8 @@ def _row_rules(name: str, t: ir.Table, config: DataConfig) -> list[_Rule]:
         rules += _currency_rules(t, config.exchange_rates)
     elif name == "usage_events":
         rules.append(
-            _Rule("warning", "user_id", "no user (counted as events, not as users)",
+            _Rule("warning", "user_id", "no user (counted as events, not as users; with no user "
+                  "in any row, the features that count users are left out)",
                   t.user_id.isnull(), ("account_id", "ts", "event_type"))
         )  # fmt: skip
         if config.event_counts == "quantity":

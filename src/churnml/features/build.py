@@ -243,19 +243,30 @@ def with_key_events(cfg: Config, tables: dict[str, ir.Table], before: dt.date,
 
 # -- assembly ------------------------------------------------------------------------------------
 def available(features: list[Feature], tables: dict[str, ir.Table]) -> list[Feature]:
-    """The features whose tables (and, for derived ones, inputs) are present, in catalogue order."""
+    """The features whose tables (and, for derived ones, inputs) are present, and that count
+    users only where usage events name some, in catalogue order."""
     out: list[Feature] = []
     missing = set()
+    users = "usage_events" in tables and names_users(tables["usage_events"])
     for f in features:
         needed = input_table(f.source)
         names = {g.name for g in out}
         if (needed and needed not in tables) or not set(f.inputs) <= names:
             missing.add(needed or f.family)
             continue
+        if f.of_users and not users:
+            continue
         out.append(f)
     for table in sorted(t for t in missing if t):
         log.info("%s is missing: its features are skipped", table)
+    if "usage_events" in tables and not users:
+        log.info("usage_events names no user: the features that count users are skipped")
     return out
+
+
+def names_users(events: ir.Table) -> bool:
+    """Whether any usage event names a user (the engine stops at the first)."""
+    return bool(events.filter(events.user_id.notnull()).limit(1).count().execute())
 
 
 def _aggregate(source: ir.Table, features: list[Feature]) -> ir.Table:

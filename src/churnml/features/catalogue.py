@@ -96,7 +96,13 @@ class Feature:
     categorical: bool = False
     zero_when_missing: bool = False  # counts: no rows means 0, not unknown
     inputs: tuple[str, ...] = ()  # derived features: the features they read
+    counts_users: bool = False  # of the usage source: reads users (see `of_users`)
     short: tuple[str, str] = ("", "")  # a label for charts and tables, in English and Japanese
+
+    @property
+    def of_users(self) -> bool:
+        """Whether it counts users: left out where usage events name none."""
+        return self.counts_users or self.source in (Source.USERS, Source.FIRST_SEEN)
 
     @property
     def derived(self) -> bool:
@@ -234,6 +240,7 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
             en="Average daily active users over the last 30 days",
             ja="過去30日間の1日あたり平均アクティブユーザー数",
             expr=lambda t: _float(t.users.sum(where=t.age <= 30)) / 30,
+            counts_users=True,
             window_days=30,
             zero_when_missing=True,
             short=("Daily users 30d", "1日平均ユーザー（30日）"),
@@ -331,6 +338,7 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
                 (_float(t.users.sum(where=t.age <= 30)).fill_null(0) + 1)
                 / (_float(t.users.sum(where=(t.age > 30) & (t.age <= 60))).fill_null(0) + 1)
             ),
+            counts_users=True,
             window_days=60,
             short=("Daily users trend 30d", "日次ユーザーの推移（30日）"),
         ),

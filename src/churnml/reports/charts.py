@@ -61,9 +61,11 @@ def waterfall(contrib: pd.Series, base: float, cat: dict[str, Feature], lang: La
 def adoption_chart(frame: pd.DataFrame, months: pd.DatetimeIndex, m: dict[str, str],
                     lang: Lang) -> str:  # fmt: skip
     """Monthly active users over `months` (bars, missing months as 0) with a y axis and dated
-    month labels, as a small inline SVG."""
-    users = frame.set_index(pd.to_datetime(frame.month)).users.reindex(months, fill_value=0)
-    values = users.to_numpy(dtype=float)
+    month labels, as a small inline SVG; events where the account's usage names no user."""
+    what = "users" if frame.users.sum() > 0 or not frame.events.sum() else "events"
+    title = m["active_users" if what == "users" else "events"]
+    by_month = frame.set_index(pd.to_datetime(frame.month))[what]
+    values = by_month.reindex(months, fill_value=0).to_numpy(dtype=float)
     top = max(values.max(), 1.0)
     label = (lambda d: f"{d:%b}" + (f" {d:%y}" if d.month == 1 or d == months[0] else "")) \
         if lang == "en" else (lambda d: f"{d.month}月" if d.month != 1 and d != months[0]
@@ -79,9 +81,9 @@ def adoption_chart(frame: pd.DataFrame, months: pd.DatetimeIndex, m: dict[str, s
             f'<text x="40" y="14" font-size="9" text-anchor="end">{top:,.0f}</text>'
             f'<text x="40" y="113" font-size="9" text-anchor="end">0</text>'
             f'<text x="10" y="60" font-size="9" transform="rotate(-90 10 60)" text-anchor="middle">'
-            f'{escape(m["active_users"])}</text>')  # fmt: skip
+            f'{escape(title)}</text>')  # fmt: skip
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {60 + 40 * len(months)} 134" '
-            f'role="img" style="max-width:620px"><title>{escape(m["active_users"])}</title>'
+            f'role="img" style="max-width:620px"><title>{escape(title)}</title>'
             f'{axis}{bars}</svg>')  # fmt: skip
 
 

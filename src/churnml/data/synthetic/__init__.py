@@ -23,7 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from churnml.data.contract import TABLES
-from churnml.data.synthetic.exports import LOCALES, as_daily_rollup, as_spreadsheet_csv
+from churnml.data.synthetic.exports import (
+    LOCALES,
+    as_daily_rollup,
+    as_spreadsheet_csv,
+    without_users,
+)
 from churnml.data.synthetic.recorder import to_arrow, write_events
 from churnml.data.synthetic.shape import PRESETS, SEGMENTS, Shape, Shift, Vocabulary, shape_of
 from churnml.data.synthetic.simulation import Simulation
@@ -56,6 +61,7 @@ def generate_world(
     horizon_days: int = 90,
     csv_locale: str | None = None,
     usage_rollup: bool = False,
+    users: bool = True,
 ) -> WorldSummary:
     """Simulate a portfolio and write every contract table to `out/<table>.parquet`.
 
@@ -65,7 +71,8 @@ def generate_world(
     is called as work advances. Deterministic for a seed: the same arguments give byte-identical
     files. `shape` chooses the kind of portfolio (see `Shape` and `PRESETS`). How the tables are
     written, as users' systems export them (see `exports`): `usage_rollup`, usage events as a
-    daily rollup; `csv_locale`, every table as CSV from a spreadsheet in that locale.
+    daily rollup; `users=False`, usage events without user_id (kept by account); `csv_locale`,
+    every table as CSV from a spreadsheet in that locale.
     """
     if n_accounts < 1 or months < 4:
         raise ValueError("a world needs at least 1 account and 4 months")
@@ -107,6 +114,8 @@ def generate_world(
             step,
             shape.events,
         )
+        if not users:
+            without_users(tmp)
         rows = as_daily_rollup(tmp) if usage_rollup else n_events
         if csv_locale:
             as_spreadsheet_csv(tmp, csv_locale)

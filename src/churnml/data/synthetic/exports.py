@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from churnml.data.contract import TABLES
 from churnml.io import atomic_path
@@ -63,12 +64,21 @@ def as_spreadsheet_csv(world: Path, locale: str) -> None:
         path.unlink()
 
 
-def as_daily_rollup(world: Path) -> int:
-    """Rewrite `world`'s usage events as one row per account, user, day and event type, with how
-    many events it stands for in `quantity`; return how many rows."""
+def without_users(world: Path) -> None:
+    """Rewrite `world`'s usage events without `user_id`: usage kept by account."""
     path = world / "usage_events.parquet"
-    events = pd.read_parquet(path, columns=["account_id", "user_id", "ts", "event_type"])
-    keys = ["account_id", "user_id", "ts", "event_type"]
+    events = pd.read_parquet(path)
+    with atomic_path(path) as tmp:
+        events.drop(columns="user_id").to_parquet(tmp, index=False)
+
+
+def as_daily_rollup(world: Path) -> int:
+    """Rewrite `world`'s usage events as one row per account, user (if they name one), day and
+    event type, with how many events it stands for in `quantity`; return how many rows."""
+    path = world / "usage_events.parquet"
+    keys = [c for c in ("account_id", "user_id", "ts", "event_type")
+            if c in pq.read_schema(path).names]  # fmt: skip
+    events = pd.read_parquet(path, columns=keys)
     rollup = events.assign(ts=events.ts.dt.floor("D")).groupby(keys, dropna=False).size()
     with atomic_path(path) as tmp:
         rollup.rename("quantity").astype("float64").reset_index().to_parquet(tmp, index=False)
