@@ -284,7 +284,8 @@ def test_end_before_start(world: Path) -> None:
 def test_negative_arr(world: Path) -> None:
     _edit(world, "subscriptions", lambda df: df.assign(arr=df.arr.where(df.index != 0, -10.0)))
     error = _only_error(world)
-    assert (error.column, error.rule, error.rows) == ("arr", "must not be negative", 1)
+    assert (error.column, error.rows) == ("arr", 1)
+    assert error.rule.startswith("must not be negative")
     assert error.examples["arr"].tolist() == [-10.0]
 
 

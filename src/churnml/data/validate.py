@@ -310,7 +310,9 @@ def _row_rules(name: str, t: ir.Table, config: DataConfig) -> list[_Rule]:
         order("canceled_at", "start_date")
         rules.append(
             _Rule(
-                "error", "arr", "must not be negative", t.arr < 0, ("account_id", "product", "arr")
+                "error", "arr", "must not be negative (a credit note or a discount line: take it "
+                "off the row it reduces, for its dates)", t.arr < 0,
+                ("account_id", "product", "arr"),
             )
         )
         rules.append(
