@@ -111,7 +111,7 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
                     fmt, path = "folder", str(Path(path))
                     if not any(Path(path).rglob("*.parquet")):
                         raise MissingTableError(name, _no_parquet(name, Path(path)))
-                sheet = _sheet(name, spec.sheet, path, fmt)
+                sheet = _chosen_sheet(name, spec.sheet, path, fmt)
                 found[name] = Source(table, path, fmt, dict(spec.columns), spec.encoding,
                                      dict(spec.formats), sheet)  # fmt: skip
                 break
@@ -133,7 +133,7 @@ def locate(data_dir: Path | str, config: DataConfig) -> dict[str, Source]:
     return found
 
 
-def _sheet(name: str, sheet: str | None, path: str, fmt: str) -> str | int:
+def _chosen_sheet(name: str, sheet: str | None, path: str, fmt: str) -> str | int:
     """The sheet of a table's file to read: the configured one (its name, or one that differs
     only in case, spaces and punctuation), else the one named like the table, else the first (0).
     MissingTableError if the configured one is not in the workbook, or the file is none."""
@@ -145,8 +145,10 @@ def _sheet(name: str, sheet: str | None, path: str, fmt: str) -> str | int:
     sheets = _sheets(path)
     if sheet is None:
         return sheets.get(_plain(name), 0)
-    if sheet in sheets.values() or _plain(sheet) in sheets:
-        return sheet if sheet in sheets.values() else sheets[_plain(sheet)]
+    if sheet in sheets.values():
+        return sheet
+    if _plain(sheet) in sheets:
+        return sheets[_plain(sheet)]
     raise MissingTableError(name, f"no sheet {sheet!r} in {path} (its sheets: "
                             f"{', '.join(sheets.values())}); set data.tables.{name}.sheet")
 
@@ -178,7 +180,7 @@ def _sheet_in_workbooks(data_dir: Path, name: str) -> tuple[str, str] | None:
 def _unread(data_dir: Path, name: str) -> str:
     """The folder's files named like the table in a format not read (`accounts.xls`), if any."""
     others = sorted(p.name for p in data_dir.glob(f"{name}.*")) if data_dir.is_dir() else []
-    return (f"; {', '.join(others)} is in a format not read here: save it as Parquet, CSV or "
+    return (f"; {', '.join(others)}: a format not read here, save it as Parquet, CSV or "
             ".xlsx" if others else "")  # fmt: skip
 
 
@@ -541,7 +543,7 @@ def _digit_date(value: ir.NumericValue) -> ir.BooleanValue:
 
 
 def _digits(value: ir.NumericValue, digits: ir.BooleanValue) -> ir.StringValue:
-    """The digits of a number written as a date (`digits`: `digit_date`), else '19700101'."""
+    """The digits of a number written as a date (`digits`: `_digit_date`), else '19700101'."""
     return ibis.ifelse(digits, value, 19700101).cast("int64").cast("string")
 
 
