@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from churnml.cli import app
 from churnml.config import Config, DataConfig, FeatureConfig
+from churnml.data import load
 from churnml.data.history import as_known_on
 from churnml.data.sources import connect, load_tables
 from churnml.data.synthetic import generate_world, shape_of
@@ -551,6 +552,26 @@ def test_usage_kept_by_account_gives_every_feature_but_those_of_users(tmp_path: 
 
     assert all(map(of_users, left_out))
     pd.testing.assert_frame_equal(named[kept.columns], kept)
+
+
+@pytest.mark.parametrize("csv", [None, "de"])
+def test_monthly_revenue_gives_the_features_of_arr(tmp_path: Path, csv: str | None) -> None:
+    """Subscriptions with `mrr` in place of `arr` (a billing export; also as a German
+    spreadsheet writes it, `583,33 €`, to the cent) read as 12× it: the features and labels of
+    the ARR."""
+    built = []
+    for mrr in (False, True):
+        world = generate_world(tmp_path / f"w{mrr}", 40, 8, seed=5, truth_paths=2, mrr=mrr,
+                               csv_locale=csv).out  # fmt: skip
+        assert mrr == ("mrr" in pd.read_csv(world / "subscriptions.csv", sep=None,
+                                             engine="python").columns if csv else
+                       "mrr" in pd.read_parquet(world / "subscriptions.parquet"))  # fmt: skip
+        t = load(world, DataConfig())
+        built.append(build.build_features(t, as_of=default_as_of(t)[-4:], cfg=Config()).execute())
+    arr, mrr = built
+    money = ["arr", "arr_after_90d"]  # 12× an MRR to the cent: within 12 half cents of the ARR
+    pd.testing.assert_frame_equal(arr.drop(columns=money), mrr.drop(columns=money))
+    assert ((arr[money] - mrr[money]).abs().fillna(0) <= (0.06 if csv else 1e-9)).all().all()
 
 
 def test_the_csms_context_sees_only_what_was_known_before_as_of() -> None:

@@ -212,6 +212,18 @@ def test_missing_column(world: Path) -> None:
     assert error.rule.startswith("required column missing")
 
 
+def test_arr_or_mrr(world: Path) -> None:
+    """ARR may come as monthly revenue (12× `mrr`); without either, the error names both."""
+    subs = _edit(world, "subscriptions", lambda df: df.rename(columns={"arr": "MRR"}))
+    assert validate(world, DataConfig()).ok
+    read = load_tables(world, DataConfig(), connect())["subscriptions"].arr.to_pandas()
+    assert read.to_numpy() == pytest.approx(12 * subs.MRR.to_numpy())
+    _edit(world, "subscriptions", lambda df: df.drop(columns="MRR"))
+    error = _only_error(world)
+    assert (error.column, error.rule.split(" from")[0]) == ("arr", "required column (or mrr) "
+                                                            "missing")  # fmt: skip
+
+
 def test_a_table_with_none_of_the_contracts_columns(world: Path) -> None:
     """Each required column is named (before: an unexpected error on an empty projection)."""
     _edit(world, "accounts", lambda df: df.set_axis([f"Spalte {k}" for k in range(df.shape[1])],

@@ -82,6 +82,10 @@ def generate(
         bool, typer.Option("--users/--no-users", help="Usage events name their user (no: "
                            "usage kept by account, without user_id).")
     ] = True,
+    mrr: Annotated[
+        bool, typer.Option(help="Subscriptions' monthly recurring revenue (mrr) in place of "
+                           "arr, as billing systems export it.")
+    ] = False,
 ) -> None:
     """Generate a synthetic SaaS world (every contract table, plus _truth/truth.parquet)."""
     from churnml.data.synthetic import generate_world, shape_of
@@ -106,6 +110,7 @@ def generate(
             summary = generate_world(
                 out, accounts, months, seed, start, progress=report, shape=shape,
                 horizon_days=horizon_days, csv_locale=csv, usage_rollup=usage_rollup, users=users,
+                mrr=mrr,
             )
         except ValueError as exc:
             raise fail(str(exc)) from None

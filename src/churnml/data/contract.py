@@ -56,6 +56,7 @@ class Column:
     nullable: bool = True
     default: str | None = None  # every row's value when the table has no such column
     fill: str | None = None  # the value of rows that have none (validation warns how many)
+    instead: str | None = None  # a column that may stand in for a required one (see `as_arr`)
 
 
 UNSEGMENTED = "unsegmented"  # the segment of an account that has none
@@ -113,7 +114,8 @@ TABLES: dict[str, Table] = {
                        default="product"),  # one product: the column may be left out
                 Column("start_date", "date", nullable=False),
                 Column("end_date", "date"),
-                Column("arr", "float", nullable=False),
+                Column("arr", "float", nullable=False, instead="mrr"),
+                Column("mrr", "float", required=False),  # monthly, as billing exports: ARR 12×
                 Column("currency", "text", required=False),  # one book: several need rates
                 Column("plan", "text", required=False),
                 Column("seats", "int", required=False),

@@ -711,7 +711,7 @@ def load_tables(
         found = text_formats(raw, source) if formats is None else formats.get(name, {})
         tables[name] = typed(raw, source.table, found)
     if "subscriptions" in tables:
-        tables["subscriptions"] = in_one_currency(tables["subscriptions"], config.exchange_rates)
+        tables["subscriptions"] = as_arr(tables["subscriptions"], config.exchange_rates)
     if config.event_counts == "quantity" and "usage_events" in tables:
         events = tables["usage_events"]
         tables["usage_events"] = events.mutate(row_events=events.quantity.fill_null(1))
@@ -720,9 +720,12 @@ def load_tables(
     return tables
 
 
-def in_one_currency(subs: ir.Table, rates: dict[str, float]) -> ir.Table:
-    """Subscriptions with ARR in the book's currency: each row's times its currency's rate, where
-    `data.exchange_rates` gives rates (a row without one, which validation reports, as written)."""
+def as_arr(subs: ir.Table, rates: dict[str, float]) -> ir.Table:
+    """Subscriptions with ARR, yearly and in the book's currency: `arr`, else 12 × `mrr` (monthly
+    recurring revenue, as billing systems export it); each row's times its currency's rate,
+    where `data.exchange_rates` gives rates (a row without one, which validation reports, as
+    written)."""
+    subs = subs.mutate(arr=subs.arr.fill_null(subs.mrr * 12))
     if not rates:
         return subs
     code = currency_code(subs)

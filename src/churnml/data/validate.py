@@ -22,6 +22,7 @@ from churnml.data.sources import (
     DataEncodingError,
     MissingTableError,
     Source,
+    as_arr,
     contract_names,
     currency,
     currency_code,
@@ -29,7 +30,6 @@ from churnml.data.sources import (
     footer,
     formats_of,
     ibis_type,
-    in_one_currency,
     locate,
     read_stored,
     reads_as_time,
@@ -138,9 +138,9 @@ def validate(
         findings += type_findings + _run(name, raw, _fill_rules(raw, table))
         if not type_findings:
             typed_tables[name] = typed(raw, table, formats)
-    if "subscriptions" in typed_tables:  # ARR checked in the book's currency, as it is read
-        typed_tables["subscriptions"] = in_one_currency(typed_tables["subscriptions"],
-                                                        config.exchange_rates)  # fmt: skip
+    if "subscriptions" in typed_tables:  # ARR checked as it is read: yearly, one currency
+        typed_tables["subscriptions"] = as_arr(typed_tables["subscriptions"],
+                                               config.exchange_rates)  # fmt: skip
     findings += [
         Finding("error", name, "*", "required table has no rows", 0)
         for name, n in counts.items()
@@ -162,7 +162,9 @@ def _missing_columns(source: Source, present: dict[str, str], stored: list[str],
                      config: DataConfig) -> list[Finding]:  # fmt: skip
     """The contract's required columns, and those the config needs (`_needed`), not `present`
     (`contract_names`) among the `stored` ones."""
-    needed = {c.name: "required column" for c in source.table.columns if c.required}
+    needed = {c.name: "required column" + (f" (or {c.instead})" if c.instead else "")
+              for c in source.table.columns
+              if c.required and not (c.instead and c.instead in present)}  # fmt: skip
     needed.update(_needed(source.table.name, config))
     found = ", ".join(stored[:30]) + (", …" if len(stored) > 30 else "") or "none"
     return [

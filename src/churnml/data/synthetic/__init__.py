@@ -26,6 +26,7 @@ from churnml.data.contract import TABLES
 from churnml.data.synthetic.exports import (
     LOCALES,
     as_daily_rollup,
+    as_mrr,
     as_spreadsheet_csv,
     without_users,
 )
@@ -62,6 +63,7 @@ def generate_world(
     csv_locale: str | None = None,
     usage_rollup: bool = False,
     users: bool = True,
+    mrr: bool = False,
 ) -> WorldSummary:
     """Simulate a portfolio and write every contract table to `out/<table>.parquet`.
 
@@ -71,8 +73,9 @@ def generate_world(
     is called as work advances. Deterministic for a seed: the same arguments give byte-identical
     files. `shape` chooses the kind of portfolio (see `Shape` and `PRESETS`). How the tables are
     written, as users' systems export them (see `exports`): `usage_rollup`, usage events as a
-    daily rollup; `users=False`, usage events without user_id (kept by account); `csv_locale`,
-    every table as CSV from a spreadsheet in that locale.
+    daily rollup; `users=False`, usage events without user_id (kept by account); `mrr`,
+    subscriptions' monthly revenue in place of ARR; `csv_locale`, every table as CSV from a
+    spreadsheet in that locale.
     """
     if n_accounts < 1 or months < 4:
         raise ValueError("a world needs at least 1 account and 4 months")
@@ -116,6 +119,8 @@ def generate_world(
         )
         if not users:
             without_users(tmp)
+        if mrr:
+            as_mrr(tmp)
         rows = as_daily_rollup(tmp) if usage_rollup else n_events
         if csv_locale:
             as_spreadsheet_csv(tmp, csv_locale)

@@ -58,10 +58,19 @@ def as_spreadsheet_csv(world: Path, locale: str) -> None:
         for column in table.columns:
             if column.name in df:
                 df[column.name] = _written(df[column.name], column.kind, style,
-                                           money=column.name == "arr")
+                                           money=column.name in ("arr", "mrr"))
         with atomic_path(world / f"{name}.csv") as tmp:
             df.to_csv(tmp, sep=style.delimiter, index=False)
         path.unlink()
+
+
+def as_mrr(world: Path) -> None:
+    """Rewrite `world`'s subscriptions with monthly recurring revenue (`mrr`, ARR / 12) in place
+    of `arr`, as billing systems export it."""
+    path = world / "subscriptions.parquet"
+    subs = pd.read_parquet(path)
+    with atomic_path(path) as tmp:
+        subs.assign(arr=subs.arr / 12).rename(columns={"arr": "mrr"}).to_parquet(tmp, index=False)
 
 
 def without_users(world: Path) -> None:

@@ -53,11 +53,13 @@ ARROW_TYPES = {
 
 
 def to_arrow(name: str, df: pd.DataFrame) -> pa.Table:
-    """A contract table as Arrow, with the contract's column types (dates as dates)."""
+    """A contract table as Arrow: the contract's columns that `df` has, with their types (dates as
+    dates)."""
     table = TABLES[name]
-    schema = pa.schema([(c, ARROW_TYPES[table.column(c).kind]) for c in table.column_names])
+    columns = [c for c in table.column_names if c in df]
+    schema = pa.schema([(c, ARROW_TYPES[table.column(c).kind]) for c in columns])
     arrays = []
-    for col in table.column_names:
+    for col in columns:
         values = df[col]
         if values.dtype.kind == "f" and table.column(col).kind == "int":
             values = values.astype("Int64")
