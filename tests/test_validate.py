@@ -896,3 +896,23 @@ def test_a_sample_of_early_days_is_settled_by_the_whole_column(
     assert validate(world, DataConfig()).ok
     read = load_tables(world, DataConfig(), connect())["usage_events"].ts.to_pandas()
     assert (read.to_numpy() == events.ts.dt.floor("s").to_numpy()).all()
+
+
+@pytest.mark.parametrize(("written", "arr"), [
+    (lambda x: f"{x:,.0f}", lambda a: a.where(a.index > 0, 2_500_000.0)),  # a later million
+    (lambda x: f"¥{x:,.0f}", lambda a: a),  # yen, all below a million: no decimals
+    (lambda x: f"{x:_.0f}円".replace("_", "."), lambda a: a),  # yen, a point for thousands
+])  # fmt: skip
+def test_amounts_of_thousands_only_are_settled_by_the_whole_column(
+    world: Path, monkeypatch: pytest.MonkeyPatch, written, arr
+) -> None:
+    """Amounts below a million with a thousands mark only (`150,000`) read as 150 and 150,000
+    alike: a larger one later settles it, and so does a currency without cents (yen)."""
+    monkeypatch.setattr(sources, "FORMAT_SAMPLE", 20)
+    subs = _edit(world, "subscriptions", lambda df: df.assign(
+        arr=arr((df.arr * 150).round().clip(1000, 999_000)).iloc[::-1].to_numpy()))
+    assert (subs.arr.iloc[:20] < 1e6).all()
+    _as_csv(world, "subscriptions", arr=lambda a: a.map(written))
+    assert validate(world, DataConfig()).ok
+    read = load_tables(world, DataConfig(), connect())["subscriptions"].arr.to_pandas()
+    assert read.to_numpy() == pytest.approx(subs.arr.to_numpy())

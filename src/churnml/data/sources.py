@@ -614,9 +614,9 @@ def fits_text(value: ir.StringValue, fmt: str) -> ir.BooleanValue:
 def text_formats(raw: ir.Table, source: Source) -> dict[str, tuple[str, ...]]:
     """Each date, timestamp or number column stored as text that does not read as ISO 8601 or a
     plain number → the formats it may be read in: its configured one; else those of its kind
-    (`formats_of`) that every value of a sample fits, and where those differ in day first or
-    month first, whose days fit the whole column's (one: it is read so; none or several:
-    validation asks for it in the config)."""
+    (`formats_of`) that every value of a sample fits, and where several do, those the whole
+    column fits (`_by_whole_column`; one: it is read so; none or several: validation asks for
+    it in the config)."""
     texts = [c for c in source.table.columns if formats_of(c.kind)
              and c.name in raw.columns and raw[c.name].type().is_string()]  # fmt: skip
     out = {c.name: (source.formats[c.name],) for c in texts if c.name in source.formats}
@@ -634,23 +634,46 @@ def text_formats(raw: ir.Table, source: Source) -> dict[str, tuple[str, ...]]:
         fits = formats_of(c.kind)
         for rows in (values.limit(FORMAT_FIRST), values):  # most formats fail on a few rows
             fits = _fitting(con, rows, fits)
-        out[c.name] = _by_days(con, raw[c.name], fits) if len(fits) > 1 else fits
+        out[c.name] = _by_whole_column(con, raw[c.name], fits) if len(fits) > 1 else fits
         log.info("table %s, column %s: formats that read it: %s",
                  source.table.name, c.name, ", ".join(out[c.name]) or "none")  # fmt: skip
     return out
 
 
-def _by_days(con: ibis.BaseBackend, value: ir.StringValue, formats: tuple[str, ...]
-             ) -> tuple[str, ...]:  # fmt: skip
-    """Those of `formats` (all fitting the sample) whose day part (before the first space) fits
-    every day written in the whole column: an export sorted by time may start with days 1–12
-    only, which read day first and month first alike. One more scan, only then."""
+def _by_whole_column(con: ibis.BaseBackend, value: ir.StringValue, formats: tuple[str, ...]
+                     ) -> tuple[str, ...]:  # fmt: skip
+    """Those of `formats` (all fitting the sample) that the whole column fits, by one more scan,
+    only then: an export sorted by time may start with days 1–12 only, which read day first and
+    month first alike (here, their day parts, before the first space), and amounts below a
+    million with a thousands mark only (`150,000`) read as 150 and 150,000 alike. Amounts that
+    fit both formats all through are read in the one whose decimal mark none of them uses if
+    they are in a currency without cents (yen, won)."""
+    if all(fmt in NUMBER_FORMATS for fmt in formats):
+        return _amounts(value, formats)
     days = {fmt.split(" ")[0] for fmt in formats}
-    if len(days) == 1 or not all(d in TIME_FORMATS for d in days):
-        return formats  # numbers, or the same days with other clocks
+    if len(days) == 1:
+        return formats  # the same days with other clocks
     written = value.strip().split(" ")[0].name("v").as_table().distinct().limit(MAX_DAYS)
     fit = _fitting(con, ibis.memtable(written.to_pyarrow()), tuple(sorted(days)))
     return tuple(fmt for fmt in formats if fmt.split(" ")[0] in fit)
+
+
+WHOLE_CURRENCIES = ("¥", "円", "JPY", "₩", "KRW")  # no cents: an amount has no decimals
+
+
+def _amounts(value: ir.StringValue, formats: tuple[str, ...]) -> tuple[str, ...]:
+    """`_by_whole_column` for amounts, on the table's engine."""
+    t = value.name("v").as_table()
+    text = t.v.strip()
+    found = t.filter(text.notnull()).aggregate(
+        **{f"misfit{k}": (~text.re_search(NUMBER_FORMATS[f])).any() for k, f in enumerate(formats)},
+        **{f"mark{k}": text.contains(f[-2]).any() for k, f in enumerate(formats)},
+        whole=currency(text).isin(WHOLE_CURRENCIES).fill_null(False).all(),
+    ).to_pyarrow().to_pylist()[0]
+    fits = [k for k in range(len(formats)) if not found[f"misfit{k}"]]
+    if len(fits) > 1 and found["whole"]:  # no decimals: the mark no amount uses
+        fits = [k for k in fits if not found[f"mark{k}"]] or fits
+    return tuple(formats[k] for k in fits)
 
 
 def _fitting(con: ibis.BaseBackend, values: ir.Table, formats: tuple[str, ...]
