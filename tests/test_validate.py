@@ -218,6 +218,13 @@ def test_arr_or_mrr(world: Path) -> None:
     assert validate(world, DataConfig()).ok
     read = load_tables(world, DataConfig(), connect())["subscriptions"].arr.to_pandas()
     assert read.to_numpy() == pytest.approx(12 * subs.MRR.to_numpy())
+    with pd.ExcelWriter(world / "billing.xlsx") as book:  # a title above: the header is found
+        subs.to_excel(book, sheet_name="Subscriptions", startrow=2, index=False)
+        book.sheets["Subscriptions"]["A1"] = "Billing export"
+    (world / "subscriptions.parquet").rename(world / "subscriptions.bak")
+    assert validate(world, DataConfig()).ok
+    (world / "billing.xlsx").unlink()
+    (world / "subscriptions.bak").rename(world / "subscriptions.parquet")
     _edit(world, "subscriptions", lambda df: df.drop(columns="MRR"))
     error = _only_error(world)
     assert (error.column, error.rule.split(" from")[0]) == ("arr", "required column (or mrr) "

@@ -450,7 +450,8 @@ def _sheet_copy(source: Source) -> str:
     columns) as Parquet, for any engine to read; its footer's lines in the file's metadata."""
     copy = _copy_of(source, ".parquet")
     if not copy.exists():
-        named = [source.user_column(c.name) for c in source.table.columns if c.required]
+        named = [source.user_column(c.name) for c in source.table.columns
+                 if c.required and not c.instead]  # fmt: skip
         frame, lines = _sheet_table(source.path, source.sheet, named)
         table = pa.Table.from_pandas(frame, preserve_index=False)
         meta = {**(table.schema.metadata or {}), FOOTER_KEY: json.dumps(lines).encode()}
