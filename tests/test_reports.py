@@ -77,6 +77,7 @@ def test_no_skill_an_empty_target_and_a_renewal_are_said_plainly(tmp_path: Path)
         renewal_pending=[False, True], days_since_term_end=pd.array([None, 3], dtype="Int64"),
         churn_model_skill="no_skill", expansion_model_skill=None, expansion_probability=None,
         expected_expansion_arr=None, expansion_tier=None, expansion_signals=None,
+        churn_reasons=[[], []],  # as scoring writes them for a model without skill
     )  # fmt: skip
     scores.to_parquet(folder / "scores.parquet")
     out = tmp_path / "site"
@@ -87,6 +88,7 @@ def test_no_skill_an_empty_target_and_a_renewal_are_said_plainly(tmp_path: Path)
     account = (out / "account" / safe_name("A1")).read_text(encoding="utf-8")
     assert "In renewal: the term ended 3 day(s) ago" in account
     assert "How the churn risk adds up" not in account  # no waterfall either
+    assert "<th>Signal</th>" not in account and "<p class=\"muted\">None</p>" in account
     assert "In renewal" not in (out / "account" / safe_name("A0")).read_text(encoding="utf-8")
 
 
