@@ -78,8 +78,9 @@ def test_calibration_never_inverts_the_ranking() -> None:
     rng = np.random.default_rng(0)
     raw = rng.normal(size=2000)
     y = (rng.random(2000) < np.where(raw > 0, 0.02, 0.2)).astype(float)  # higher raw, fewer
-    p = Calibration.fit(raw, y, "platt").apply(raw)
-    np.testing.assert_allclose(p, y.mean(), rtol=1e-3)  # the base rate for all, not inverted
+    flat = Calibration.fit(raw, y, "platt")
+    np.testing.assert_allclose(flat.apply(raw), y.mean(), rtol=1e-3)  # the base rate for all
+    assert flat.flat and not Calibration.fit(-raw, y, "platt").flat
 
 
 def test_weighted_auc_agrees_with_scikit_learn() -> None:

@@ -23,13 +23,14 @@ from typer.testing import CliRunner
 
 from churnml.cli import app
 from churnml.config import Config, ModelConfig, RegistryConfig
-from churnml.features.catalogue import catalogue
+from churnml.features.catalogue import Feature, catalogue
 from churnml.models import pipeline
-from churnml.models.artifact import TrainedModel
+from churnml.models import train as training
+from churnml.models.artifact import Calibration, TrainedModel
 from churnml.models.pipeline import train, training_table
 from churnml.models.registry import TrackingUnavailableError
 from churnml.models.splits import TrainingError, time_split
-from churnml.models.train import make_dataset, sampled, train_target
+from churnml.models.train import Dataset, make_dataset, sampled, train_target
 
 FAST = {"backtests": 1, "max_rounds": 200, "min_data_in_leaf": 50}
 
@@ -47,7 +48,7 @@ def features(small_world: Path) -> pd.DataFrame:
     return training_table(small_world, Config(), check=False)
 
 
-def _churn(features: pd.DataFrame, cfg: Config):
+def _churn_data(features: pd.DataFrame, cfg: Config) -> tuple[Dataset, dict[str, Feature]]:
     cat = {f.name: f for f in catalogue(cfg.features)}
     ds = make_dataset(
         features,
@@ -55,6 +56,11 @@ def _churn(features: pd.DataFrame, cfg: Config):
         [f for f in cat if f in features],
         features.involuntary_churn_90d == 1,
     )
+    return ds, cat
+
+
+def _churn(features: pd.DataFrame, cfg: Config):
+    ds, cat = _churn_data(features, cfg)
     return train_target("churn", ds, cfg, 90, cat)
 
 
@@ -130,6 +136,32 @@ def test_an_oracle_known_on_some_dates_only_is_left_out(features: pd.DataFrame,
     result = train_target("churn", ds, cfg, 90, cat, truth)
     assert result.backtests and not any("oracle_roc_auc" in b for b in result.backtests)
     assert "oracle" not in result.metrics and "churnml" in result.metrics
+
+
+def test_a_choice_that_ranks_nothing_out_of_fold_gives_way_to_the_next(
+    features: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A chosen model whose out-of-fold scores rank backwards is calibrated flat (every row the
+    base rate: a test ROC-AUC of 0.5); the next candidate by validation is fitted instead."""
+    real, calls = training.fit_final, []
+
+    def first_ranks_nothing(ds, rows, choice, m, horizon_days):
+        model = real(ds, rows, choice, m, horizon_days)
+        calls.append(choice.recipe)
+        if len(calls) == 1:
+            model.calibration = Calibration("platt", {"a": 0.0, "b": -2.0})
+        return model
+
+    monkeypatch.setattr(training, "fit_final", first_ranks_nothing)
+    cfg = _config(tmp_path)
+    ds, _ = _churn_data(features, cfg)
+    chosen = training.select(ds, time_split(ds.frame["as_of"], 90, cfg.model), cfg.model)
+    with caplog.at_level("WARNING"):
+        result = _churn(features, cfg)
+    assert calls[:2] == [chosen.recipe, chosen.behind[0][0]]
+    assert result.choice.recipe == chosen.behind[0][0] and "taking the next" in caplog.text
+    assert result.metrics["churnml"]["all"]["roc_auc"] > 0.6
 
 
 def test_model_round_trips_through_text_and_json(features: pd.DataFrame, tmp_path: Path) -> None:

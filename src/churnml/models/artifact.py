@@ -39,6 +39,13 @@ class Calibration:
     method: str  # "platt" or "isotonic"
     params: dict[str, list[float] | float]
 
+    @property
+    def flat(self) -> bool:
+        """Whether every row gets the same probability: the raw scores ranked nothing."""
+        if self.method == "platt":
+            return self.params["a"] == 0
+        return len(set(self.params["y"])) < 2
+
     def apply(self, raw: np.ndarray) -> np.ndarray:
         if self.method == "platt":
             return expit(self.params["a"] * raw + self.params["b"])

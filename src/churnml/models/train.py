@@ -110,11 +110,20 @@ def trainable(ds: Dataset, min_positives: int) -> str | None:
 # -- choosing and fitting ------------------------------------------------------------------------
 @dataclass
 class Choice:
-    """The chosen recipe, its rounds, and every candidate's pooled validation ROC-AUC."""
+    """The chosen recipe, its rounds, every candidate's pooled validation ROC-AUC, and the
+    candidates behind it (recipe and rounds, best first)."""
 
     recipe: Recipe
     rounds: int | None
     scores: dict[str, float]
+    behind: tuple[tuple[Recipe, int | None], ...] = ()
+
+    def next(self) -> Choice | None:
+        """The next candidate by validation ROC-AUC, if any."""
+        if not self.behind:
+            return None
+        (recipe, rounds), *rest = self.behind
+        return Choice(recipe, rounds, self.scores, tuple(rest))
 
 
 def _categories(ds: Dataset, rows: np.ndarray) -> dict[str, list[str]]:
@@ -144,8 +153,9 @@ def select(ds: Dataset, split: Split, cfg: ModelConfig) -> Choice:
         score = _pooled(np.asarray(aucs), np.asarray(variances))
         mean_rounds = round(float(np.mean(rounds))) if rounds[0] is not None else None
         results.append((score, recipe, mean_rounds))
-    _, recipe, rounds = max(results, key=lambda r: r[0])  # the first of equals: the simplest
-    return Choice(recipe, rounds, {r[1].label: r[0] for r in results})
+    ranked = sorted(results, key=lambda r: -r[0])  # stable: the first of equals, the simplest
+    return Choice(ranked[0][1], ranked[0][2], {r[1].label: r[0] for r in results},
+                  tuple((recipe, rounds) for _, recipe, rounds in ranked[1:]))
 
 
 def _pooled(aucs: np.ndarray, variances: np.ndarray) -> float:
@@ -291,6 +301,11 @@ def train_target(
         raise TrainingError(f"{ds.target}: the training span holds a single class")
     choice = select(ds, split, m)
     evaluation = fit_final(ds, split.train, choice, m, horizon_days)
+    while evaluation.calibration.flat and (after := choice.next()):
+        log.warning("%s: %s ranks its out-of-fold rows no better than chance, or backwards "
+                    "(a calibration that gives every row the base rate); taking the next "
+                    "candidate, %s", ds.target, choice.recipe.label, after.recipe.label)
+        choice, evaluation = after, fit_final(ds, split.train, after, m, horizon_days)
     test_df = ds.frame[split.test]
     evaluation.meta = {"target": ds.target, "fit": "evaluation"}
     preds = {"churnml": evaluation.predict(test_df),
