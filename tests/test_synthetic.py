@@ -149,9 +149,11 @@ def test_an_unknown_locale_is_refused_before_any_work(tmp_path: Path) -> None:
 
 
 def test_world_uses_the_contract_column_names(small_world: Path) -> None:
+    """…all of them, but those that stand in for another (`mrr` for `arr`: `--mrr` writes it)."""
     for name, table in TABLES.items():
         columns = pd.read_parquet(small_world / f"{name}.parquet").columns
-        assert list(columns) == table.column_names, name
+        stand_ins = {c.instead for c in table.columns}
+        assert list(columns) == [c for c in table.column_names if c not in stand_ins], name
 
 
 def test_events_stay_inside_each_account_lifetime(small_world: Path) -> None:

@@ -746,10 +746,10 @@ def load_tables(
 
 def as_arr(subs: ir.Table, rates: dict[str, float]) -> ir.Table:
     """Subscriptions with ARR, yearly and in the book's currency: `arr`, else 12 × `mrr` (monthly
-    recurring revenue, as billing systems export it); each row's times its currency's rate,
-    where `data.exchange_rates` gives rates (a row without one, which validation reports, as
-    written)."""
-    subs = subs.mutate(arr=subs.arr.fill_null(subs.mrr * 12))
+    recurring revenue, as billing systems export it; then left out); each row's times its
+    currency's rate, where `data.exchange_rates` gives rates (a row without one, which
+    validation reports, as written)."""
+    subs = subs.mutate(arr=subs.arr.fill_null(subs.mrr * 12)).drop("mrr")
     if not rates:
         return subs
     code = currency_code(subs)
