@@ -604,6 +604,17 @@ def test_exchange_rates_need_each_rows_currency(world: Path) -> None:
     assert error.rule == "empty: data.exchange_rates converts each row's ARR by its currency"
 
 
+def test_a_book_in_another_currency_than_the_reports_is_warned_about(world: Path) -> None:
+    """Every row in yen, amounts shown in dollars: `churnml validate` says to set the currency."""
+    _edit(world, "subscriptions", lambda df: df.assign(currency="jpy"))
+    [warning] = validate(world, DataConfig(), shown_in="USD").warnings
+    assert (warning.column, warning.rule) == ("currency", "ARR is in JPY, but amounts are shown "
+                                              "in USD (report.currency): set report.currency: JPY")
+    assert not validate(world, DataConfig(), shown_in="JPY").warnings
+    result = CliRunner().invoke(app, ["validate", "--data", str(world)])
+    assert "set report.currency: JPY" in " ".join(result.output.split())
+
+
 def test_arr_is_checked_in_the_books_currency(world: Path) -> None:
     """A tenth of the accounts pay in won (1,333 won to the dollar): their ARR is no outlier."""
     subs = pd.read_parquet(world / "subscriptions.parquet")

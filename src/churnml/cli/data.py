@@ -125,7 +125,7 @@ def validate(data: DataOption, config: ConfigOption = None) -> None:
 
     cfg = read_config(config)
     with console.status("validating"):
-        report = run_validation(data, cfg.data)
+        report = run_validation(data, cfg.data, shown_in=cfg.report.currency)
     for finding in report.findings:
         console.print(Text(str(finding), style="red" if finding.level == "error" else "yellow"))
     if report.row_counts:

@@ -104,9 +104,12 @@ class _Rule:
 
 
 def validate(
-    data_dir: Path | str, config: DataConfig, con: ibis.BaseBackend | None = None
+    data_dir: Path | str, config: DataConfig, con: ibis.BaseBackend | None = None,
+    shown_in: str | None = None,
 ) -> ValidationReport:
-    """Check every table found in `data_dir` against the contract (see docs/data-contract.md)."""
+    """Check every table found in `data_dir` against the contract (see docs/data-contract.md);
+    `shown_in`: the currency amounts are shown in (report.currency), which a book in one other
+    currency is warned about."""
     con = con or ibis.duckdb.connect()
     try:
         sources = locate(data_dir, config)
@@ -139,6 +142,8 @@ def validate(
         if not type_findings:
             typed_tables[name] = typed(raw, table, formats)
     if "subscriptions" in typed_tables:  # ARR checked as it is read: yearly, one currency
+        if shown_in and not config.exchange_rates:
+            findings += _shown_in_another(typed_tables["subscriptions"], shown_in)
         typed_tables["subscriptions"] = as_arr(typed_tables["subscriptions"],
                                                config.exchange_rates)  # fmt: skip
     findings += [
@@ -258,6 +263,16 @@ def _currency_rules(subs: ir.Table, rates: dict[str, float]) -> list[_Rule]:
     return [_Rule("error", "currency", f"ARR in another currency than most rows' ({usual}): set "
                   "each currency's value in the book's one in data.exchange_rates (e.g. {USD: "
                   "1, EUR: 1.08})", code.notnull() & (code != usual), show)]  # fmt: skip
+
+
+def _shown_in_another(subs: ir.Table, shown_in: str) -> list[Finding]:
+    """A warning where every row's currency is one code, and not `shown_in`."""
+    codes = subs.select(code=currency_code(subs)).code.value_counts().execute()
+    if len(codes) != 1 or pd.isna(code := codes.iloc[0, 0]) or code == shown_in.upper():
+        return []
+    return [Finding("warning", "subscriptions", "currency", f"ARR is in {code}, but amounts are "
+                    f"shown in {shown_in} (report.currency): set report.currency: {code}",
+                    int(codes.iloc[0, 1]))]  # fmt: skip
 
 
 def _fill_rules(raw: ir.Table, table: Table) -> list[_Rule]:
