@@ -150,7 +150,7 @@ def test_anything_unexpected_is_one_line_and_ctrl_c_keeps_the_output(
     raised: BaseException, code: int, words: str, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    def boom(*_: object) -> None:
+    def boom(*_: object, **__: object) -> None:
         raise raised
 
     monkeypatch.setattr(churnml.data.validate, "validate", boom)
