@@ -475,16 +475,15 @@ def _sheet_table(path: Path | str, sheet: str | int = 0, header: list[str] | Non
     mixed types (such as ids) are text, the rest as stored (dates as dates); text stays text
     ("007" keeps its zeros). The header is the first row, or the first of the first HEADER_ROWS
     that names every column of `header` (case, spaces and punctuation aside): a report's title
-    rows above it are left out."""
-    row = 0
-    if header:
-        top = pd.read_excel(path, sheet_name=sheet, engine="openpyxl", header=None,
-                            nrows=HEADER_ROWS, dtype=object)  # fmt: skip
-        wanted = {_plain(name) for name in header}
-        row = next((k for k, cells in enumerate(top.itertuples(index=False))
-                    if wanted <= {_plain(str(c)) for c in cells}), 0)  # fmt: skip
-    cells = pd.read_excel(path, sheet_name=sheet, engine="openpyxl", header=row, dtype=object,
-                          **AS_WRITTEN)  # fmt: skip
+    rows above it are left out (the sheet is read again from there)."""
+    read = functools.partial(pd.read_excel, path, sheet_name=sheet, engine="openpyxl",
+                             dtype=object, **AS_WRITTEN)  # fmt: skip
+    cells = read()
+    wanted = {_plain(name) for name in header or ()}
+    if not wanted <= {_plain(str(c)) for c in cells.columns}:
+        row = next((k + 1 for k, r in enumerate(cells.head(HEADER_ROWS).itertuples(index=False))
+                    if wanted <= {_plain(str(c)) for c in r}), None)  # fmt: skip
+        cells = cells if row is None else read(header=row)
     last = [[str(v).strip() for v in r if pd.notna(v) and str(v).strip()]
             for r in cells.tail(HEADER_ROWS).itertuples(index=False)]  # fmt: skip
     at = _footer_start(last)
