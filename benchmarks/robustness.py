@@ -94,6 +94,13 @@ def run_cell(cell: Cell, seed: int, work: Path) -> list[dict[str, object]]:
     return rows
 
 
+def _most_chosen(recipes: pd.Series) -> str:
+    """The family chosen most often ("" where none was: the target failed or was not trained)."""
+    families = recipes.dropna().astype(str).str.split("(").str[0]
+    families = families[families != ""]
+    return families.value_counts().idxmax() if len(families) else ""
+
+
 def table(rows: list[dict[str, object]]) -> pd.DataFrame:
     """Per cell and target, means over the seeds."""
     runs = pd.DataFrame(rows)
@@ -102,7 +109,7 @@ def table(rows: list[dict[str, object]]) -> pd.DataFrame:
     frame = runs.groupby(["cell", "target", "status"], sort=False).agg(
         seeds=("status", "size"), positives=("positives", "mean"), churnml=("churnml", "mean"),
         logistic_regression=("logistic_regression", "mean"), oracle=("oracle", "mean"),
-        chosen=("chosen", lambda v: v.str.split("(").str[0].value_counts().idxmax()),
+        chosen=("chosen", _most_chosen),
         no_skill=("no_skill", "sum"), seconds=("seconds", "mean"),
     ).reset_index()  # fmt: skip
     for column in ("positives", "no_skill", "seconds"):
@@ -126,7 +133,9 @@ def main() -> None:
         print(f"[{i}/{len(CELLS)}] {cell.label}", flush=True)
         for k in range(args.small_seeds if cell.accounts <= 1000 else 1):
             with tempfile.TemporaryDirectory(prefix="robust-") as work:
-                rows += run_cell(cell, args.seed + 100 * k + i, Path(work))
+                rows += (done := run_cell(cell, args.seed + 100 * k + i, Path(work)))
+            for row in done:  # as it goes: a long run that stops keeps what it found
+                print("  ", {k: v for k, v in row.items() if k != "cell"}, flush=True)
     frame = table(rows)
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
         print(frame.to_string(index=False))
