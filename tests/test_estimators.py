@@ -12,7 +12,8 @@ from churnml.config import ModelConfig
 from churnml.models.artifact import Calibration, TrainedModel
 from churnml.models.estimators import candidates, fit, fit_linear, leaf_size
 from churnml.models.metrics import weighted_auc
-from churnml.models.train import Dataset, trainable
+from churnml.models.splits import time_split
+from churnml.models.train import Dataset, halves, select, trainable
 
 
 def _book(accounts: int, months: int = 24, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -44,9 +45,23 @@ def test_a_small_book_still_gets_trees_that_split() -> None:
     recipe = next(r for r in candidates(cfg, len(y)) if r.family == "lightgbm")
     trees, rounds = fit(recipe, x, y, cfg, rounds=50)
     leaves = trees.booster.dump_model()["tree_info"][0]["num_leaves"]
-    assert rounds == 50 and leaves == recipe.params["num_leaves"]
+    assert rounds == [50] and leaves == recipe.params["num_leaves"]
     test_x, test_y = _book(300, seed=1)
     assert roc_auc_score(test_y, trees.raw(test_x)) > 0.7
+
+
+def test_early_stopping_on_two_sets_keeps_each_sets_best_round() -> None:
+    """Trained until neither set has improved for early_stopping_rounds (LightGBM's own callback
+    stops at the first), each set's round is its own best."""
+    x, y = _book(300)
+    sets = [_book(60, seed=seed) for seed in (1, 2)]
+    cfg = ModelConfig(early_stopping_rounds=20, learning_rate=0.3)
+    recipe = next(r for r in candidates(cfg, len(y)) if r.family == "lightgbm")
+    trees, best = fit(recipe, x, y, cfg, sets)
+    grown = trees.booster.current_iteration()
+    curves = [[roc_auc_score(vy, trees.raw(vx, k)) for k in range(1, grown + 1)] for vx, vy in sets]
+    assert best == [int(np.argmax(c)) + 1 for c in curves]
+    assert grown == max(best) + cfg.early_stopping_rounds and best[0] != best[1]
 
 
 def test_logistic_contributions_add_up_to_the_raw_score() -> None:
@@ -98,3 +113,44 @@ def test_too_few_positives_is_a_reason_not_to_train() -> None:
     assert trainable(ds, 5) is None
     single = Dataset(pd.DataFrame({"y": [0.0] * 10}), "y", [], [])
     assert "a single class" in trainable(single, 1)
+
+
+def _noise(seed: int, accounts: int = 300, months: int = 14) -> Dataset:
+    """A small monthly book whose label has nothing to do with its features."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "account_id": np.tile([f"a{i}" for i in range(accounts)], months),
+        "as_of": np.repeat(pd.date_range("2024-01-01", periods=months, freq="MS"), accounts),
+        **{f"x{k}": rng.normal(size=accounts * months) for k in range(10)},
+        "y": (rng.random(accounts * months) < 0.06).astype(float),
+    })  # fmt: skip
+    return Dataset(frame, "y", [f"x{k}" for k in range(10)], [])
+
+
+def test_a_validation_fold_is_cut_in_two_by_account_with_half_the_positives_each() -> None:
+    ds = _noise(0)
+    rows = (ds.frame.as_of >= "2024-10-01").to_numpy()
+    one, two = halves(ds, rows, seed=1)
+    assert not (one & two).any() and ((one | two) == rows).all()
+    accounts = ds.frame.account_id
+    assert not set(accounts[one]) & set(accounts[two])  # an account's rows stay together
+    positive = ds.frame[rows].groupby("account_id").y.max()
+    counts = [positive[sorted(set(accounts[half]))].sum() for half in (one, two)]
+    assert abs(counts[0] - counts[1]) <= 1
+    lonely = rows & (ds.y == 0) | (ds.frame.index == np.flatnonzero(rows & (ds.y == 1))[0])
+    assert [m.tolist() for m in halves(ds, lonely, seed=1)] == [lonely.tolist()]  # one positive
+
+
+def test_selection_does_not_flatter_lightgbm_on_a_label_of_noise() -> None:
+    """A round chosen on the rows it is judged on is the best of a noisy curve: LightGBM scored
+    ~0.02 above a logistic regression on noise (0.533 against 0.512 over these 8 books).
+    Chosen on one half of the validation accounts and judged on the other, it is not."""
+    cfg = ModelConfig()
+    gaps = []
+    for seed in range(8):
+        ds = _noise(seed)
+        scores = select(ds, time_split(ds.frame.as_of, 90, cfg), cfg).scores
+        by = {f: np.mean([v for k, v in scores.items() if k.startswith(f)])
+              for f in ("lightgbm", "logistic_regression")}  # fmt: skip
+        gaps.append(by["lightgbm"] - by["logistic_regression"])
+    assert np.mean(gaps) < 0.005

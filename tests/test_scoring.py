@@ -584,8 +584,11 @@ def test_the_scorecard_spreads_and_says_no_signal_where_a_family_has_no_data(
     _, world = setup
     scores = pd.read_parquet(scored / "scores.parquet")
     assert scores.health_score.min() <= 10 and scores.health_score.max() >= 90
-    order = scores.sort_values("churn_probability").health_score.to_numpy()
-    assert (np.diff(order) <= 0).all()  # healthier means less churn risk, always
+    order = scores.sort_values(["churn_probability", "health_score"], ascending=[True, False])
+    assert (np.diff(order.health_score) <= 0).all()  # healthier: never more churn risk
+    # Calibration's steps give many accounts one probability; health keeps the model's order.
+    assert scores.health_score.nunique() >= scores.churn_probability.nunique()
+    assert scores.health_score.value_counts().max() <= 0.05 * len(scores)
     for family in ("adoption", "onboarding", "support", "relationship", "contract"):
         assert scores[f"score_{family}"].std() > 10, family
     nps = pd.read_parquet(world / "nps_responses.parquet")

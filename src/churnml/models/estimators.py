@@ -8,6 +8,7 @@ training judges on its validation folds; `fit` fits one recipe on prepared rows 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,34 +77,56 @@ def _lgb_params(recipe: Recipe, cfg: ModelConfig, y: np.ndarray) -> dict[str, An
     }
 
 
+Rows = tuple[pd.DataFrame, np.ndarray]
+
+
 def fit(
     recipe: Recipe,
     x: pd.DataFrame,
     y: np.ndarray,
     cfg: ModelConfig,
-    valid: tuple[pd.DataFrame, np.ndarray] | None = None,
+    valid: Sequence[Rows] = (),
     rounds: int | None = None,
-) -> tuple[Estimator, int | None]:
-    """Fit `recipe` on prepared rows; return the estimator and, for LightGBM, the number of
-    rounds (the best iteration on `valid` when given, else `rounds` or the configured maximum)."""
+) -> tuple[Estimator, list[int]]:
+    """Fit `recipe` on prepared rows; return the estimator and, for LightGBM given validation
+    sets, the best round on each (trained until none has improved for early_stopping_rounds);
+    else LightGBM's rounds (`rounds`, or the configured maximum), and none for a linear model."""
     if recipe.family == "logistic_regression":
         # Strength per row, so that a value chosen on a fold means the same on a bigger refit.
         c = recipe.params["C_per_1k_rows"] * len(y) / 1000
-        return fit_linear(x, y, c, cfg.seed), None
+        return fit_linear(x, y, c, cfg.seed), []
     train_set = lgb.Dataset(x, y, free_raw_data=False)
     params = _lgb_params(recipe, cfg, y)
-    if valid is None:
+    if not valid:
         booster = lgb.train(params, train_set, num_boost_round=rounds or cfg.max_rounds)
-        return Trees(booster), booster.current_iteration()
-    valid_set = lgb.Dataset(valid[0], valid[1], reference=train_set)
+        return Trees(booster), [booster.current_iteration()]
+    curves = _Curves(cfg.early_stopping_rounds)
     booster = lgb.train(
-        params,
-        train_set,
-        num_boost_round=cfg.max_rounds,
-        valid_sets=[valid_set],
-        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
-    )
-    return Trees(booster), max(booster.best_iteration, 1)
+        params, train_set, num_boost_round=cfg.max_rounds, callbacks=[curves],
+        valid_sets=[lgb.Dataset(vx, vy, reference=train_set) for vx, vy in valid],
+        valid_names=[str(k) for k in range(len(valid))],
+    )  # fmt: skip
+    return Trees(booster), curves.best()
+
+
+class _Curves:
+    """A LightGBM callback: each validation set's metric by round; stops the training once none
+    of them has improved for `patience` rounds (LightGBM's own stops at the first that has not)."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.scores: dict[str, list[float]] = {}
+
+    def __call__(self, env: lgb.callback.CallbackEnv) -> None:
+        for name, _, score, _ in env.evaluation_result_list:
+            self.scores.setdefault(name, []).append(score)
+        if all(len(s) - 1 - int(np.argmax(s)) >= self.patience for s in self.scores.values()):
+            # Every round kept (LightGBM keeps those up to the one named here).
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+
+    def best(self) -> list[int]:
+        """Each validation set's best round (the first of equals; counted from 1)."""
+        return [int(np.argmax(s)) + 1 for s in self.scores.values()]
 
 
 def fit_linear(x: pd.DataFrame, y: np.ndarray, c: float, seed: int) -> Linear:

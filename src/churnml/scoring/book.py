@@ -98,7 +98,7 @@ def finish(scores: pd.DataFrame, sc: ScoringConfig, cat: dict[str, Feature]) -> 
     segment = out.segment.astype(str)
     for f in FAMILIES:
         out[f"score_{f}"] = percentile(out[f"score_{f}"], segment)
-    out["health_score"] = percentile(out.health_score)  # chunks: 1 − p, from a skilled model
+    out["health_score"] = percentile(out.health_score)  # chunks: −raw, from a skilled model
     return act(out, sc, cat)
 
 

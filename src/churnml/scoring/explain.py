@@ -23,10 +23,12 @@ from churnml.models.artifact import TrainedModel
 
 @dataclass(frozen=True)
 class Explanation:
-    """Calibrated probabilities, the base rate, and contributions per feature (one column each):
-    in probability points (each row sums to probability − base) and in log-odds."""
+    """Calibrated probabilities, the raw scores they come from (log-odds: calibration's steps
+    tie what these rank), the base rate, and contributions per feature (one column each): in
+    probability points (each row sums to probability − base) and in log-odds."""
 
     probability: np.ndarray
+    raw: np.ndarray
     base: np.ndarray
     points: pd.DataFrame
     logodds: pd.DataFrame
@@ -41,7 +43,7 @@ def explain(model: TrainedModel, df: pd.DataFrame) -> Explanation:
     base = model.calibration.apply(bias)
     delta_raw = logodds.sum(axis=1).to_numpy()
     scale = np.divide(p - base, delta_raw, out=np.zeros_like(p), where=np.abs(delta_raw) > 1e-12)
-    return Explanation(p, base, logodds.mul(scale, axis=0), logodds)
+    return Explanation(p, raw.sum(axis=1), base, logodds.mul(scale, axis=0), logodds)
 
 
 def family_pulls(logodds: pd.DataFrame, values: pd.DataFrame,

@@ -176,7 +176,7 @@ def _score_chunk(
         if target == "churn" and not loaded.no_skill:  # raw here, percentiles once all are in
             values = chunk.reindex(columns=loaded.model.features)
             out.update(family_pulls(ex.logodds, values, cat).reset_index(drop=True))
-            out["health_score"] = 1 - ex.probability
+            out["health_score"] = -ex.raw  # the model's order (calibration steps would tie)
         points[target] = ex.points.reset_index(drop=True)
         points[target].insert(0, "account_id", out["account_id"].to_numpy())
     arr = out["arr"].to_numpy(dtype=float)
