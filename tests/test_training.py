@@ -29,7 +29,7 @@ from churnml.models import train as training
 from churnml.models.artifact import Calibration, TrainedModel
 from churnml.models.pipeline import train, training_table
 from churnml.models.registry import TrackingUnavailableError
-from churnml.models.splits import TrainingError, time_split
+from churnml.models.splits import TrainingError, cohort_split, time_split
 from churnml.models.train import Dataset, make_dataset, sampled, train_target
 
 FAST = {"backtests": 1, "max_rounds": 200, "min_data_in_leaf": 50}
@@ -113,6 +113,22 @@ def test_too_few_dates_over_a_long_history_ask_for_more_snapshots() -> None:
     with pytest.raises(TrainingError, match=r"labels\.snapshot_every") as info:
         time_split(sparse, 90, ModelConfig())
     assert "more days of history" not in str(info.value)
+
+
+def test_the_fit_models_test_months_hold_both_classes_or_it_is_not_trained() -> None:
+    """A young book's last signing month held one account, which stayed: the fit model was
+    judged on it, and the run stopped in its calibration plot (pandas: "Bin edges must be
+    unique"). The test part now reaches back until it holds both classes, up to half the
+    months; else the fit model is not trained, and says why."""
+    months = pd.Series(pd.to_datetime([f"2023-0{m}-01" for m in range(1, 5) for _ in range(10)]
+                                      + ["2023-05-01"]))  # fmt: skip
+    y = np.array([0.0, 1.0] * 20 + [0.0])
+    split = cohort_split(months, y, ModelConfig())
+    assert set(months[split.test].dt.month) == {4, 5} and set(y[split.test]) == {0.0, 1.0}
+    assert not (split.train & split.test).any() and (split.train | split.test).all()
+    y[20:] = 0  # March to May: nobody lost
+    with pytest.raises(TrainingError, match=r"11 row\(s\) of a single class: nothing to test"):
+        cohort_split(months, y, ModelConfig())
 
 
 def test_same_seed_and_data_give_identical_models(features: pd.DataFrame, tmp_path: Path) -> None:

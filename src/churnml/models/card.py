@@ -42,7 +42,7 @@ def _curves(ax: plt.Axes, result: TargetResult, kind: str) -> None:
             ax.plot(rec, prec, label=f"{name} ({result.metrics[name]['all']['pr_auc']:.3f})")
             ax.set(xlabel="recall", ylabel="precision")
         elif kind == "calibration":
-            bins = pd.qcut(pd.Series(p).rank(method="first"), 10, labels=False)
+            bins = pd.qcut(pd.Series(p).rank(method="first"), min(10, len(p)), labels=False)
             frame = pd.DataFrame({"p": p, "y": y, "bin": bins}).groupby("bin").mean()
             ax.plot(frame.p, frame.y, marker="o", label=name)
             ax.set(xlabel="predicted probability", ylabel="observed rate")

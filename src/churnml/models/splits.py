@@ -125,14 +125,20 @@ def stratified_split(y: np.ndarray, seed: int) -> Split:
 
 def cohort_split(as_of: pd.Series, y: np.ndarray, m: ModelConfig) -> Split:
     """For one row per account (the fit model): the latest dates are the test part (at most
-    `m.test_dates`, at most a third of them), every earlier row the training span, judged in
-    stratified random folds (the rows share no label window, so the folds need no gap, and
-    every training row validates once)."""
+    `m.test_dates`, at most a third of them; more, up to half, until it holds both classes),
+    every earlier row the training span, judged in stratified random folds (the rows share no
+    label window, so the folds need no gap, and every training row validates once)."""
     dates = sorted(as_of.unique())
     if len(dates) < 2:
         raise TrainingError(f"{len(dates)} labelled signing month(s): a time split needs two")
-    test_dates = dates[-min(m.test_dates, max(1, len(dates) // 3)):]
+    k = min(m.test_dates, max(1, len(dates) // 3))
+    while len(np.unique(y[(as_of >= dates[-k]).to_numpy()])) < 2 and k < len(dates) // 2:
+        k += 1
+    test_dates = dates[-k:]
     train, test = (as_of < test_dates[0]).to_numpy(), (as_of >= test_dates[0]).to_numpy()
+    if len(np.unique(y[test])) < 2:
+        raise TrainingError(f"the latest signing months ({_span(test_dates)}) hold "
+                            f"{int(test.sum())} row(s) of a single class: nothing to test on")
     rows = np.flatnonzero(train)
     k = int(min(max(m.folds, 3), np.bincount(y[rows].astype(int), minlength=2).min()))
     if k < 2:
