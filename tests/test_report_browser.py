@@ -71,7 +71,7 @@ def test_report_renders_offline_without_errors(scored: Path, small_world: Path, 
             texts[name] = page
             if name == "summary":
                 assert page.text_content('[data-metric="arr_at_risk"]') == money(
-                    scores.arr_at_risk.sum(), lang
+                    scores.arr_at_risk.sum(), lang, "USD"
                 )
                 assert page.text_content('[data-metric="accounts"]') == f"{len(scores):,}"
                 assert (

@@ -95,8 +95,8 @@ def test_no_skill_an_empty_target_and_a_renewal_are_said_plainly(tmp_path: Path)
 def test_money_follows_the_configured_currency_and_language() -> None:
     from churnml.reports.messages import money
 
-    assert money(96981.4, "en") == "$96,981"
-    assert money(96981.4, "ja") == "$96,981"  # dollars stay dollars in Japanese
+    assert money(96981.4, "en", "USD") == "$96,981"
+    assert money(96981.4, "ja", "USD") == "$96,981"  # dollars stay dollars in Japanese
     assert money(96981.4, "ja", "JPY") == "96,981円"
     assert money(96981.4, "en", "JPY") == "¥96,981"
     assert money(96981.4, "en", "CHF") == "96,981 CHF"

@@ -27,7 +27,14 @@ from churnml.reports.site import build_report, safe_name
 from churnml.scoring import outputs, stream
 from churnml.scoring.actions import next_best_action
 from churnml.scoring.crm import load_field_map, neutralise
-from churnml.scoring.outputs import ADOPTION_FILE, FORECAST, KEY_EVENTS, MODELS, read_meta
+from churnml.scoring.outputs import (
+    ADOPTION_FILE,
+    CURRENCY,
+    FORECAST,
+    KEY_EVENTS,
+    MODELS,
+    read_meta,
+)
 from churnml.scoring.score import check_as_of, score, score_table, scoring_table, trained_config
 
 AS_OF = dt.date(2024, 9, 1)
@@ -109,14 +116,26 @@ def test_a_reason_says_its_direction_size_value_and_segment_median() -> None:
     values = pd.DataFrame({"seat_utilisation_30d": [0.38, 0.9], "tenure_days": [10.0, 10.0]})
     medians = pd.DataFrame({"seat_utilisation_30d": [0.5]}, index=["enterprise"])
     segments = pd.Series(["enterprise", "enterprise"])
-    names = Config().report.segment_names
-    en = top_reasons(up, values, segments, medians, cat, "en", 3, "churn", names).to_pylist()
+    shown = Config().report
+    en = top_reasons(up, values, segments, medians, cat, "en", 3, "churn", shown).to_pylist()
     assert [r["sentence"] for r in en[0]] == [
         "raises risk +3.1 pts: Active seats 30d 38% (Enterprise median 50%)"]
     assert en[1] == []  # 90% is above the median: not a reason for churn risk
-    ja = top_reasons(up, values, segments, medians, cat, "ja", 3, "expansion", names).to_pylist()
+    ja = top_reasons(up, values, segments, medians, cat, "ja", 3, "expansion", shown).to_pylist()
     assert ja[1][0]["sentence"] == (
         "拡大見込みを+2.0pt押し上げ：アクティブシート率（30日） 90%（大企業の中央値 50%）")
+
+
+def test_money_in_a_reason_is_in_the_books_currency() -> None:
+    from churnml.scoring.reasons import top_reasons
+
+    cat = by_name(Config().features)
+    up, values = pd.DataFrame({"arr": [0.02]}), pd.DataFrame({"arr": [1_200_000.0]})
+    medians = pd.DataFrame({"arr": [900_000.0]}, index=["smb"])
+    shown = Config.model_validate({"report": {"currency": "JPY"}}).report
+    [[reason]] = top_reasons(up, values, pd.Series(["smb"]), medians, cat, "en", 3, "churn",
+                             shown).to_pylist()  # fmt: skip
+    assert reason["sentence"] == "raises risk +2.0 pts: ARR ¥1,200,000 (SMB median ¥900,000)"
 
 
 def test_a_batch_where_nothing_pushes_the_score_up_has_no_reasons() -> None:
@@ -324,6 +343,29 @@ def test_cli_score_in_japanese(setup: tuple[Config, Path], tmp_path: Path) -> No
         .read_text(encoding="utf-8")
         .startswith('"churnml_account_id"')
     )
+
+
+def test_a_book_in_yen_is_shown_in_yen_unless_the_config_says_otherwise(
+    setup: tuple[Config, Path], tmp_path: Path
+) -> None:
+    """Every subscription in JPY and report.currency not set: the CLI's table, the run and its
+    report show yen (they showed dollars). A config that sets report.currency is followed."""
+    cfg, world = setup
+    yen = Path(shutil.copytree(world, tmp_path / "yen"))
+    subs = pd.read_parquet(yen / "subscriptions.parquet")
+    subs.assign(currency="jpy").to_parquet(yen / "subscriptions.parquet", index=False)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["score", "--data", str(yen), "--as-of", "2024-09-01",
+                                      "--out", str(run), "--config", _config(cfg, tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert read_meta(run / "scores.parquet", CURRENCY) == "JPY"
+    table = result.output[result.output.index("Most ARR at risk"):]
+    assert "¥" in table and "$" not in table
+    html = build_report(run, tmp_path / "site", Config(), "en").read_text(encoding="utf-8")
+    assert "¥" in html and "$" not in html
+    dollars = Config.model_validate({"report": {"currency": "USD"}})
+    html = build_report(run, tmp_path / "usd", dollars, "en").read_text(encoding="utf-8")
+    assert "$" in html and "¥" not in html
 
 
 def test_cli_fit_score_scores_recent_signings_and_deal_files(

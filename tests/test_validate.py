@@ -604,15 +604,24 @@ def test_exchange_rates_need_each_rows_currency(world: Path) -> None:
     assert error.rule == "empty: data.exchange_rates converts each row's ARR by its currency"
 
 
-def test_a_book_in_another_currency_than_the_reports_is_warned_about(world: Path) -> None:
-    """Every row in yen, amounts shown in dollars: `churnml validate` says to set the currency."""
+def test_a_book_in_another_currency_than_the_one_configured_is_warned_about(
+    world: Path, tmp_path: Path
+) -> None:
+    """Every row in yen, report.currency set to dollars: `churnml validate` says so. Without it
+    set, amounts are shown in yen (the data's) and nothing is said."""
     _edit(world, "subscriptions", lambda df: df.assign(currency="jpy"))
     [warning] = validate(world, DataConfig(), shown_in="USD").warnings
-    assert (warning.column, warning.rule) == ("currency", "ARR is in JPY, but amounts are shown "
-                                              "in USD (report.currency): set report.currency: JPY")
+    assert (warning.column, warning.rule) == ("currency", "ARR is in JPY, but report.currency "
+                                              "shows amounts in USD: set it to JPY, or leave it "
+                                              "out (amounts are then shown in the data's "
+                                              "currency)")  # fmt: skip
     assert not validate(world, DataConfig(), shown_in="JPY").warnings
-    result = CliRunner().invoke(app, ["validate", "--data", str(world)])
-    assert "set report.currency: JPY" in " ".join(result.output.split())
+    dollars = tmp_path / "usd.yaml"
+    dollars.write_text("report:\n  currency: USD\n")
+    said = CliRunner().invoke(app, ["validate", "--data", str(world), "--config", str(dollars)])
+    assert "set it to JPY" in " ".join(said.output.split())
+    quiet = CliRunner().invoke(app, ["validate", "--data", str(world)])
+    assert "JPY" not in quiet.output and quiet.exit_code == 0
 
 
 def test_arr_is_checked_in_the_books_currency(world: Path) -> None:

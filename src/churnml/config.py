@@ -296,7 +296,8 @@ class FitConfig(_Strict):
 class ReportConfig(_Strict):
     """How reports and reason sentences show money and segments."""
 
-    currency: str = Field("USD", description="ISO code of the ARR columns' currency, e.g. JPY")
+    currency: str = Field("USD", description="ISO code of the ARR columns' currency, e.g. JPY "
+                          "(not set: the one code of every subscription's `currency`, else USD)")
     segment_names: dict[str, dict[Literal["en", "ja"], str]] = Field(
         default_factory=lambda: {
             "smb": {"en": "SMB", "ja": "中小企業"},
@@ -327,6 +328,14 @@ class Config(_Strict):
         """This config with `features.key_events` set to `events`."""
         features = self.features.model_copy(update={"key_events": tuple(events)})
         return self.model_copy(update={"features": features})
+
+    def shown_in(self, currency: str | None) -> Config:
+        """This config with `report.currency` set to `currency` (the data's), unless the config
+        sets it (or `currency` is None)."""
+        if currency is None or "currency" in self.report.model_fields_set:
+            return self
+        return self.model_copy(update={"report": self.report.model_copy(
+            update={"currency": currency})})  # fmt: skip
 
 
 def load_config(path: Path | str | None) -> Config:

@@ -125,7 +125,8 @@ def validate(data: DataOption, config: ConfigOption = None) -> None:
 
     cfg = read_config(config)
     with console.status("validating"):
-        report = run_validation(data, cfg.data, shown_in=cfg.report.currency)
+        shown_in = cfg.report.currency if "currency" in cfg.report.model_fields_set else None
+        report = run_validation(data, cfg.data, shown_in=shown_in)
     for finding in report.findings:
         console.print(Text(str(finding), style="red" if finding.level == "error" else "yellow"))
     if report.row_counts:

@@ -25,6 +25,7 @@ from churnml.cli import (
 from churnml.data.sources import Engine, MissingTableError
 from churnml.data.validate import DataValidationError
 from churnml.io import is_uri
+from churnml.scoring.reasons import money
 from churnml.vocabulary import Lang
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ def score(
             highlight=False,
         )
     if not result.top_at_risk.empty:
-        console.print(top_table(result.top_at_risk))
+        console.print(top_table(result.top_at_risk, result.currency))
 
 @app.command("fit-score")
 def fit_score(
@@ -164,7 +165,7 @@ def fit_score(
                                 {"deals": len(scored), **counts, "fit model": model.source}))
     console.print(f"  {escape(str(page.resolve()))}", highlight=False)
 
-def top_table(top: pd.DataFrame) -> Table:
+def top_table(top: pd.DataFrame, currency: str) -> Table:
     """The accounts with the most ARR at risk; account names are shown as text, never markup."""
     table = Table(title="Most ARR at risk", title_justify="left")
     table.add_column("account", ratio=2)
@@ -176,7 +177,7 @@ def top_table(top: pd.DataFrame) -> Table:
         reason = reasons[0]["sentence"] if len(reasons) else ""
         name = r.account_name if isinstance(r.account_name, str) else ""
         table.add_row(
-            Text(f"{name} ({r.account_id}, {r.segment})"), f"${r.arr_at_risk:,.0f}",
+            Text(f"{name} ({r.account_id}, {r.segment})"), money(r.arr_at_risk, "en", currency),
             f"{r.churn_probability:.1%}", r.next_best_action, Text(reason),
         )  # fmt: skip
     return table

@@ -761,5 +761,15 @@ def currency_code(subs: ir.Table) -> ir.StringValue:
     return subs.currency.strip().upper()
 
 
+def book_currency(subs: ir.Table) -> str | None:
+    """The one currency code every subscription is in; None without a `currency` column, or
+    where it holds several codes or an empty one."""
+    if "currency" not in subs.columns:
+        return None
+    codes = subs.select(code=currency_code(subs)).code.value_counts().execute()
+    code = codes.iloc[0, 0] if len(codes) == 1 else None
+    return code if isinstance(code, str) and code else None
+
+
 def ibis_type(kind: str) -> str:
     return _IBIS_TYPES[kind]

@@ -23,6 +23,7 @@ from churnml.data.sources import (
     MissingTableError,
     Source,
     as_arr,
+    book_currency,
     contract_names,
     currency,
     currency_code,
@@ -108,8 +109,8 @@ def validate(
     shown_in: str | None = None,
 ) -> ValidationReport:
     """Check every table found in `data_dir` against the contract (see docs/data-contract.md);
-    `shown_in`: the currency amounts are shown in (report.currency), which a book in one other
-    currency is warned about."""
+    `shown_in`: the currency report.currency sets (None where it is not set: amounts are then
+    shown in the data's), which a book in one other currency is warned about."""
     con = con or ibis.duckdb.connect()
     try:
         sources = locate(data_dir, config)
@@ -267,12 +268,13 @@ def _currency_rules(subs: ir.Table, rates: dict[str, float]) -> list[_Rule]:
 
 def _shown_in_another(subs: ir.Table, shown_in: str) -> list[Finding]:
     """A warning where every row's currency is one code, and not `shown_in`."""
-    codes = subs.select(code=currency_code(subs)).code.value_counts().execute()
-    if len(codes) != 1 or pd.isna(code := codes.iloc[0, 0]) or code == shown_in.upper():
+    code = book_currency(subs)
+    if code is None or code == shown_in.upper():
         return []
-    return [Finding("warning", "subscriptions", "currency", f"ARR is in {code}, but amounts are "
-                    f"shown in {shown_in} (report.currency): set report.currency: {code}",
-                    int(codes.iloc[0, 1]))]  # fmt: skip
+    return [Finding("warning", "subscriptions", "currency", f"ARR is in {code}, but "
+                    f"report.currency shows amounts in {shown_in}: set it to {code}, or leave it "
+                    "out (amounts are then shown in the data's currency)",
+                    int(subs.count().execute()))]  # fmt: skip
 
 
 def _fill_rules(raw: ir.Table, table: Table) -> list[_Rule]:

@@ -29,7 +29,14 @@ from churnml.reports.leader import LeaderSections
 from churnml.reports.messages import MESSAGES, Lang, date, money, number, percent
 from churnml.reports.segments import MIN_LIFT, root_causes
 from churnml.scoring.crm import FieldMap, crm_frame, write_csv
-from churnml.scoring.outputs import ADOPTION_FILE, FORECAST, STATED, read_key_events, read_meta
+from churnml.scoring.outputs import (
+    ADOPTION_FILE,
+    CURRENCY,
+    FORECAST,
+    STATED,
+    read_key_events,
+    read_meta,
+)
 from churnml.scoring.plays import load_library
 from churnml.scoring.reasons import format_value, segment_label, sentence
 from churnml.vocabulary import ACTIONS, TARGETS, TIERS
@@ -278,7 +285,8 @@ class _Site(LeaderSections):
             reason["value"] if f.categorical or reason["value"] is None else float(reason["value"])
         )
         return sentence(f, value, reason["segment_median"], self.lang, target,
-                        reason["contribution"], self.segment(segment))  # fmt: skip
+                        reason["contribution"], self.segment(segment),
+                        self.cfg.report.currency)  # fmt: skip
 
     def _shown(self, feature: str, value: object) -> str:
         """A reason's value as text, formatted by the feature's unit."""
@@ -370,6 +378,8 @@ def build_report(
     adoption = None if used is None else pd.read_parquet(used)
     events = read_key_events(scores_dir / "scores.parquet")  # the report's texts name them
     cfg = cfg if events is None else cfg.with_key_events(events)
+    currency = read_meta(scores_dir / "scores.parquet", CURRENCY)  # the data's, if not set
+    cfg = cfg.shown_in(currency if isinstance(currency, str) else None)
     learnt = {key: read_meta(scores_dir / "scores.parquet", key) for key in (FORECAST, STATED)}
     inputs = run_file(scores_dir, "features.parquet")
     values = None if inputs is None else pd.read_parquet(inputs)

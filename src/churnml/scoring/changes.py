@@ -84,11 +84,12 @@ def compare(
     values: tuple[pd.DataFrame, pd.DataFrame],
     catalogue: dict[str, Feature],
     lang: Lang,
+    currency: str,
 ) -> pd.DataFrame:
     """Change columns for `now`'s accounts (see the module docstring): `then` is the previous
     date scored with today's models, `before` the previous run's scores; contributions and
-    feature values are (now, then). Accounts new since, and targets without a model on either
-    side, are left empty."""
+    feature values are (now, then); money is shown in `currency`. Accounts new since, and
+    targets without a model on either side, are left empty."""
     since = pd.Timestamp(before.as_of.iloc[0]).date()
     ids = now.account_id
     prior = _aligned(before, ids)
@@ -107,7 +108,7 @@ def compare(
         found, sums = _moves(rows, sides[2], np.eye(len(families))[codes])
         change = now[p].to_numpy() - prior[p].to_numpy()
         model_part = _aligned(then[["account_id", p]], ids)[p].to_numpy() - prior[p].to_numpy()
-        drivers = _drivers(found, np.asarray(names), sides, catalogue, lang)
+        drivers = _drivers(found, np.asarray(names), sides, catalogue, lang, currency)
         text = _text(target, change, drivers, model_part, since, lang)
         return {
             f"{target}_change": change,
@@ -182,7 +183,7 @@ def _take(matrix: np.ndarray, positions: np.ndarray | None, block: slice) -> np.
 
 def _drivers(found: tuple[np.ndarray, ...], names: np.ndarray,
              sides: tuple[pd.DataFrame, pd.DataFrame, np.ndarray], catalogue: dict[str, Feature],
-             lang: Lang) -> pa.ListArray:  # fmt: skip
+             lang: Lang, currency: str) -> pa.ListArray:  # fmt: skip
     """The drivers `_moves` found, as lists of CHANGE records: feature, values before and after
     as shown, points and sentence. (A feature whose value did not change can still move a
     little through its interactions with others: it counts in the totals and families, not as
@@ -190,8 +191,8 @@ def _drivers(found: tuple[np.ndarray, ...], names: np.ndarray,
     now, then, _ = sides
     rows, cols, points, offsets = found
     groups, back = by_column(cols)
-    parts = [_phrases(names[cols[at[0]]], then, now, rows[at], points[at], catalogue, lang)
-             for at in groups]  # fmt: skip
+    parts = [_phrases(names[cols[at[0]]], then, now, rows[at], points[at], catalogue, lang,
+                      currency) for at in groups]  # fmt: skip
     before, after, sentences = (
         pa.concat_arrays([part[i] for part in parts] or [pa.array([], pa.string())]).take(back)
         for i in range(3)
@@ -204,13 +205,13 @@ def _drivers(found: tuple[np.ndarray, ...], names: np.ndarray,
 
 
 def _phrases(name: str, then: pd.DataFrame, now: pd.DataFrame, rows: np.ndarray,
-             points: np.ndarray, catalogue: dict[str, Feature],
-             lang: Lang) -> tuple[pa.Array, pa.Array, pa.Array]:  # fmt: skip
+             points: np.ndarray, catalogue: dict[str, Feature], lang: Lang,
+             currency: str) -> tuple[pa.Array, pa.Array, pa.Array]:  # fmt: skip
     """Before and after as text, and the sentence, for one feature's changes:
     'Active users 30d fell 41 → 18 (+7.0 pts)'."""
     words, feature = _WORDS[lang], catalogue.get(name)
     old, new = (_column(frame, name, rows) for frame in (then, now))
-    shown = [_shown(v, feature, lang) for v in (old, new)]
+    shown = [_shown(v, feature, lang, currency) for v in (old, new)]
     numeric = feature is not None and not feature.categorical and feature.unit != "flag"
     if numeric:  # a move too small for the usual format is shown with more digits
         same = pc.fill_null(pc.equal(shown[0], shown[1]), False).to_numpy(zero_copy_only=False)
@@ -268,7 +269,7 @@ def _aligned(frame: pd.DataFrame, ids: pd.Series) -> pd.DataFrame:
     return frame if frame.index.equals(pd.Index(ids)) else frame.reindex(ids)
 
 
-def _shown(values: np.ndarray, feature: Feature | None, lang: Lang) -> pa.Array:
+def _shown(values: np.ndarray, feature: Feature | None, lang: Lang, currency: str) -> pa.Array:
     """Values as a CSM reads them: rounded as they are shown, then each distinct value formatted
     once (so a million jittered values cost a few hundred format calls)."""
     unit = feature.unit if feature else "category"
@@ -279,9 +280,9 @@ def _shown(values: np.ndarray, feature: Feature | None, lang: Lang) -> pa.Array:
                   "days": 0}.get(unit, 1)  # fmt: skip
         values = np.round(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float), digits)
     codes, uniques = pd.factorize(values)
-    show = value_formatter(unit, lang)  # uniques are never missing
+    show = value_formatter(unit, lang, currency)  # uniques are never missing
     text = [show(v if unit == "category" else float(v)) for v in uniques]
-    text.append(format_value(None, unit, lang))
+    text.append(format_value(None, unit, lang, currency))
     return pa.array(text, pa.string()).take(np.where(codes < 0, len(uniques), codes))
 
 

@@ -91,6 +91,7 @@ def as_columns(reasons: pa.ListArray) -> tuple[pd.Series, pd.Series]:
 
 
 KEY_EVENTS = "churnml.key_events"  # the key events the features were built with
+CURRENCY = "churnml.currency"  # the amounts' (report.currency, else the data's)
 MODELS = "churnml.models"  # target → the identity of the model scored with
 FORECAST = "churnml.forecast"  # the churn model's meta["forecast"]: history and backtest
 STATED = "churnml.stated_reasons"  # the churn model's: stated cancel reason × main family
@@ -140,9 +141,10 @@ def write_outputs(
     """Write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv (no rows
     without `alerts`) into `out`, all or none; return the number of CRM rows (only changed ones
     with `changed_since`). `meta` goes in scores.parquet's metadata as JSON (KEY_EVENTS,
-    MODELS, FORECAST, STATED: `read_meta`), for the report and the next run; `features` (the models'
-    inputs) goes to features.parquet, for the next run's `--previous`; `adoption` (monthly use,
-    `features.rollups.monthly_use`) to adoption.parquet, for the report."""
+    CURRENCY, MODELS, FORECAST, STATED: `read_meta`), for the report and the next run;
+    `features` (the models' inputs) goes to features.parquet, for the next run's `--previous`;
+    `adoption` (monthly use, `features.rollups.monthly_use`) to adoption.parquet, for the
+    report."""
     missing = [n for n in SCORED.names if n not in scores]  # change columns without --previous
     scores = scores.assign(**dict.fromkeys(missing))
     feed = crm_frame(scores, fields)

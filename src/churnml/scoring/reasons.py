@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnml.config import ReportConfig
 from churnml.features.catalogue import Feature, Source
 from churnml.vocabulary import Lang
 
@@ -27,7 +28,7 @@ _WORDS = {
 }  # fmt: skip
 
 
-def format_value(value: object, unit: str, lang: Lang, currency: str = "USD") -> str:
+def format_value(value: object, unit: str, lang: Lang, currency: str) -> str:
     """A feature value as a CSM reads it: 32%, 45 days, $12,000, yes/no."""
     if _missing(value):
         return _WORDS[lang]["unknown"]
@@ -37,7 +38,7 @@ def format_value(value: object, unit: str, lang: Lang, currency: str = "USD") ->
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "¥", "INR": "₹", "KRW": "₩"}
 
 
-def money(value: float, lang: Lang, currency: str = "USD") -> str:
+def money(value: float, lang: Lang, currency: str) -> str:
     """An amount as people read it: $96,981, €96,981, 96,981円 (yen in Japanese), 96,981 CHF."""
     if _missing(value):
         return "–"
@@ -66,7 +67,7 @@ def number(value: float, lang: Lang) -> str:
     return f"{value:,.0f}"
 
 
-def value_formatter(unit: str, lang: Lang, currency: str = "USD") -> Callable[[Any], str]:
+def value_formatter(unit: str, lang: Lang, currency: str) -> Callable[[Any], str]:
     """The function that shows a (present) value of this unit."""
     words = _WORDS[lang]
     return {
@@ -93,14 +94,15 @@ def segment_label(segment: object, lang: Lang, names: dict[str, dict[str, str]])
     return names.get(str(segment), {}).get(lang, str(segment))
 
 
-def _around(feature: Feature, median: object, lang: Lang, segment: str) -> tuple[str, str]:
+def _around(feature: Feature, median: object, lang: Lang, segment: str,
+            currency: str) -> tuple[str, str]:  # fmt: skip
     """The text before and after a feature's value: its short label, then its segment median."""
     words = _WORDS[lang]
     head = feature.label(lang) + words["is" if feature.unit in ("flag", "category") else "space"]
     if feature.categorical or feature.unit == "flag" or _missing(median):
         return head, ""
-    return head, words["median"].format(segment=segment,
-                                        value=format_value(median, feature.unit, lang))  # fmt: skip
+    median = format_value(median, feature.unit, lang, currency)
+    return head, words["median"].format(segment=segment, value=median)
 
 
 def _lead(target: str, points: np.ndarray, lang: Lang) -> np.ndarray:
@@ -113,11 +115,11 @@ def _lead(target: str, points: np.ndarray, lang: Lang) -> np.ndarray:
 
 
 def sentence(feature: Feature, value: object, median: object, lang: Lang, target: str,
-             points: float, segment: str) -> str:  # fmt: skip
+             points: float, segment: str, currency: str) -> str:  # fmt: skip
     """'raises risk +3.1 pts: Active seats 30d 32% (Enterprise median 71%)'."""
-    head, tail = _around(feature, median, lang, segment)
+    head, tail = _around(feature, median, lang, segment, currency)
     lead = str(_lead(target, np.array([points]), lang)[0])
-    return lead + head + format_value(value, feature.unit, lang) + tail
+    return lead + head + format_value(value, feature.unit, lang, currency) + tail
 
 
 def segment_medians(values: pd.DataFrame, segment: pd.Series) -> pd.DataFrame:
@@ -177,13 +179,13 @@ def top_reasons(
     lang: Lang,
     k: int,
     target: str = "churn",
-    segment_names: dict[str, dict[str, str]] | None = None,
+    shown: ReportConfig | None = None,
 ) -> pa.ListArray:
     """Per row, the k largest positive contributions as a list of REASON records: feature, value,
     contribution (probability points), segment median (from `segment_medians` of the whole batch)
-    and sentence (see `sentence`). Features pushing the other way or by less than MIN_POINTS
-    never appear, nor values on the other side of their segment median (see `_against`).
-    Vectorised per feature, not per row.
+    and sentence (see `sentence`; segments and money as `shown` says). Features pushing the
+    other way or by less than MIN_POINTS never appear, nor values on the other side of their
+    segment median (see `_against`). Vectorised per feature, not per row.
     """
     matrix = np.where(_against(contributions, values, segment, medians, catalogue, target), 0.0,
                       contributions.to_numpy())  # fmt: skip
@@ -197,7 +199,7 @@ def top_reasons(
         feature = catalogue.get(name) or _unknown(name)
         column = values[name].to_numpy()[rows[at]]
         phrases.append(_phrases(feature, column, segments[at], medians.get(name), lang,
-                                segment_names or {}))  # fmt: skip
+                                shown or ReportConfig()))  # fmt: skip
     raw, sentences, median = (
         pa.concat_arrays([p[i] for p in phrases] or [pa.array([], kind)]).take(back)
         for i, kind in enumerate((pa.string(), pa.string(), pa.float64()))
@@ -286,7 +288,7 @@ def _phrases(
     segments: np.ndarray,
     medians: pd.Series | None,
     lang: Lang,
-    segment_names: dict[str, dict[str, str]],
+    shown: ReportConfig,
 ) -> tuple[pa.Array, pa.Array, pa.Array]:
     """Raw values as text, sentences and segment medians for one feature's reasons; each
     distinct value and each segment is formatted once."""
@@ -300,13 +302,15 @@ def _phrases(
         uniques = np.asarray(uniques, dtype=float)
         text = [f"{v:.12g}" for v in uniques.tolist()]
     raw = pa.array(text, pa.string()).take(pa.array(codes, mask=missing))
-    shown = map(value_formatter(feature.unit, lang), uniques.tolist())
-    shown = pa.array([*shown, _WORDS[lang]["unknown"]]).take(np.where(missing, len(uniques), codes))
+    texts = map(value_formatter(feature.unit, lang, shown.currency), uniques.tolist())
+    texts = pa.array([*texts, _WORDS[lang]["unknown"]]).take(np.where(missing, len(uniques), codes))
     segment_codes, distinct_segments = pd.factorize(segments)
-    around = [_around(feature, typical.get(s), lang, segment_label(s, lang, segment_names))
+    around = [_around(feature, typical.get(s), lang,
+                      segment_label(s, lang, shown.segment_names), shown.currency)
               for s in distinct_segments]  # fmt: skip
     tails = pa.array([tail for _, tail in around], pa.string()).take(segment_codes)
-    sentences = pc.binary_join_element_wise(_around(feature, None, lang, "")[0], shown, tails, "")
+    head = _around(feature, None, lang, "", shown.currency)[0]
+    sentences = pc.binary_join_element_wise(head, texts, tails, "")
     median = typical.reindex(distinct_segments).to_numpy(dtype=float)[segment_codes]
     median = pa.array(median, from_pandas=True)
     return raw, sentences, median

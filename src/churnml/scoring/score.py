@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from churnml.config import Config, ScoringConfig
 from churnml.data import load
-from churnml.data.sources import Engine, cached
+from churnml.data.sources import Engine, book_currency, cached
 from churnml.features.build import compute_features, csm_context, input_table, with_key_events
 from churnml.features.catalogue import FAMILIES, Feature, by_name
 from churnml.features.labels import lapsed_terms, snapshots
@@ -30,6 +30,7 @@ from churnml.scoring.explain import explain, family_pulls
 from churnml.scoring.outputs import (
     ACCOUNT_COLUMNS,
     CONTEXT_COLUMNS,
+    CURRENCY,
     FORECAST,
     KEY_EVENTS,
     MODELS,
@@ -67,6 +68,7 @@ class ScoreResult:
     no_skill: list[str]  # targets whose model shows no skill (no reasons shown)
     top_at_risk: pd.DataFrame  # the accounts with the most ARR at risk, largest first
     alerts: int | None = None  # rows of alerts.csv (with --previous)
+    currency: str = "USD"  # the amounts' (report.currency, else the data's)
 
 
 class MissingFeaturesError(ValueError):
@@ -171,7 +173,7 @@ def _score_chunk(
             levers = [f for f in ex.points.columns if f in cat and cat[f].lever]  # not context
             shown = ex.points[levers] if levers else ex.points
             reasons = top_reasons(shown, values, segment, medians, cat, lang, sc.reasons, target,
-                                  cfg.report.segment_names)  # fmt: skip
+                                  cfg.report)  # fmt: skip
         out[column], out[f"{column}_text"] = as_columns(reasons)
         if target == "churn" and not loaded.no_skill:  # raw here, percentiles once all are in
             values = chunk.reindex(columns=loaded.model.features)
@@ -297,6 +299,8 @@ def score(
         raise ValueError(f"--out {where}: only --engine spark, without --previous and "
                          "--changed-since, writes to a URI; give a local folder")  # fmt: skip
     tables = load(data_dir, cfg.data, engine)
+    if not cfg.data.exchange_rates:  # else converted into report.currency
+        cfg = cfg.shown_in(book_currency(tables["subscriptions"]))
     as_of = check_as_of(tables, as_of, cfg.scoring.max_data_gap_days)
     before = read_previous(previous, as_of) if previous is not None else None
     fields = load_field_map(crm)
@@ -306,7 +310,7 @@ def score(
     require_features(expr.columns, models, cfg)
     table = cached(expr)
     names = sorted({f for m in models.values() for f in m.model.features} & set(table.columns))
-    meta = {KEY_EVENTS: list(cfg.features.key_events or ()),
+    meta = {KEY_EVENTS: list(cfg.features.key_events or ()), CURRENCY: cfg.report.currency,
             MODELS: {t: identity(m) for t, m in models.items()}}  # fmt: skip
     learnt = models["churn"].model.meta if "churn" in models else {}
     meta |= {key: learnt[name] for key, name in ((FORECAST, "forecast"),
@@ -335,7 +339,7 @@ def score(
     return ScoreResult(
         where, as_of, rows, crm_rows, {t: m.source for t, m in models.items()}, missing,
         [t for t, m in models.items() if m.no_skill], top.reset_index(drop=True),
-        None if found is None else len(found),
+        None if found is None else len(found), cfg.report.currency,
     )  # fmt: skip
 
 
@@ -410,7 +414,8 @@ def _changes(
         then, then_contributions = score_table(then_table, models, cfg, lang)
         then_values = then_table.select(*values.columns).execute()
     return compare(scores, then, before, (contributions, then_contributions),
-                   (values, then_values), by_name(cfg.features), lang)  # fmt: skip
+                   (values, then_values), by_name(cfg.features), lang,
+                   cfg.report.currency)  # fmt: skip
 
 
 def score_table(
