@@ -33,7 +33,7 @@ from sklearn.preprocessing import StandardScaler
 from churnml.config import Config, RegistryConfig
 from churnml.data.history import as_known_on
 from churnml.data.sources import connect, load_tables
-from churnml.features.labels import labelled_snapshots
+from churnml.features.labels import label_columns, labelled_snapshots
 from churnml.features.truth import load_truth
 from churnml.models.pipeline import train, training_table
 from churnml.models.train import TargetResult
@@ -169,8 +169,8 @@ def evaluate_at_cutoff(world: Path, cutoff: dt.date, work: Path | None = None,
         counts = _count_features(known, sorted({*frame.as_of.dt.date, cutoff}))
         counts["as_of"] = pd.to_datetime(counts["as_of"])
 
-    label_cols = {"churn_90d", "expansion_90d", "involuntary_churn_90d"}
-    features = [c for c in frame.columns if c not in {*KEYS, *label_cols}]
+    labels = set(label_columns(base.labels).values())  # arr_after and the reason too: known later
+    features = [c for c in frame.columns if c not in {*KEYS, *labels}]
     truths = [c for c in ("p_churn_90d", "p_expansion_90d") if c in outcomes]
     judged = outcomes[[*KEYS, "involuntary_churn_90d", *LABELS.values(), *truths]]
     judged = judged.merge(scores[["account_id", "churn_probability", "expansion_probability"]],
