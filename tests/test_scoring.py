@@ -913,7 +913,7 @@ def test_changes_are_the_same_block_by_block_and_in_any_row_order(
         mixed = [f if shuffle is None else f.sample(frac=1, random_state=shuffle)
                  for f in (before, then_c, then_v)]  # fmt: skip
         return changes.compare(now, mixed[0], mixed[0], (now_c, mixed[1]), (now_v, mixed[2]),
-                               by_name(Config().features), "en")  # fmt: skip
+                               by_name(Config().features), "en", "USD")  # fmt: skip
 
     whole = compared(None)
     monkeypatch.setattr(changes, "BLOCK_ROWS", 7)
