@@ -311,6 +311,11 @@ class ReportConfig(_Strict):
         20, ge=5, description="accounts a segment × channel × industry cell needs to be shown"
     )
 
+    @property
+    def set_currency(self) -> str | None:
+        """The currency this config sets, None where it leaves it to the data."""
+        return self.currency if "currency" in self.model_fields_set else None
+
 
 class Config(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
@@ -332,7 +337,7 @@ class Config(_Strict):
     def shown_in(self, currency: str | None) -> Config:
         """This config with `report.currency` set to `currency` (the data's), unless the config
         sets it (or `currency` is None)."""
-        if currency is None or "currency" in self.report.model_fields_set:
+        if currency is None or self.report.set_currency:
             return self
         return self.model_copy(update={"report": self.report.model_copy(
             update={"currency": currency})})  # fmt: skip

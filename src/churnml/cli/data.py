@@ -125,8 +125,7 @@ def validate(data: DataOption, config: ConfigOption = None) -> None:
 
     cfg = read_config(config)
     with console.status("validating"):
-        shown_in = cfg.report.currency if "currency" in cfg.report.model_fields_set else None
-        report = run_validation(data, cfg.data, shown_in=shown_in)
+        report = run_validation(data, cfg.data, shown_in=cfg.report.set_currency)
     for finding in report.findings:
         console.print(Text(str(finding), style="red" if finding.level == "error" else "yellow"))
     if report.row_counts:

@@ -157,11 +157,15 @@ def select(ds: Dataset, split: Split, cfg: ModelConfig) -> Choice:
                 variances.append(variance)
             rounds += best
         score = _pooled(np.asarray(aucs), np.asarray(variances))
-        mean_rounds = round(float(np.mean(rounds))) if rounds else None
-        results.append((score, recipe, mean_rounds))
+        results.append((score, recipe, _mean_rounds(rounds)))
     ranked = sorted(results, key=lambda r: -r[0])  # stable: the first of equals, the simplest
     return Choice(ranked[0][1], ranked[0][2], {r[1].label: r[0] for r in results},
                   tuple((recipe, rounds) for _, recipe, rounds in ranked[1:]))
+
+
+def _mean_rounds(rounds: list[int]) -> int | None:
+    """LightGBM's rounds for a refit: the mean of those chosen (None: a linear model)."""
+    return round(float(np.mean(rounds))) if rounds else None
 
 
 def halves(ds: Dataset, rows: np.ndarray, seed: int) -> list[np.ndarray]:
@@ -405,8 +409,8 @@ def _backtest(ds: Dataset, first: Split, choice: Choice, cfg: Config, horizon_da
         x, y = shell.frame(ds.frame), ds.y
         valid = [(x[half], y[half]) for half in halves(ds, last.valid, m.seed)]
         _, best = fit(choice.recipe, x[last.fit], y[last.fit], m, valid)
-        rounds = round(float(np.mean(best))) if best else None
-        model = fit_final(ds, split.train, Choice(choice.recipe, rounds, {}), m, horizon_days)
+        chosen = Choice(choice.recipe, _mean_rounds(best), {})
+        model = fit_final(ds, split.train, chosen, m, horizon_days)
         test = ds.frame[split.test]
         predictions.append(test[KEYS].assign(p=model.predict(test)))
         evaluated = evaluate_by_segment(y[split.test], predictions[-1].p.to_numpy(),

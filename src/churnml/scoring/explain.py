@@ -38,12 +38,12 @@ def explain(model: TrainedModel, df: pd.DataFrame) -> Explanation:
     """Probabilities with contributions that add up to them (see the module docstring)."""
     raw = model.contributions(df)
     logodds = pd.DataFrame(raw[:, :-1], columns=model.features, index=df.index)
-    bias = raw[:, -1]
-    p = model.calibration.apply(raw.sum(axis=1))
+    bias, score = raw[:, -1], raw.sum(axis=1)
+    p = model.calibration.apply(score)
     base = model.calibration.apply(bias)
     delta_raw = logodds.sum(axis=1).to_numpy()
     scale = np.divide(p - base, delta_raw, out=np.zeros_like(p), where=np.abs(delta_raw) > 1e-12)
-    return Explanation(p, raw.sum(axis=1), base, logodds.mul(scale, axis=0), logodds)
+    return Explanation(p, score, base, logodds.mul(scale, axis=0), logodds)
 
 
 def family_pulls(logodds: pd.DataFrame, values: pd.DataFrame,
