@@ -13,7 +13,7 @@ from churnml.models.artifact import Calibration, TrainedModel
 from churnml.models.estimators import candidates, fit, fit_linear, leaf_size
 from churnml.models.metrics import weighted_auc
 from churnml.models.splits import time_split
-from churnml.models.train import Dataset, halves, select, trainable
+from churnml.models.train import Dataset, halves, pooled_auc, select, trainable
 
 
 def _book(accounts: int, months: int = 24, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -154,3 +154,29 @@ def test_selection_does_not_flatter_lightgbm_on_a_label_of_noise() -> None:
               for f in ("lightgbm", "logistic_regression")}  # fmt: skip
         gaps.append(by["lightgbm"] - by["logistic_regression"])
     assert np.mean(gaps) < 0.005
+
+
+def _ranked(auc: float, positives: int, negatives: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and scores whose ROC-AUC is `auc` (to within one pair): the positives' scores
+    placed among the negatives'."""
+    y = np.r_[np.ones(positives), np.zeros(negatives)]
+    below = np.round(auc * negatives)  # negatives under each positive
+    return y, np.r_[np.full(positives, below - 0.5), np.arange(negatives, dtype=float)]
+
+
+def test_pooled_auc_is_the_share_of_all_pieces_pairs_ranked_right() -> None:
+    pieces = [_ranked(0.9, 10, 40), _ranked(0.6, 30, 90), _ranked(0.5, 0, 50)]  # one class
+    labels, scores = [y for y, _ in pieces], [p for _, p in pieces]
+    right = sum(roc_auc_score(y, p) * y.sum() * (1 - y).sum() for y, p in pieces[:2])
+    assert pooled_auc(labels, scores) == pytest.approx(right / (10 * 40 + 30 * 90))
+    assert pooled_auc(labels[2:], scores[2:]) == 0.5  # nothing to judge
+
+
+def test_a_candidate_whose_pieces_vary_is_not_favoured() -> None:
+    """Inverse-variance weights grow with the AUC: a candidate at 0.95 and 0.45 on two pieces of
+    the same size pooled to 0.853 against a steady 0.70's 0.70. The same weights for both: a tie."""
+    steady = [_ranked(0.7, 20, 80), _ranked(0.7, 20, 80)]
+    varying = [_ranked(0.95, 20, 80), _ranked(0.45, 20, 80)]
+    scores = {name: pooled_auc([y for y, _ in pieces], [p for _, p in pieces])
+              for name, pieces in (("steady", steady), ("varying", varying))}  # fmt: skip
+    assert scores["varying"] == pytest.approx(scores["steady"], abs=1e-9)

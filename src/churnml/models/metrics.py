@@ -95,15 +95,3 @@ def auc_interval(
     auc = weighted_auc(y, p, counts[:, group].astype(float))
     auc = auc[np.isfinite(auc)]
     return float(np.quantile(auc, 0.025)), float(np.quantile(auc, 0.975))
-
-
-def auc_with_variance(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    """ROC-AUC and its variance (Hanley & McNeil, 1982); NaN for a single class."""
-    y = np.asarray(y, dtype=float)
-    n1, n0 = int(y.sum()), int(len(y) - y.sum())
-    if not n1 or not n0:
-        return float("nan"), float("nan")
-    a = float(roc_auc_score(y, p))
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    variance = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0)
-    return a, variance

@@ -32,7 +32,7 @@ from churnml.data.contract import BOOK
 from churnml.features.catalogue import Feature
 from churnml.models.artifact import Calibration, TrainedModel
 from churnml.models.estimators import Recipe, candidates, fit
-from churnml.models.metrics import auc_interval, auc_with_variance, evaluate_by_segment
+from churnml.models.metrics import auc_interval, evaluate_by_segment
 from churnml.models.references import (
     health_baseline,
     logistic_baseline,
@@ -138,7 +138,7 @@ def _template(ds: Dataset, rows: np.ndarray) -> TrainedModel:
 
 def select(ds: Dataset, split: Split, cfg: ModelConfig) -> Choice:
     """Fit every candidate on every fold and judge it by its validation ROC-AUC, pooled over the
-    folds with inverse-variance weights (a small fold counts less); keep the best. LightGBM's
+    folds (`pooled_auc`: the same weights for every candidate); keep the best. LightGBM's
     rounds are chosen on one half of a fold's validation accounts and judged on the other, each
     way round (a round chosen on the rows it is judged on flatters LightGBM over a linear model,
     most on a small book); its rounds are the mean of the rounds chosen."""
@@ -147,16 +147,13 @@ def select(ds: Dataset, split: Split, cfg: ModelConfig) -> Choice:
     cuts = [halves(ds, fold.valid, cfg.seed) for fold in split.folds]
     results = []
     for recipe in candidates(cfg, int(split.train.sum())):
-        aucs, variances, rounds = [], [], []
+        scores, rounds = [], []
         for fold, parts in zip(split.folds, cuts, strict=True):
             est, best = fit(recipe, x[fold.fit], y[fold.fit], cfg, [(x[p], y[p]) for p in parts])
             for k, judged in enumerate(parts):  # at the round chosen on the other half
-                auc, variance = auc_with_variance(
-                    y[judged], est.raw(x[judged], best[-1 - k] if best else None))
-                aucs.append(auc)
-                variances.append(variance)
+                scores.append(est.raw(x[judged], best[-1 - k] if best else None))
             rounds += best
-        score = _pooled(np.asarray(aucs), np.asarray(variances))
+        score = pooled_auc([y[judged] for parts in cuts for judged in parts], scores)
         results.append((score, recipe, _mean_rounds(rounds)))
     ranked = sorted(results, key=lambda r: -r[0])  # stable: the first of equals, the simplest
     return Choice(ranked[0][1], ranked[0][2], {r[1].label: r[0] for r in results},
@@ -183,13 +180,18 @@ def halves(ds: Dataset, rows: np.ndarray, seed: int) -> list[np.ndarray]:
     return [one, two]
 
 
-def _pooled(aucs: np.ndarray, variances: np.ndarray) -> float:
-    """Inverse-variance weighted mean of per-fold AUCs (0.5 when no fold could be judged)."""
-    judged = np.isfinite(aucs) & (variances > 0)
-    if not judged.any():
+def pooled_auc(labels: list[np.ndarray], scores: list[np.ndarray]) -> float:
+    """The ROC-AUCs of pieces (0/1 `labels`, `scores`), each weighted by its pairs of a positive
+    and a negative row: the share of all the pieces' pairs ranked right, each piece ranked on its
+    own. The weights do not depend on the scores (inverse-variance weights did: they grow as the
+    AUC rises, and favoured a candidate whose pieces vary most). 0.5 when no piece has both
+    classes."""
+    pairs = np.array([y.sum() * (len(y) - y.sum()) for y in labels], dtype=float)
+    if not pairs.any():
         return 0.5
-    weights = 1 / variances[judged]
-    return float(np.dot(weights, aucs[judged]) / weights.sum())
+    aucs = [roc_auc_score(y, p) if n else 0.0
+            for y, p, n in zip(labels, scores, pairs, strict=True)]  # fmt: skip
+    return float(np.dot(pairs, aucs) / pairs.sum())
 
 
 def _blocks(dates: list, gap: pd.Timedelta, k: int) -> list[tuple[list, list]]:
