@@ -14,7 +14,7 @@ from churnml.cli import app
 from churnml.config import DataConfig, TableSource
 from churnml.data import load, sources
 from churnml.data import validate as validation
-from churnml.data.sources import connect, load_tables, text_formats
+from churnml.data.sources import book_currency, connect, load_tables, text_formats
 from churnml.data.synthetic import generate_world
 from churnml.data.validate import validate
 
@@ -549,6 +549,22 @@ def test_dates_and_numbers_written_the_local_way_read_as_they_were(
     kept = "s" if "%S" in when else "min" if "%M" in when else "D"
     assert (read.to_numpy() == events.ts.dt.floor(kept).to_numpy()).all()
     assert (tables["subscriptions"].arr.to_pandas().to_numpy() == subs.arr.round(2)).all()
+
+
+@pytest.mark.parametrize(("written", "code"), [
+    (lambda x: f"¥{x:,.0f}", "JPY"), (lambda x: f"{x:_.2f} €".replace(".", ",").replace("_", "."),
+                                     "EUR"),
+    (lambda x: f"{x:.2f} gbp".upper(), "GBP"), (lambda x: f"${x:,.2f}", None),
+])  # fmt: skip
+def test_amounts_written_in_a_currency_name_the_books_currency(world: Path, written, code) -> None:
+    """Without a currency column, amounts written with a mark that names one currency give each
+    row's currency, and so the one amounts are shown in; '$' names several: none."""
+    _edit(world, "subscriptions", lambda df: df.drop(columns="currency"))
+    _as_csv(world, "subscriptions", arr=lambda arr: arr.map(written))
+    assert validate(world, DataConfig()).ok
+    subs = load_tables(world, DataConfig(), connect())["subscriptions"]
+    assert book_currency(subs) == code
+    assert subs.currency.isnull().sum().execute() == (0 if code else subs.count().execute())
 
 
 def test_amounts_in_more_than_one_currency_are_an_error(world: Path) -> None:

@@ -603,6 +603,21 @@ def currency(value: ir.StringValue) -> ir.StringValue:
     return value.re_extract(CURRENCY, 0).nullif("")
 
 
+WRITTEN_CODES = {"€": "EUR", "£": "GBP", "¥": "JPY", "円": "JPY", "₩": "KRW", "₹": "INR",
+                 "US$": "USD", "C$": "CAD", "CA$": "CAD", "A$": "AUD", "AU$": "AUD",
+                 "NZ$": "NZD", "HK$": "HKD", "S$": "SGD", "R$": "BRL", "MX$": "MXN"}  # fmt: skip
+
+
+def currency_of(value: ir.StringValue) -> ir.StringValue:
+    """The code of the currency a number is written with: an ISO code as written, a mark that
+    names one currency (`WRITTEN_CODES`; ¥ is read as yen, as amounts without cents are), else
+    null ('$' names several)."""
+    mark = currency(value)
+    known = ibis.cases(*((mark == m, c) for m, c in WRITTEN_CODES.items()),
+                       else_=ibis.null("string"))  # fmt: skip
+    return ibis.ifelse(mark.re_search("^[A-Z]{3}$"), mark, known)
+
+
 def fits_text(value: ir.StringValue, fmt: str) -> ir.BooleanValue:
     """Whether text is written in the format, on DuckDB (validation's engine); a date must be
     in a year from 1900 to 2199 (%Y reads '24' as the year 24)."""
@@ -698,7 +713,7 @@ def typed(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]] | Non
     stored as text are ISO 8601 or plain numbers, or read in their format (`text_formats`, if
     it found just one).
     """
-    cols = {}
+    cols, written = {}, _written_currency(raw, formats or {})
     for column in table.columns:
         dtype = _IBIS_TYPES[column.kind]
         if column.name in raw.columns:
@@ -712,10 +727,20 @@ def typed(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]] | Non
             keep = column.kind == "id" and column.name != "account_id" and value.type().is_integer()
             value = value if keep or value.type() == ibis.dtype(dtype) else value.cast(dtype)
             cols[column.name] = value if column.fill is None else value.fill_null(column.fill)
+        elif column.name == "currency" and written is not None:
+            cols[column.name] = written
         else:
             absent = column.default
             cols[column.name] = ibis.null(dtype) if absent is None else ibis.literal(absent, dtype)
     return raw.select(**cols)
+
+
+def _written_currency(raw: ir.Table, formats: dict[str, tuple[str, ...]]) -> ir.StringValue | None:
+    """Where amounts are read in a number format, each row's currency code as they are written
+    (`¥337,500`: JPY; see `currency_of`): the currency of a table without that column."""
+    codes = [currency_of(raw[name]) for name, fits in formats.items()
+             if len(fits) == 1 and fits[0] in NUMBER_FORMATS]  # fmt: skip
+    return functools.reduce(lambda a, b: a.fill_null(b), codes) if codes else None
 
 
 def load_tables(
