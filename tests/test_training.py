@@ -159,13 +159,14 @@ def test_a_choice_that_ranks_nothing_out_of_fold_gives_way_to_the_next(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A chosen model whose out-of-fold scores rank backwards is calibrated flat (every row the
-    base rate: a test ROC-AUC of 0.5); the next candidate by validation is fitted instead."""
+    base rate: a test ROC-AUC of 0.5); the next candidate by validation is fitted instead, until
+    one ranks (here the third), and one warning names those passed over."""
     real, calls = training.fit_final, []
 
     def first_ranks_nothing(ds, rows, choice, m, horizon_days):
         model = real(ds, rows, choice, m, horizon_days)
         calls.append(choice.recipe)
-        if len(calls) == 1:
+        if len(calls) <= 2:
             model.calibration = Calibration("platt", {"a": 0.0, "b": -2.0})
         return model
 
@@ -175,8 +176,11 @@ def test_a_choice_that_ranks_nothing_out_of_fold_gives_way_to_the_next(
     chosen = training.select(ds, time_split(ds.frame["as_of"], 90, cfg.model), cfg.model)
     with caplog.at_level("WARNING"):
         result = _churn(features, cfg)
-    assert calls[:2] == [chosen.recipe, chosen.behind[0][0]]
-    assert result.choice.recipe == chosen.behind[0][0] and "taking the next" in caplog.text
+    passed = [chosen.recipe, chosen.behind[0][0]]
+    assert calls[:3] == [*passed, chosen.behind[1][0]] and result.choice.recipe == calls[2]
+    warned = [r.getMessage() for r in caplog.records if "no better than chance" in r.getMessage()]
+    assert len(warned) == 1 and all(r.label in warned[0] for r in passed)
+    assert f"taking the next candidate by validation, {calls[2].label}" in warned[0]
     assert result.metrics["churnml"]["all"]["roc_auc"] > 0.6
 
 

@@ -328,11 +328,15 @@ def train_target(
         raise TrainingError(f"{ds.target}: the training span holds a single class")
     choice = select(ds, split, m)
     evaluation = fit_final(ds, split.train, choice, m, horizon_days)
+    flat = []
     while evaluation.calibration.flat and (after := choice.next()):
-        log.warning("%s: %s ranks its out-of-fold rows no better than chance, or backwards "
-                    "(a calibration that gives every row the base rate); taking the next "
-                    "candidate, %s", ds.target, choice.recipe.label, after.recipe.label)
+        flat.append(choice.recipe.label)
         choice, evaluation = after, fit_final(ds, split.train, after, m, horizon_days)
+    if flat:
+        log.warning("%s: %s ranked out-of-fold rows no better than chance, or backwards (a "
+                    "calibration that gives every row the base rate); taking the next candidate "
+                    "by validation, %s%s", ds.target, "; ".join(flat), choice.recipe.label,
+                    ", which does too" if evaluation.calibration.flat else "")  # fmt: skip
     test_df = ds.frame[split.test]
     evaluation.meta = {"target": ds.target, "fit": "evaluation"}
     preds = {"churnml": evaluation.predict(test_df),
