@@ -558,10 +558,13 @@ def test_dates_and_numbers_written_the_local_way_read_as_they_were(
 ])  # fmt: skip
 def test_amounts_written_in_a_currency_name_the_books_currency(world: Path, written, code) -> None:
     """Without a currency column, amounts written with a mark that names one currency give each
-    row's currency, and so the one amounts are shown in; '$' names several: none."""
+    row's currency, and so the one amounts are shown in (report.currency set to another: a
+    warning); '$' names several: none."""
     _edit(world, "subscriptions", lambda df: df.drop(columns="currency"))
     _as_csv(world, "subscriptions", arr=lambda arr: arr.map(written))
     assert validate(world, DataConfig()).ok
+    warned = validate(world, DataConfig(), shown_in="INR").warnings
+    assert [w.rule.split(",")[0] for w in warned] == ([f"ARR is in {code}"] if code else [])
     subs = load_tables(world, DataConfig(), connect())["subscriptions"]
     assert book_currency(subs) == code
     assert subs.currency.isnull().sum().execute() == (0 if code else subs.count().execute())
