@@ -443,15 +443,17 @@ def test_the_leakage_check_catches_a_leak(cut_worlds, monkeypatch: pytest.Monkey
 @pytest.mark.slow
 def test_duckdb_and_spark_give_identical_features(tmp_path: Path) -> None:
     """Also from a CSV that Spark's reader alone would misread (semicolons, decimal commas, day
-    first, end dates as digits), and accounts from a report (signup dates as a sheet's day
-    numbers, a footer after the rows)."""
+    first with some rows in ISO 8601, end dates as digits), and accounts from a report (signup
+    dates as a sheet's day numbers, a footer after the rows)."""
     from churnml.data.synthetic import generate_world
 
     world = generate_world(tmp_path / "w", n_accounts=80, months=8, seed=4, truth_paths=4).out
     partition_by_month(world, "usage_events", "ts")  # each engine lists the folder its own way
     subs = pd.read_parquet(world / "subscriptions.parquet")  # as a German spreadsheet writes it
     (world / "subscriptions.parquet").unlink()
-    subs.assign(start_date=pd.to_datetime(subs.start_date).dt.strftime("%d.%m.%Y 00:00"),
+    start = pd.to_datetime(subs.start_date)
+    subs.assign(start_date=start.dt.strftime("%d.%m.%Y 00:00").where(subs.index % 5 > 0,
+                                                                     start.dt.strftime("%Y-%m-%d")),
                 end_date=pd.to_datetime(subs.end_date).dt.strftime("%Y%m%d"),
                 arr=subs.arr.map(lambda x: f"{x:.2f}".replace(".", ","))).to_csv(
         world / "subscriptions.csv", sep=";", index=False)  # fmt: skip

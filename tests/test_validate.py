@@ -551,6 +551,23 @@ def test_dates_and_numbers_written_the_local_way_read_as_they_were(
     assert (tables["subscriptions"].arr.to_pandas().to_numpy() == subs.arr.round(2)).all()
 
 
+def test_times_in_a_format_and_in_iso_8601_are_each_read_as_written(world: Path) -> None:
+    """Rows added by hand in ISO 8601 to an export written day first (which ISO 8601 rows do
+    not fit): each read as written, and a warning says how many are in ISO 8601."""
+    def mixed(ts: pd.Series) -> list[str]:
+        return [str(t) if k % 3 == 0 else t.strftime("%d/%m/%Y %H:%M") for k, t in enumerate(ts)]
+
+    tickets = _as_csv(world, "support_tickets", created_at=mixed)
+    report = validate(world, DataConfig())
+    assert report.ok, str(report)
+    [warning] = report.warnings
+    assert (warning.column, warning.rows) == ("created_at", -(-len(tickets) // 3))
+    assert "in ISO 8601 among values in '%d/%m/%Y %H:%M'" in warning.rule
+    read = load_tables(world, DataConfig(), connect())["support_tickets"].created_at.to_pandas()
+    expected = [t if k % 3 == 0 else t.floor("min") for k, t in enumerate(tickets.created_at)]
+    assert (read.to_numpy() == pd.Series(expected).to_numpy()).all()
+
+
 @pytest.mark.parametrize(("written", "code"), [
     (lambda x: f"¥{x:,.0f}", "JPY"), (lambda x: f"{x:_.2f} €".replace(".", ",").replace("_", "."),
                                      "EUR"),

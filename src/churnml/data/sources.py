@@ -564,11 +564,21 @@ def formats_of(kind: str) -> tuple[str, ...]:
     return tuple(NUMBER_FORMATS) if kind in ("float", "int") else ()
 
 
-def read_text(value: ir.StringValue, kind: str, fmt: str) -> ir.Value:
-    """Text in a format (of `formats_of(kind)`) as the kind's type (numbers: as a string to cast),
-    on any engine."""
+def in_format(value: ir.StringValue, kind: str) -> ir.BooleanValue:
+    """The rows of a text column of `kind` that its format reads: of dates and timestamps, those
+    not in ISO 8601 (read as such in any format: a column may mix the two, as where rows were
+    added by hand); every row of numbers (a plain '1.234' is another number in '1.234,5')."""
     if kind in ("date", "timestamp"):
-        return value.as_timestamp(fmt)
+        return value.try_cast("timestamp").isnull()
+    return ibis.literal(True)
+
+
+def read_text(value: ir.StringValue, kind: str, fmt: str) -> ir.Value:
+    """Text in a format (of `formats_of(kind)`) as the kind's type (numbers: as a string to cast;
+    times in ISO 8601 as such, see `in_format`), on any engine."""
+    if kind in ("date", "timestamp"):
+        iso = value.try_cast("timestamp")
+        return ibis.ifelse(iso.isnull(), value.as_timestamp(fmt), iso)
     drop, mark = unwritten(fmt)  # spaces, thousands and the currency
     return value.re_replace(drop, "").replace(mark, ".")
 
@@ -646,7 +656,7 @@ def text_formats(raw: ir.Table, source: Source) -> dict[str, tuple[str, ...]]:
         unread = values.v.try_cast(_IBIS_TYPES[c.kind]).isnull().sum()
         if not len(written) or not con.execute(unread):
             continue  # empty, ISO 8601 or plain numbers
-        fits = formats_of(c.kind)
+        values, fits = values.filter(in_format(values.v, c.kind)), formats_of(c.kind)
         for rows in (values.limit(FORMAT_FIRST), values):  # most formats fail on a few rows
             fits = _fitting(con, rows, fits)
         out[c.name] = _by_whole_column(con, raw[c.name], fits) if len(fits) > 1 else fits
@@ -668,6 +678,7 @@ def _by_whole_column(con: ibis.BaseBackend, value: ir.StringValue, formats: tupl
     days = {fmt.split(" ")[0] for fmt in formats}
     if len(days) == 1:
         return formats  # the same days with other clocks
+    value = value.name("v").as_table().filter(in_format(value, "timestamp")).v
     written = value.strip().split(" ")[0].name("v").as_table().distinct().limit(MAX_DAYS)
     fit = _fitting(con, ibis.memtable(written.to_pyarrow()), tuple(sorted(days)))
     return tuple(fmt for fmt in formats if fmt.split(" ")[0] in fit)

@@ -31,6 +31,7 @@ from churnml.data.sources import (
     footer,
     formats_of,
     ibis_type,
+    in_format,
     locate,
     read_stored,
     reads_as_time,
@@ -211,8 +212,12 @@ def _type_rules(raw: ir.Table, table: Table, formats: dict[str, tuple[str, ...]]
             fmt, setting = formats[column.name][0], _setting(table.name, column.name)
             rules.append(_Rule("error", column.name, f"values that do not fit the format {fmt!r} "
                                f"(set another in {setting})", value.notnull()
-                               & ~fits_text(value, fmt), (column.name,)))  # fmt: skip
-            rules += _one_currency(raw, column.name) if fmt in NUMBER_FORMATS else []
+                               & in_format(value, column.kind) & ~fits_text(value, fmt),
+                               (column.name,)))  # fmt: skip
+            rules += _one_currency(raw, column.name) if fmt in NUMBER_FORMATS else [
+                _Rule("warning", column.name, f"in ISO 8601 among values in {fmt!r}: each read "
+                      "as written", value.notnull() & ~in_format(value, column.kind),
+                      (column.name,))]  # fmt: skip
         elif value.type().is_string() or not _compatible(value.type(), dtype):
             what = (
                 "ISO 8601 dates or timestamps like 2024-01-31 or 2024-01-31 13:45:00"
