@@ -551,18 +551,25 @@ def test_dates_and_numbers_written_the_local_way_read_as_they_were(
     assert (tables["subscriptions"].arr.to_pandas().to_numpy() == subs.arr.round(2)).all()
 
 
-def test_times_in_a_format_and_in_iso_8601_are_each_read_as_written(world: Path) -> None:
-    """Rows added by hand in ISO 8601 to an export written day first (which ISO 8601 rows do
-    not fit): each read as written, and a warning says how many are in ISO 8601."""
+def test_times_in_a_format_and_in_iso_8601_are_each_read_as_written(
+    world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows added by hand in ISO 8601 to an export written month first (which ISO 8601 rows do
+    not fit), whose first rows fit day first too: the whole column's other rows settle the
+    format, each row is read as written, and a warning counts the ISO 8601 ones."""
     def mixed(ts: pd.Series) -> list[str]:
-        return [str(t) if k % 3 == 0 else t.strftime("%d/%m/%Y %H:%M") for k, t in enumerate(ts)]
+        return [str(t) if k % 3 == 0 else t.strftime("%m/%d/%Y %H:%M") for k, t in enumerate(ts)]
 
+    monkeypatch.setattr(sources, "FORMAT_SAMPLE", 20)
+    _edit(world, "support_tickets", lambda df: df.sort_values(  # days 1-12 first
+        "created_at", key=lambda ts: ts.dt.day > 12, kind="stable", ignore_index=True))
     tickets = _as_csv(world, "support_tickets", created_at=mixed)
+    assert tickets.created_at.dt.day.head(20).max() <= 12 < tickets.created_at.dt.day.max()
     report = validate(world, DataConfig())
     assert report.ok, str(report)
     [warning] = report.warnings
     assert (warning.column, warning.rows) == ("created_at", -(-len(tickets) // 3))
-    assert "in ISO 8601 among values in '%d/%m/%Y %H:%M'" in warning.rule
+    assert "in ISO 8601 among values in '%m/%d/%Y %H:%M'" in warning.rule
     read = load_tables(world, DataConfig(), connect())["support_tickets"].created_at.to_pandas()
     expected = [t if k % 3 == 0 else t.floor("min") for k, t in enumerate(tickets.created_at)]
     assert (read.to_numpy() == pd.Series(expected).to_numpy()).all()

@@ -678,8 +678,9 @@ def _by_whole_column(con: ibis.BaseBackend, value: ir.StringValue, formats: tupl
     days = {fmt.split(" ")[0] for fmt in formats}
     if len(days) == 1:
         return formats  # the same days with other clocks
-    value = value.name("v").as_table().filter(in_format(value, "timestamp")).v
-    written = value.strip().split(" ")[0].name("v").as_table().distinct().limit(MAX_DAYS)
+    t = value.name("v").as_table()
+    t = t.filter(in_format(t.v, "timestamp"))  # ISO 8601 rows are read as such
+    written = t.v.strip().split(" ")[0].name("v").as_table().distinct().limit(MAX_DAYS)
     fit = _fitting(con, ibis.memtable(written.to_pyarrow()), tuple(sorted(days)))
     return tuple(fmt for fmt in formats if fmt.split(" ")[0] in fit)
 
