@@ -569,15 +569,22 @@ def in_format(value: ir.StringValue, kind: str) -> ir.BooleanValue:
     not in ISO 8601 (read as such in any format: a column may mix the two, as where rows were
     added by hand); every row of numbers (a plain '1.234' is another number in '1.234,5')."""
     if kind in ("date", "timestamp"):
-        return value.try_cast("timestamp").isnull()
+        return _iso(value).isnull()
     return ibis.literal(True)
+
+
+def _iso(value: ir.StringValue) -> ir.TimestampValue:
+    """Text in ISO 8601 as a timestamp, else null. Only text with '-' after its year is cast: a
+    cast that fails costs four times a strptime (10 M day-first times: 2.7 s against 0.6 s)."""
+    return ibis.ifelse(value.substr(4, 1) == "-", value.try_cast("timestamp"),
+                       ibis.null("timestamp"))  # fmt: skip
 
 
 def read_text(value: ir.StringValue, kind: str, fmt: str) -> ir.Value:
     """Text in a format (of `formats_of(kind)`) as the kind's type (numbers: as a string to cast;
     times in ISO 8601 as such, see `in_format`), on any engine."""
     if kind in ("date", "timestamp"):
-        iso = value.try_cast("timestamp")
+        iso = _iso(value)
         return ibis.ifelse(iso.isnull(), value.as_timestamp(fmt), iso)
     drop, mark = unwritten(fmt)  # spaces, thousands and the currency
     return value.re_replace(drop, "").replace(mark, ".")
@@ -685,7 +692,7 @@ def _by_whole_column(con: ibis.BaseBackend, value: ir.StringValue, formats: tupl
     return tuple(fmt for fmt in formats if fmt.split(" ")[0] in fit)
 
 
-WHOLE_CURRENCIES = ("¥", "円", "JPY", "₩", "KRW")  # no cents: an amount has no decimals
+WHOLE_CURRENCIES = ("JPY", "KRW")  # no cents: an amount has no decimals
 
 
 def _amounts(value: ir.StringValue, formats: tuple[str, ...]) -> tuple[str, ...]:
@@ -695,7 +702,7 @@ def _amounts(value: ir.StringValue, formats: tuple[str, ...]) -> tuple[str, ...]
     found = t.filter(text.notnull()).aggregate(
         **{f"misfit{k}": (~text.re_search(NUMBER_FORMATS[f])).any() for k, f in enumerate(formats)},
         **{f"mark{k}": text.contains(f[-2]).any() for k, f in enumerate(formats)},
-        whole=currency(text).isin(WHOLE_CURRENCIES).fill_null(False).all(),
+        whole=currency_of(text).isin(WHOLE_CURRENCIES).fill_null(False).all(),
     ).to_pyarrow().to_pylist()[0]
     fits = [k for k in range(len(formats)) if not found[f"misfit{k}"]]
     if len(fits) > 1 and found["whole"]:  # no decimals: the mark no amount uses
