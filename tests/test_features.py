@@ -114,18 +114,20 @@ def test_key_event_users_trend_and_lifetime_are_point_in_time() -> None:
     assert row.events_per_30d_lifetime == pytest.approx(4 * 30 / 200)
 
 
-def test_new_users_headroom_and_user_trend() -> None:
+def test_new_users_headroom_user_trend_and_stickiness() -> None:
     used = pd.concat([
         events(("a", day(-200)), ("a", day(-45)), user=1),  # an old user, active 31–60 days ago
         events(("a", day(-10)), ("a", day(-9)), user=2),  # new in the last 30 days
         events(("a", day(-40)), user=3),  # new 31–60 days ago
+        events(("a", day(-6)), ("a", day(-40)), user=5),  # active in both, and in the last 7
         events(("a", day(0)), user=4),  # first seen on T: unseen
     ])  # fmt: skip
     subs = pd.DataFrame([subscription("a", -400, None, seats=4)])
     t = tables(accounts=accounts("a"), subscriptions=subs, usage_events=used)
     row = _features(t).loc["a"]
-    assert row.new_users_30d == 1 and row.seat_headroom_30d == 4 - 1
-    assert row.user_days_trend_30d == pytest.approx((2 + 1) / (2 + 1))
+    assert row.new_users_30d == 1 and row.seat_headroom_30d == 4 - 2
+    assert row.active_users_trend_30d == pytest.approx((2 + 1) / (3 + 1))
+    assert row.weekly_stickiness_30d == pytest.approx(1 / 2)
 
 
 def test_events_of_no_user_count_as_events_not_as_users() -> None:
@@ -138,7 +140,7 @@ def test_events_of_no_user_count_as_events_not_as_users() -> None:
     a, b = out.loc["a"], out.loc["b"]
     assert (a.events_30d, a.active_days_7d, a.days_since_last_activity) == (4, 2, 3)
     assert (a.active_users_30d, a.new_users_30d) == (1, 1)
-    assert a.daily_users_30d == pytest.approx(2 / 30)  # user 1 on two days
+    assert a.weekly_stickiness_30d == 1  # user 1, in the last 7 days
     assert (b.events_30d, b.active_days_7d, b.active_users_30d, b.new_users_30d) == (1, 1, 0, 0)
 
 
@@ -195,16 +197,19 @@ def test_event_at_as_of_is_excluded() -> None:
 
 
 def test_users_are_counted_exactly_at_each_window_edge() -> None:
-    """Users are kept by span (runs of days no window cuts, at most 63 days), not by day: each
-    window's first day still counts, the day before does not, and days since the first and last
-    use stay exact, also long before the first window."""
-    at = {"a": -30, "b": -31, "c": -7, "d": -8, "e": -90, "f": -91, "g": -200}
+    """Users' windows are kept as bits over the as_of dates, not by day: each window's first day
+    still counts, the day before does not (also for the 30 days before the last 30: days 31 to
+    60), and days since the first and last use stay exact, also long before the first window."""
+    at = {"a": -30, "b": -31, "c": -7, "d": -8, "e": -90, "f": -91, "g": -200, "h": -60, "i": -61}
     out = _features(_usage_world(*((a, day(d)) for a, d in at.items())),
                     FeatureConfig(key_events=("login",)))  # fmt: skip
     within = {w: {a: int(d >= -w) for a, d in at.items()} | {"quiet": 0} for w in (7, 30, 90)}
     assert out.login_users_30d.to_dict() == within[30] == out.new_users_30d.to_dict()
     assert out.active_users_7d.to_dict() == within[7]
     assert out.active_users_90d.to_dict() == within[90]
+    before = {a: int(-60 <= d < -30) for a, d in at.items()}
+    trend = {a: (within[30][a] + 1) / (before[a] + 1) for a, d in at.items() if d >= -90}
+    assert out.active_users_trend_30d.dropna().to_dict() == trend
     assert out.days_since_first_use.drop("quiet").to_dict() == {a: -d for a, d in at.items()}
     assert out.days_since_last_activity.drop("quiet").to_dict() == {a: -d for a, d in at.items()}
 
@@ -229,7 +234,7 @@ def test_users_seen_between_sparse_as_of_dates_are_new_only_where_they_should_be
     assert out.new_users_30d.to_dict() == {first: 1, T: 1}
     assert out.active_users_30d.to_dict() == {first: 1, T: 3}
     assert out.active_users_90d.to_dict() == {first: 2, T: 3}
-    assert out.daily_users_30d.to_dict() == {first: pytest.approx(1 / 30), T: pytest.approx(0.1)}
+    assert out.active_users_trend_30d.to_dict() == {first: (1 + 1) / (1 + 1), T: (3 + 1) / 1}
 
 
 def test_lowest_and_highest_bit_are_the_first_and_last_day_of_a_span() -> None:
@@ -545,8 +550,8 @@ def test_usage_kept_by_account_gives_every_feature_but_those_of_users(tmp_path: 
         built[users] = build.build_features(t, as_of=as_of, cfg=config).execute()
     named, kept = built[True], built[False]
     left_out = set(named.columns) - set(kept.columns)
-    assert {"active_users_30d", "daily_users_30d", "new_users_30d", "seat_utilisation_30d",
-            "stickiness_30d", "user_days_trend_30d"} <= left_out  # fmt: skip
+    assert {"active_users_30d", "active_users_trend_30d", "new_users_30d", "seat_utilisation_30d",
+            "weekly_stickiness_30d"} <= left_out  # fmt: skip
     features = by_name(build.with_key_events(config, t, max(as_of)).features)
 
     def of_users(name: str) -> bool:

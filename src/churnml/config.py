@@ -150,7 +150,7 @@ class LabelConfig(_Strict):
     )
 
 
-MAX_KEY_EVENTS = 62  # one bit each in a user's span (churnml.features.rollups.user_spans)
+MAX_KEY_EVENTS = 62  # eight features each (churnml.features.catalogue)
 
 
 class FeatureConfig(_Strict):

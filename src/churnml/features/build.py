@@ -3,8 +3,9 @@
 Every source joins one input table to the snapshots (account_id, as_of), keeping only what was
 known strictly before as_of (the usage and users sources: to every as_of, the snapshots kept by
 the final join); each catalogue entry aggregates one source. Usage events are scanned twice, by
-span, and reduced to small tables (account × span, the users' windows as bits over the as_of
-dates; see `rollups`); the 7/30/90-day windows are computed on those, never on raw events.
+span and by user, and reduced to small tables (account × span, the users' windows as bits over
+the as_of dates; see `rollups`); the 7/30/90-day windows are computed on those, never on raw
+events.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pyarrow.parquet as pq
 
 from churnml.config import Config, FeatureConfig, LabelConfig
 from churnml.data import load
-from churnml.data.sources import Engine, cached, spark_frame
+from churnml.data.sources import Engine, cached, on_engine, spark_frame
 from churnml.features import rollups
 from churnml.features.catalogue import Feature, Source, catalogue
 from churnml.features.labels import default_as_of, label_columns, labelled_snapshots
@@ -42,7 +43,6 @@ class _Rollups(NamedTuple):
 
     spans: ir.Table  # account × span (`rollups.span_use`)
     users: ir.Table  # account × user × as_of chunk (`rollups.user_windows`)
-    first_spans: ir.Table  # account × user (`rollups.first_spans`)
     first_days: ir.Table  # account (`rollups.first_days`)
 
 
@@ -101,20 +101,17 @@ class _Sources:
     @cached_property
     def _usage_rollups(self) -> _Rollups:
         """The events before the last as_of, scanned twice account part by account part
-        (`rollups.type_spans`, then `rollups.user_spans`), and reduced (`_Rollups`)."""
+        (`rollups.type_spans`, then `rollups.user_windows`), and reduced (`_Rollups`)."""
         scan, keys = self._scan, self.cfg.key_events or ()
         types = tuple(scan.event_types)
-        masks = rollups.window_masks(self.as_of, scan.cuts)
+        calendar = on_engine(scan.parts[0], rollups.user_calendar(self.as_of, scan.cuts[0]))
         parts: list[_Rollups] = []
         for part, by_type in zip(scan.parts, scan.by_type, strict=True):
-            by_user = cached(rollups.user_spans(part, scan.calendar, keys))
             parts.append(_Rollups(
-                cached(rollups.span_use(by_type, by_user, scan.calendar, keys, types)),
-                cached(rollups.user_windows(by_user, masks, len(keys))),
-                cached(rollups.first_spans(by_user)),
+                cached(rollups.span_use(by_type, scan.calendar, keys, types)),
+                cached(rollups.user_windows(part, calendar, keys)),
                 cached(rollups.first_days(by_type, keys)),
             ))  # fmt: skip
-            by_user.release()
             by_type.release()
         return _Rollups(*(rollups.union(list(tables)) for tables in zip(*parts, strict=True)))
 
@@ -139,12 +136,13 @@ class _Sources:
         )
 
     def _first_seen(self) -> ir.Table:
-        # A user's first span, if before as_of, is the same on the full data and on the data
-        # known at as_of (as_of starts a span). Its first day stands for the user's: the same
-        # side of every window edge.
-        j = self.snaps.select(KEYS).inner_join(self._usage_rollups.first_spans, "account_id")
-        j = j.filter(j.first_span < j.as_of)
-        return j.mutate(first_age=rollups.age(j, j.first_span))
+        # A user's first day, if before as_of, is the same on the full data and on the data
+        # known at as_of.
+        users = self._usage_rollups.users
+        first = users.group_by(["account_id", "user_id"]).aggregate(day=users.first_day.min())
+        j = self.snaps.select(KEYS).inner_join(first, "account_id")
+        j = j.filter(j.day < j.as_of)
+        return j.mutate(first_age=rollups.age(j, j.day))
 
     def _onboarding(self) -> ir.Table:
         plan = ibis.memtable(

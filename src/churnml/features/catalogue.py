@@ -14,11 +14,11 @@ account        one row per snapshot: tenure_days, segment, industry, region, acq
 contract       subscription rows active at as_of: arr, seats, product, plan, term_days, end_in_days
 usage          account usage in spans (runs of days no 7/30/60/90-day window cuts), 90 days
                before as_of: age (days from the span's first day), days (active days), n_events,
-               users (user-days), key_<i>, types_<j> (event types used, as bits)
+               key_<i>, types_<j> (event types used, as bits)
 users          one row per user active in the 90 days before as_of: active_<w>d (active in the
-               last w days, for w in 7, 30, 90), key_<i>_30d (used key event i in the last 30)
-first_seen     one row per user first seen before as_of: first_age (days from the first day of
-               the span of their first use: exact at every window edge)
+               last w days, for w in 7, 30, 90), active_prev_30d (in the 30 days before the last
+               30), key_<i>_30d (used key event i in the last 30)
+first_seen     one row per user first seen before as_of: first_age (days from their first use)
 lifetime       one row per snapshot with use before as_of, over all of it: n_events, key_<i>,
                first_age (days since the first event), last_age (since the last), first_key_<i>_age
 onboarding     the onboarding plan × snapshot: due_days, done_days (signup → completion, if done
@@ -96,13 +96,12 @@ class Feature:
     categorical: bool = False
     zero_when_missing: bool = False  # counts: no rows means 0, not unknown
     inputs: tuple[str, ...] = ()  # derived features: the features they read
-    counts_users: bool = False  # of the usage source: reads users (see `of_users`)
     short: tuple[str, str] = ("", "")  # a label for charts and tables, in English and Japanese
 
     @property
     def of_users(self) -> bool:
         """Whether it counts users: left out where usage events name none."""
-        return self.counts_users or self.source in (Source.USERS, Source.FIRST_SEEN)
+        return self.source in (Source.USERS, Source.FIRST_SEEN)
 
     @property
     def derived(self) -> bool:
@@ -232,20 +231,6 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
             for w in (30, 90)
         ],
         Feature(
-            name="daily_users_30d",
-            family="adoption",
-            source=Source.USAGE,
-            unit="users",
-            healthy="higher",
-            en="Average daily active users over the last 30 days",
-            ja="過去30日間の1日あたり平均アクティブユーザー数",
-            expr=lambda t: _float(t.users.sum(where=t.age <= 30)) / 30,
-            counts_users=True,
-            window_days=30,
-            zero_when_missing=True,
-            short=("Daily users 30d", "1日平均ユーザー（30日）"),
-        ),
-        Feature(
             name="usage_trend_30d",
             family="adoption",
             source=Source.USAGE,
@@ -327,20 +312,19 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
             short=("Unused seats 30d", "未使用シート（30日）"),
         ),
         Feature(
-            name="user_days_trend_30d",
+            name="active_users_trend_30d",
             family="adoption",
-            source=Source.USAGE,
+            source=Source.USERS,
             unit="ratio",
             healthy="higher",
-            en="Daily active users over the last 30 days relative to the 30 days before",
-            ja="直近30日間の日次アクティブユーザー延べ数（その前の30日間との比）",
+            en="Users active in the last 30 days relative to the 30 days before",
+            ja="直近30日間のアクティブユーザー数（その前の30日間との比）",
             expr=lambda t: (
-                (_float(t.users.sum(where=t.age <= 30)).fill_null(0) + 1)
-                / (_float(t.users.sum(where=(t.age > 30) & (t.age <= 60))).fill_null(0) + 1)
+                (_float(_count(lambda t: t.active_30d)(t)) + 1)
+                / (_float(_count(lambda t: t.active_prev_30d)(t)) + 1)
             ),
-            counts_users=True,
             window_days=60,
-            short=("Daily users trend 30d", "日次ユーザーの推移（30日）"),
+            short=("Active users trend 30d", "アクティブユーザーの推移（30日）"),
         ),
         Feature(
             name="new_users_30d",
@@ -356,17 +340,17 @@ def _adoption(cfg: FeatureConfig) -> list[Feature]:
             short=("New users 30d", "新規ユーザー（30日）"),
         ),
         Feature(
-            name="stickiness_30d",
+            name="weekly_stickiness_30d",
             family="adoption",
             source=Source.DERIVED,
             unit="share",
             healthy="higher",
-            en="Daily over monthly active users (DAU/MAU), last 30 days",
-            ja="過去30日間のDAU/MAU（定着度）",
-            expr=_ratio("daily_users_30d", "active_users_30d"),
+            en="Weekly over monthly active users (WAU/MAU): the last 7 days' over the last 30's",
+            ja="WAU/MAU（定着度）：過去7日間と過去30日間のアクティブユーザー数の比",
+            expr=_ratio("active_users_7d", "active_users_30d"),
             window_days=30,
-            inputs=("daily_users_30d", "active_users_30d"),
-            short=("DAU/MAU 30d", "DAU/MAU（30日）"),
+            inputs=("active_users_7d", "active_users_30d"),
+            short=("WAU/MAU 30d", "WAU/MAU（30日）"),
         ),
     ]
     out += _lifetime()

@@ -4,20 +4,20 @@ Days are grouped into spans: runs of days that no 7/30/60/90-day window before a
 no longer than SPAN_DAYS), so that every window is a set of whole spans and a span's days fit in
 the bits of one integer. Usage events are scanned twice, account part by account part on DuckDB
 so that memory stays bounded (`account_parts`): into account × span × event type (`type_spans`:
-events, the days with one as bits) and account × user × span (`user_spans`: the days the user was
-active as bits, the key events they used as bits; days in no window are one span per run). From
-those come account × span (`span_use`: events, active days, user-days, key event uses, types used,
-the last day), each account's first day of use and of each key event (`first_days`), the users'
-windows as bits over the as_of dates (`window_masks`, `user_windows`, `users_at`) and each user's
-first span (`first_spans`). The windows are taken on those (`window_spans`), and the totals to
-date as running totals over periods (`period_use`, `to_date`), never on raw events.
+events, the days with one as bits) and account × user × as_of chunk (`user_windows`: the as_of
+dates in whose windows the user was active, and used each key event, as bits; the first day).
+From the first come account × span (`span_use`: events, active days, key event uses, types used,
+the last day) and each account's first day of use and of each key event (`first_days`); from the
+second, the users active at each as_of (`users_at`). The windows are taken on those
+(`window_spans`), and the totals to date as running totals over periods (`period_use`,
+`to_date`), never on raw events. Users are counted in windows only, by bits: the scan's groups
+are few (a user's event types, not their days), which makes it about half as long as one by day.
 `monthly_use` counts users and events per calendar month, for the account page's adoption chart
 (scoring writes it).
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import itertools
 from dataclasses import dataclass
@@ -25,10 +25,11 @@ from functools import cached_property
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from churnml.data.sources import cached
+from churnml.data.sources import cached, on_engine
 from churnml.features.labels import date_table
 from churnml.vocabulary import KEYS
 
@@ -75,8 +76,10 @@ def monthly_use(events: ir.Table, as_of: dt.date) -> ir.Table:
 WINDOWS = (7, 30, 60, 90)  # the usage windows' edges, in days before as_of (60: the trends')
 SPAN_DAYS = 63  # at most: a span's days are bits 0..62 of an int64
 TYPE_BITS = 63  # event types per `types_<j>` column (bits of a positive int64)
-AS_OF_BITS = 63  # as_of dates per chunk of the users' window masks (`window_masks`)
+AS_OF_BITS = 63  # as_of dates per chunk of the users' window masks (`user_calendar`)
 USER_WINDOWS = (7, 30, 90)  # the users source's windows (`active_<w>d`)
+# The users' windows as bits (`user_calendar`) → their days before as_of: [as_of - a, as_of - b).
+USER_MASKS = {f"in_{w}d": (w, 0) for w in USER_WINDOWS} | {"in_prev_30d": (60, 30)}
 KEY_USER_WINDOW = 30  # the window of key event users (`key_<i>_<w>d`)
 EVENTS_PER_PART = 128_000_000  # DuckDB scans usage events in account parts of about this
 
@@ -130,59 +133,52 @@ def edges(as_of: list[dt.date], first: dt.date | None = None) -> list[dt.date]:
     return out
 
 
-def spans(as_of: list[dt.date], cuts: list[dt.date]) -> ir.Table:
+def spans(as_of: list[dt.date], cuts: list[dt.date]) -> pa.Table:
     """Calendar: each day from the first of `cuts` (see `edges`) to the last as_of → its `span`
     (the last cut on or before it), `bit` (1 << days since the span's first day) and `period`
-    (the first as_of after it). No window cuts a span. For the users' scan, `user_span` and
-    `user_bit`: the same within the max(WINDOWS) days before some as_of; elsewhere one span
-    for each run of such days, without bits (users are counted in windows only, and a user's
-    first span stays on the same side of every as_of: a run never holds one)."""
+    (the first as_of after it). No window cuts a span."""
     dates = sorted(set(as_of))
-    rows: dict[str, list[dt.date]] = {"day": [], "span": [], "period": [], "user_span": []}
-    bits: dict[str, list[int]] = {"bit": [], "user_bit": []}
-    run = None  # the first day of the run of spans outside every window, if in one
+    rows: dict[str, list[dt.date]] = {"day": [], "span": [], "period": []}
+    bits: list[int] = []
     for start, end in itertools.pairwise(cuts):
         period = next(d for d in dates if d >= end)
-        windowed = any(d - dt.timedelta(days=max(WINDOWS)) <= start < d for d in dates)
-        run = None if windowed else run or start
         for k in range((end - start).days):
             rows["day"].append(start + dt.timedelta(days=k))
             rows["span"].append(start)
             rows["period"].append(period)
-            rows["user_span"].append(run or start)
-            bits["bit"].append(1 << k)
-            bits["user_bit"].append(0 if run else 1 << k)
+            bits.append(1 << k)
     columns = {name: pa.array(v, pa.date32()) for name, v in rows.items()}
-    return ibis.memtable(pa.table({**columns, **{n: pa.array(v, pa.int64())
-                                                 for n, v in bits.items()}}))  # fmt: skip
-
-
-def _on_calendar(events: ir.Table, calendar: ir.Table, prefix: str = "") -> ir.Table:
-    e = events.mutate(day=events.ts.cast("date"))
-    days = calendar.select("day", span=calendar[f"{prefix}span"], bit=calendar[f"{prefix}bit"])
-    return e.inner_join(days, "day")
+    return pa.table({**columns, "bit": pa.array(bits, pa.int64())})
 
 
 def type_spans(events: ir.Table, calendar: ir.Table) -> ir.Table:
     """account × span × event type: events (`n`) and the days with one (`days`, as bits). One of
     the two scans of the events."""
-    e = _on_calendar(events, calendar)
+    e = events.mutate(day=events.ts.cast("date"))
+    e = e.inner_join(calendar.select("day", "span", "bit"), "day")
     return e.group_by(["account_id", "span", "event_type"]).aggregate(
         n=event_count(e), days=bit_or(e.bit)
     )
 
 
-def user_spans(events: ir.Table, calendar: ir.Table, keys: tuple[str, ...]) -> ir.Table:
-    """account × user × span (the calendar's `user_span`): the days the user was active (`days`,
-    as bits) and the key events they used (`keys`: bit i for `keys[i]`; in windows only, where
-    days have bits). The other scan of the events; events of no user (null) are left out."""
-    e = _on_calendar(events.filter(events.user_id.notnull()), calendar, "user_")
-    used = (ibis.cases((e.bit == 0, 0), *((e.event_type == k, 1 << i)
-                                          for i, k in enumerate(keys)), else_=0)
-            if keys else ibis.literal(0))  # fmt: skip
-    return e.group_by(["account_id", "user_id", "span"]).aggregate(
-        days=bit_or(e.bit), keys=bit_or(used.cast("int64"))
+def user_windows(events: ir.Table, calendar: ir.Table, keys: tuple[str, ...]) -> ir.Table:
+    """account × user × as_of chunk, from the events and `user_calendar`: the as_of dates (as
+    bits) in whose windows the user was active (`in_<w>d`, `in_prev_30d`) and used each key
+    event within KEY_USER_WINDOW days (`key_<i>`), and the user's first day (`first_day`). The
+    other scan of the events; events of no user (null) are left out. Grouped by the user's event
+    types first, then by user: a user uses few types, and comparing each event's type with every
+    key event (a CASE) costs more than the groups."""
+    e = events.filter(events.user_id.notnull())
+    e = e.mutate(day=e.ts.cast("date")).inner_join(calendar, "day")
+    by_type = e.group_by(["account_id", "user_id", "chunk", "event_type"]).aggregate(
+        **{m: bit_or(e[m]) for m in USER_MASKS}, first_day=e.day.min()
     )
+    within = by_type[f"in_{KEY_USER_WINDOW}d"]
+    return by_type.group_by(["account_id", "user_id", "chunk"]).aggregate(
+        **{m: bit_or(by_type[m]) for m in USER_MASKS},
+        **{f"key_{i}": bit_or(within, where=by_type.event_type == k) for i, k in enumerate(keys)},
+        first_day=by_type.first_day.min(),
+    )  # fmt: skip
 
 
 def type_columns(t: ir.Table) -> list[str]:
@@ -208,10 +204,10 @@ def _day(span: ir.DateValue, index: ir.IntegerValue) -> ir.DateValue:
     return (span + index.as_interval("D")).cast("date")
 
 
-def span_use(by_type: ir.Table, by_user: ir.Table, calendar: ir.Table, keys: tuple[str, ...],
+def span_use(by_type: ir.Table, calendar: ir.Table, keys: tuple[str, ...],
              types: tuple[str, ...]) -> ir.Table:  # fmt: skip
-    """account × span × period, from `type_spans` and `user_spans`: events, user-days (`users`),
-    active days (`days`), key event uses, types used, the last day."""
+    """account × span × period, from `type_spans`: events, active days (`days`), key event uses,
+    types used, the last day."""
     t = by_type.left_join(_type_bits(types), "event_type")
     per = t.group_by(["account_id", "span"]).aggregate(
         n_events=t.n.sum(), bits=bit_or(t.days),
@@ -219,11 +215,9 @@ def span_use(by_type: ir.Table, by_user: ir.Table, calendar: ir.Table, keys: tup
         **{f"types_{j}": bit_or(ibis.ifelse(t.chunk == j, t.type_bit, 0))
            for j in range(-(-len(types) // TYPE_BITS))},
     )  # fmt: skip
-    u = by_user.group_by(["account_id", "span"]).aggregate(users=bit_count(by_user.days).sum())
-    j = per.left_join(u, ["account_id", "span"]).select(per, users=u.users.fill_null(0))
-    j = j.inner_join(_periods(calendar), "span")
+    j = per.inner_join(_periods(calendar), "span")
     return j.select(
-        "account_id", "span", "period", "n_events", "users", days=bit_count(j.bits),
+        "account_id", "span", "period", "n_events", days=bit_count(j.bits),
         **{f"key_{i}": j[f"key_{i}"].fill_null(0) for i in range(len(keys))},
         **{c: j[c] for c in type_columns(per)},
         last_day=_day(j.span, highest_bit(j.bits)),
@@ -279,11 +273,6 @@ def _periods(calendar: ir.Table) -> ir.Table:
     return calendar.select("span", "period").distinct()
 
 
-def first_spans(by_user: ir.Table) -> ir.Table:
-    """account × user, from `user_spans`: the first span the user was active in."""
-    return by_user.group_by(["account_id", "user_id"]).aggregate(first_span=by_user.span.min())
-
-
 def _as_of_bits(as_of: list[dt.date]) -> pa.Table:
     """Each as_of's `chunk` and `bit` in it (AS_OF_BITS to a chunk)."""
     dates = sorted(set(as_of))
@@ -294,47 +283,38 @@ def _as_of_bits(as_of: list[dt.date]) -> pa.Table:
     })  # fmt: skip
 
 
-def window_masks(as_of: list[dt.date], cuts: list[dt.date]) -> ir.Table:
-    """(span, chunk) → `in_<w>d` for w in USER_WINDOWS: the bits (`_as_of_bits`) of the chunk's
-    as_of dates whose w-day window holds the span (of `cuts`, see `edges`)."""
-    masks: dict[tuple[dt.date, int], dict[int, int]] = {}
-    for row in _as_of_bits(as_of).to_pylist():
-        d, chunk, b = row["as_of"], row["chunk"], row["bit"]
-        for w in USER_WINDOWS:
-            for s in cuts[bisect.bisect_left(cuts, d - dt.timedelta(days=w)) :]:
-                if s >= d:
-                    break
-                masks.setdefault((s, chunk), dict.fromkeys(USER_WINDOWS, 0))[w] |= b
-    return ibis.memtable(pa.table({
-        "span": pa.array([s for s, _ in masks], pa.date32()),
-        "chunk": pa.array([c for _, c in masks], pa.int64()),
-        **{f"in_{w}d": pa.array([m[w] for m in masks.values()], pa.int64())
-           for w in USER_WINDOWS},
-    }))  # fmt: skip
-
-
-def user_windows(by_user: ir.Table, masks: ir.Table, keys: int) -> ir.Table:
-    """account × user × as_of chunk, from `user_spans` and `window_masks`: the as_of dates (as
-    bits) in whose w-day window the user was active (`in_<w>d`), and used each key event within
-    KEY_USER_WINDOW days (`key_<i>`)."""
-    j = by_user.inner_join(masks, "span")
-    within = j[f"in_{KEY_USER_WINDOW}d"]
-    return j.group_by(["account_id", "user_id", "chunk"]).aggregate(
-        **{f"in_{w}d": bit_or(j[f"in_{w}d"]) for w in USER_WINDOWS},
-        **{f"key_{i}": bit_or(within, where=(j["keys"] & bit(i)) != 0) for i in range(keys)},
-    )  # fmt: skip
+def user_calendar(as_of: list[dt.date], first: dt.date) -> pa.Table:
+    """Calendar of the users' scan: each day from `first` to the last as_of → each `chunk` of
+    as_of dates (`_as_of_bits`) with the bits of those in whose windows the day is (USER_MASKS).
+    A day in no window is in chunk 0, with no bits (its use can be a user's first)."""
+    dates = sorted(set(as_of))
+    n_days, n_chunks = max((dates[-1] - first).days, 0), -(-len(dates) // AS_OF_BITS)
+    masks = {m: np.zeros((n_chunks, n_days), np.int64) for m in USER_MASKS}
+    for k, d in enumerate(dates):
+        end, bit_k = (d - first).days, 1 << (k % AS_OF_BITS)
+        for m, (most, fewest) in USER_MASKS.items():
+            masks[m][k // AS_OF_BITS, max(end - most, 0) : max(end - fewest, 0)] |= bit_k
+    used = np.logical_or.reduce([m != 0 for m in masks.values()])
+    used[0] |= ~used.any(axis=0)
+    chunk, day = np.nonzero(used)
+    return pa.table({
+        "day": pa.array(np.datetime64(first, "D") + day, pa.date32()),
+        "chunk": pa.array(chunk, pa.int64()),
+        **{m: pa.array(v[chunk, day], pa.int64()) for m, v in masks.items()},
+    })  # fmt: skip
 
 
 def users_at(windows: ir.Table, as_of: list[dt.date]) -> ir.Table:
     """account × as_of × user active within max(USER_WINDOWS) days before as_of, from
-    `user_windows`: `active_<w>d` for w in USER_WINDOWS, and `key_<i>_<KEY_USER_WINDOW>d` (each
-    true if the user was active, or used key event i, within so many days)."""
+    `user_windows`: `active_<w>d` for w in USER_WINDOWS, `active_prev_30d`, and
+    `key_<i>_<KEY_USER_WINDOW>d` (each true if the user was active, or used key event i, within
+    so many days; in the 30 days before the last 30)."""
     j = windows.inner_join(ibis.memtable(_as_of_bits(as_of)), "chunk")
     j = j.filter((j[f"in_{max(USER_WINDOWS)}d"] & j.bit) != 0)
     keys = key_columns(windows)
     return j.select(
         "account_id", "as_of", "user_id",
-        **{f"active_{w}d": (j[f"in_{w}d"] & j.bit) != 0 for w in USER_WINDOWS},
+        **{m.replace("in_", "active_"): (j[m] & j.bit) != 0 for m in USER_MASKS},
         **{f"{c}_{KEY_USER_WINDOW}d": ((j[c] & j.bit) != 0).fill_null(False) for c in keys},
     )  # fmt: skip
 
@@ -377,7 +357,7 @@ def scan_types(events: ir.Table, as_of: list[dt.date]) -> TypeScan:
     """`TypeScan` of `events` for snapshots at `as_of`."""
     first = events.ts.min().execute()  # DuckDB: from the Parquet footers
     cuts = edges(as_of, None if pd.isna(first) else first.date())
-    calendar = spans(as_of, cuts)
+    calendar = on_engine(events, spans(as_of, cuts))
     last = ibis.timestamp(dt.datetime.combine(max(as_of), dt.time()))
     parts = account_parts(events.filter(events.ts < last), events.count().execute())
     return TypeScan(parts, cuts, calendar, [cached(type_spans(p, calendar)) for p in parts])
