@@ -24,7 +24,7 @@ from churnml.features.catalogue import by_name
 from churnml.io import run_file
 from churnml.models.registry import export_models, resolve_models
 from churnml.reports.site import build_report, safe_name
-from churnml.scoring import outputs, stream
+from churnml.scoring import changes, outputs, stream
 from churnml.scoring.actions import next_best_action
 from churnml.scoring.crm import load_field_map, neutralise
 from churnml.scoring.outputs import (
@@ -738,6 +738,22 @@ def test_score_changes_add_up_exactly_to_the_change_in_probability(changed: Path
     assert moved.churn_change_text.startswith(f"Churn risk +{moved.churn_change * 100:.1f} pts "
                                               "since Aug 1, 2024: ")  # fmt: skip
     assert moved.churn_change_drivers[0]["sentence"] in moved.churn_change_text
+
+
+@pytest.mark.parametrize(("unit", "old", "new", "expected"), [
+    ("share", 0.0241, 0.0244, ("2.41%", "2.44%")),  # 2.4% → 2.4% was a driver that did not move
+    ("share", 0.034, 0.035, ("3.4%", "3.5%")),
+    ("ratio", 1.23401, 1.23449, ("1.2340×", "1.2345×")),
+    ("users", 12.341, 12.346, ("12.34", "12.35")),
+    ("share", None, 0.5, ("–", "50.0%")),
+])  # fmt: skip
+def test_a_small_move_is_shown_with_the_fewest_digits_that_tell_it(
+    unit: str, old: float | None, new: float, expected: tuple[str, str]
+) -> None:
+    same = pa.array(["same"])
+    shown = changes._told_apart([same, same], np.array([old], dtype=object),
+                                np.array([new], dtype=object), np.array([True]), unit)  # fmt: skip
+    assert tuple(a[0].as_py() for a in shown) == expected
 
 
 def test_a_new_model_is_told_apart_from_the_data(changed: Path, setup: tuple[Config, Path],

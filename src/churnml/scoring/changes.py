@@ -215,7 +215,7 @@ def _phrases(name: str, then: pd.DataFrame, now: pd.DataFrame, rows: np.ndarray,
     numeric = feature is not None and not feature.categorical and feature.unit != "flag"
     if numeric:  # a move too small for the usual format is shown with more digits
         same = pc.fill_null(pc.equal(shown[0], shown[1]), False).to_numpy(zero_copy_only=False)
-        shown = [_refined(t, v, same, feature.unit) for v, t in zip((old, new), shown, strict=True)]
+        shown = _told_apart(shown, old, new, same, feature.unit)
         a, b = new.astype(float), old.astype(float)
         verb = np.where(a > b, 0, np.where(a < b, 1, 2))
     else:
@@ -228,14 +228,27 @@ def _phrases(name: str, then: pd.DataFrame, now: pd.DataFrame, rows: np.ndarray,
     return shown[0], shown[1], sentence
 
 
-def _refined(shown: pa.Array, values: np.ndarray, where: np.ndarray, unit: str) -> pa.Array:
-    """`shown`, with more digits where `where` holds (a move too small for the usual format):
-    3.4%, 1.234×, 12.35."""
-    if not where.any():
-        return shown
-    fmt = {"share": "{:.1%}", "percentile": "{:.1%}", "ratio": "{:.3f}×"}.get(unit, "{:,.2f}")
-    text = [fmt.format(v) if v is not None and v == v else "–" for v in values[where]]
-    return pc.replace_with_mask(shown, pa.array(where), pa.array(text, pa.string()))
+def _told_apart(shown: list[pa.Array], old: np.ndarray, new: np.ndarray, where: np.ndarray,
+                unit: str) -> list[pa.Array]:  # fmt: skip
+    """Before and after as `shown`, with more digits where `where` holds (a move too small for
+    the usual format): the fewest that tell the two apart (3.4% → 3.5%, 2.41% → 2.44%, 1.234×,
+    12.35), up to MAX_DIGITS."""
+    pattern = {"share": "{:.%d%%}", "percentile": "{:.%d%%}", "ratio": "{:.%df}×"}.get(
+        unit, "{:,.%df}")
+    rows, texts = np.flatnonzero(where), [a.to_pylist() for a in shown]
+    for digits in range(1, MAX_DIGITS + 1):
+        if not len(rows):
+            break
+        fmt = pattern % digits
+        pair = [[fmt.format(v) if v is not None and v == v else "–" for v in side[rows]]
+                for side in (old, new)]  # fmt: skip
+        for i, a, b in zip(rows, *pair, strict=True):
+            texts[0][i], texts[1][i] = a, b
+        rows = rows[[a == b for a, b in zip(*pair, strict=True)]]
+    return [pa.array(t, pa.string()) for t in texts]
+
+
+MAX_DIGITS = 6  # after the decimal mark, in a change's values (`_told_apart`)
 
 
 def _moved(now: pd.DataFrame, then: pd.DataFrame, names: list[str]) -> np.ndarray:
