@@ -153,7 +153,7 @@ def _full(features: Path, model_dir: Path, out: Path, previous: Path) -> float:
     then = (pd.read_parquet(previous / "contributions.parquet"),
             pd.read_parquet(previous / "features.parquet"))  # fmt: skip
     changes = compare(scores, before, before, (contributions, then[0]), (values, then[1]),
-                      by_name(cfg.features), "en")  # fmt: skip
+                      by_name(cfg.features), "en", cfg.report.currency)  # fmt: skip
     scores = scores.assign(**changes)
     found = alerts(scores, cfg.scoring.alert_points)
     write_outputs(scores, contributions, fields, out, alerts=found, features=values)

@@ -100,11 +100,6 @@ def bit_count(bits: ir.IntegerValue) -> ir.IntegerValue:
     return _bit_count(bits).cast("int64")
 
 
-def bit(k: ir.IntegerValue | int) -> ir.IntegerValue:
-    """1 << k, as an int64 on every engine."""
-    return ibis.literal(1).cast("int64") << k
-
-
 def lowest_bit(bits: ir.IntegerValue) -> ir.IntegerValue:
     """The index of the lowest bit set in `bits` (> 0)."""
     return bit_count((bits & -bits) - 1)
