@@ -233,19 +233,25 @@ def _told_apart(shown: list[pa.Array], old: np.ndarray, new: np.ndarray, where: 
     """Before and after as `shown`, with more digits where `where` holds (a move too small for
     the usual format): the fewest that tell the two apart (3.4% → 3.5%, 2.41% → 2.44%, 1.234×,
     12.35), up to MAX_DIGITS."""
+    if not where.any():
+        return shown
     pattern = {"share": "{:.%d%%}", "percentile": "{:.%d%%}", "ratio": "{:.%df}×"}.get(
         unit, "{:,.%df}")
-    rows, texts = np.flatnonzero(where), [a.to_pylist() for a in shown]
+    sides = [side[where] for side in (old, new)]
+    texts: list[list[str]] = [[""] * int(where.sum()), [""] * int(where.sum())]
+    left = np.arange(len(sides[0]))
     for digits in range(1, MAX_DIGITS + 1):
-        if not len(rows):
-            break
         fmt = pattern % digits
-        pair = [[fmt.format(v) if v is not None and v == v else "–" for v in side[rows]]
-                for side in (old, new)]  # fmt: skip
-        for i, a, b in zip(rows, *pair, strict=True):
-            texts[0][i], texts[1][i] = a, b
-        rows = rows[[a == b for a, b in zip(*pair, strict=True)]]
-    return [pa.array(t, pa.string()) for t in texts]
+        pair = [[fmt.format(v) if v is not None and v == v else "–" for v in side[left]]
+                for side in sides]  # fmt: skip
+        for k, a, b in zip(left, *pair, strict=True):
+            texts[0][k], texts[1][k] = a, b
+        left = left[[a == b for a, b in zip(*pair, strict=True)]]
+        if not len(left):
+            break
+    mask = pa.array(where)
+    return [pc.replace_with_mask(s, mask, pa.array(t, pa.string()))
+            for s, t in zip(shown, texts, strict=True)]
 
 
 MAX_DIGITS = 6  # after the decimal mark, in a change's values (`_told_apart`)
