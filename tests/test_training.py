@@ -23,6 +23,8 @@ from typer.testing import CliRunner
 
 from churnml.cli import app
 from churnml.config import Config, ModelConfig, RegistryConfig
+from churnml.features import build
+from churnml.features import catalogue as catalogue_module
 from churnml.features.catalogue import Feature, catalogue
 from churnml.models import pipeline
 from churnml.models import train as training
@@ -293,6 +295,27 @@ def test_gate_keeps_a_worse_model_as_challenger(features: pd.DataFrame, tmp_path
     assert "does not beat the champion" in promotion.reason
     client = MlflowClient(tracking_uri=cfg.registry.tracking_uri)
     assert str(client.get_model_version_by_alias("churnml-churn_90d", "champion").version) == "2"
+
+
+def test_a_champion_whose_features_are_gone_is_replaced(
+    small_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A champion from an earlier churnml needs a feature this one no longer computes: it cannot
+    score, so the new models replace it, whatever they score on the test dates. A table given
+    to `train` is not judged so: its columns are the user's, not the catalogue's."""
+    cfg = _config(tmp_path)
+    first = {p.name: p for p in train(cfg, data_dir=small_world).promotions}
+    gone = "weekly_stickiness_30d"
+    current = catalogue
+    monkeypatch.setattr(catalogue_module, "catalogue",
+                        lambda c: [f for f in current(c) if f.name != gone])  # fmt: skip
+    monkeypatch.setattr(build, "catalogue", catalogue_module.catalogue)
+    again = {p.name: p for p in train(cfg, data_dir=small_world).promotions}
+    churn = again["churnml-churn"]
+    assert first["churnml-churn"].alias == "champion" and churn.alias == "champion", churn
+    assert churn.reason.startswith("replaces champion v1, which needs 1 feature(s)")
+    assert gone in churn.reason
+    assert not again["churnml-fit"].reason.startswith("replaces")  # it never read usage
 
 
 def test_a_model_without_skill_is_never_champion(features: pd.DataFrame, tmp_path: Path) -> None:

@@ -197,7 +197,8 @@ def train(
     params |= {f"{name}_skipped": why[:250] for name, why in skipped.items()}
     try:
         run_id, promotions = log_training(results, cfg, _used(cat, features), params,
-                                          revenue and revenue[1])  # fmt: skip
+                                          revenue and revenue[1],
+                                          built=features_path is None)  # fmt: skip
     except (MlflowException, OSError) as exc:  # the server went down: keep the work
         kept = save_unregistered(results, Path(time.strftime("churnml-unregistered-%Y%m%d-%H%M%S")))
         reason = str(exc).splitlines()[0][:200]

@@ -28,7 +28,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 import churnml
 from churnml.config import Config, RegistryConfig
 from churnml.data.contract import BOOK
-from churnml.features.catalogue import Feature, catalogue_markdown
+from churnml.features.catalogue import Feature, by_name, catalogue_markdown
 from churnml.forecast.revenue import summary
 from churnml.io import atomic_dir
 from churnml.models import pyfunc_model
@@ -166,11 +166,13 @@ def _log_production(
     )
 
 
-def _gate(result: TargetResult, name: str, cfg: RegistryConfig,
-          client: MlflowClient) -> tuple[str, str]:  # fmt: skip
+def _gate(result: TargetResult, name: str, cfg: Config, client: MlflowClient,
+          built: bool) -> tuple[str, str]:  # fmt: skip
     """Alias and reason for a new version. A model with no skill is never promoted on its own.
-    Otherwise it is judged against the champion on test rows the champion has not trained on,
-    or, when there are none (no new labelled data), by the two evaluation fits' test metrics."""
+    Otherwise, where churnml built the training table (`built`), it replaces a champion that
+    needs features this churnml no longer computes; it is judged against any other on test rows
+    the champion has not trained on, or, when there are none (no new labelled data), by the two
+    evaluation fits' test metrics."""
     if result.skill.no_skill:
         return "challenger", f"no skill, not promoted on its own: {result.skill.reason}"
     try:
@@ -178,6 +180,11 @@ def _gate(result: TargetResult, name: str, cfg: RegistryConfig,
     except MlflowException:
         return "champion", "first registered version"
     old = mlflow.pyfunc.load_model(f"models:/{name}@champion").unwrap_python_model().model
+    lost = _lost_features(old, result, cfg) if built else []
+    if lost:
+        return "champion", (f"replaces champion v{champion.version}, which needs {len(lost)} "
+                            f"feature(s) this churnml no longer computes, e.g. "
+                            f"{', '.join(lost[:3])}, and so cannot score")  # fmt: skip
     test = result.test
     through = old.meta.get("trained_through")
     fresh = (test.as_of > pd.Timestamp(through)).to_numpy() if through else np.ones(len(test), bool)
@@ -197,11 +204,19 @@ def _gate(result: TargetResult, name: str, cfg: RegistryConfig,
         basis = "by the evaluation fits' test metrics" + ("" if same else " (other test dates)")
     facts = (f"ROC-AUC {new_auc:.4f} vs champion v{champion.version} {old_auc:.4f}, "
              f"log loss {new_ll:.4f} vs {old_ll:.4f}, {basis}")  # fmt: skip
-    if new_auc >= old_auc - cfg.max_auc_drop and new_ll <= old_ll + 1e-9:
+    if new_auc >= old_auc - cfg.registry.max_auc_drop and new_ll <= old_ll + 1e-9:
         better = new_auc > old_auc + 1e-9 or new_ll < old_ll - 1e-9
         how = "beats the champion" if better else "ties the champion (the newer version serves)"
         return "champion", f"{how}: {facts}"
     return "challenger", f"does not beat the champion: {facts}"
+
+
+def _lost_features(old: TrainedModel, result: TargetResult, cfg: Config) -> list[str]:
+    """The old model's features that neither the catalogue (with its own key events) nor the new
+    training table has: a model from an earlier churnml, whose feature definitions changed."""
+    events = old.meta.get("key_events")
+    known = by_name((cfg if events is None else cfg.with_key_events(tuple(events))).features)
+    return [f for f in old.features if f not in known and f not in result.test_rows.columns]
 
 
 def log_training(
@@ -210,9 +225,11 @@ def log_training(
     catalogue: dict[str, Feature],
     params: dict[str, object],
     forecast: pd.DataFrame | None = None,
+    built: bool = True,
 ) -> tuple[str, list[Promotion]]:
     """Log a parent run with a child per target (the evaluation fit) and, inside it, a child for
-    the production fit; register each production model and apply the gate. The revenue
+    the production fit; register each production model and apply the gate (`built`: churnml
+    built the training table from data, rather than reading a given one). The revenue
     forecast's backtest, if any, goes on the parent run (its summary as metrics)."""
     mlflow.set_tracking_uri(tracking_uri(cfg.registry))
     mlflow.set_experiment(cfg.registry.experiment)
@@ -234,7 +251,7 @@ def log_training(
                     info = _log_production(result, cfg, folder)
                     name = model_name(cfg.registry, result.name)
                     version = str(info.registered_model_version)
-                    alias, reason = _gate(result, name, cfg.registry, client)
+                    alias, reason = _gate(result, name, cfg, client, built)
                     client.set_registered_model_alias(name, alias, version)
                     client.set_model_version_tag(name, version, "promotion", reason)
                     mlflow.set_tag("promotion", f"{alias}: {reason}")
