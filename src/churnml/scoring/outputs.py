@@ -27,14 +27,6 @@ Finisher = Callable[[pd.DataFrame], pd.DataFrame]  # ranked scores in, finished 
 REASONS = {"churn": "churn_reasons", "expansion": "expansion_signals"}
 
 
-def contributions_schema(points: dict[str, pd.DataFrame]) -> pa.Schema:
-    """contributions.parquet's: account_id, target, then the union of the targets' features
-    (and bias) in their order (`points`: a chunk's contributions per target)."""
-    columns = dict.fromkeys(c for block in points.values() for c in block.columns[1:])
-    return pa.schema([("account_id", pa.string()), ("target", pa.string()),
-                      *((c, pa.float64()) for c in columns)])  # fmt: skip
-
-
 def _target_fields(target: str) -> list[tuple[str, pa.DataType]]:
     return [
         (f"{target}_probability", pa.float64()),

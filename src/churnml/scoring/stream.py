@@ -38,7 +38,6 @@ from churnml.scoring.outputs import (
     Finisher,
     Scorer,
     alert_rows,
-    contributions_schema,
 )
 
 FIRSTS = [f"first_{column}" for column in REASONS.values()]  # the feature of the first reason
@@ -104,7 +103,7 @@ def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Scorer, inputs: 
                 continue
             write(WIDE, scores.assign(**first_reasons(scores)), WIDE_SCHEMA)
             write("features.parquet", batch.select(["account_id", *inputs]))
-            union = union or contributions_schema(points)
+            union = union or _contributions_schema(points)
             for target, block in points.items():
                 rows = block.assign(target=target).reindex(columns=union.names)
                 write("contributions.parquet", rows, union)
@@ -146,6 +145,13 @@ def _second_pass(batches: Iterable[pa.RecordBatch], finish_chunk: Finisher, tmp:
             feed_out.write_table(feed)
             rows += len(part)
     return rows
+
+
+def _contributions_schema(points: dict[str, pd.DataFrame]) -> pa.Schema:
+    """account_id, target, then the union of the targets' features (and bias) in their order."""
+    columns = dict.fromkeys(c for block in points.values() for c in block.columns[1:])
+    return pa.schema([("account_id", pa.string()), ("target", pa.string()),
+                      *((c, pa.float64()) for c in columns)])  # fmt: skip
 
 
 def top_at_risk(scores_path: Path, columns: list[str]) -> pd.DataFrame:
