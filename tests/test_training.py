@@ -301,8 +301,7 @@ def test_a_champion_whose_features_are_gone_is_replaced(
     small_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A champion from an earlier churnml needs a feature this one no longer computes: it cannot
-    score, so the new models replace it, whatever they score on the test dates. A table given
-    to `train` is not judged so: its columns are the user's, not the catalogue's."""
+    score, so the new models replace it, whatever they score on the test dates."""
     cfg = _config(tmp_path)
     first = {p.name: p for p in train(cfg, data_dir=small_world).promotions}
     gone = "weekly_stickiness_30d"

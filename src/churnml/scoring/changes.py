@@ -228,6 +228,9 @@ def _phrases(name: str, then: pd.DataFrame, now: pd.DataFrame, rows: np.ndarray,
     return shown[0], shown[1], sentence
 
 
+MAX_DIGITS = 6  # after the decimal mark, in a change's values (`_told_apart`)
+
+
 def _told_apart(shown: list[pa.Array], old: np.ndarray, new: np.ndarray, where: np.ndarray,
                 unit: str) -> list[pa.Array]:  # fmt: skip
     """Before and after as `shown`, with more digits where `where` holds (a move too small for
@@ -252,9 +255,6 @@ def _told_apart(shown: list[pa.Array], old: np.ndarray, new: np.ndarray, where: 
     mask = pa.array(where)
     return [pc.replace_with_mask(s, mask, pa.array(t, pa.string()))
             for s, t in zip(shown, texts, strict=True)]
-
-
-MAX_DIGITS = 6  # after the decimal mark, in a change's values (`_told_apart`)
 
 
 def _moved(now: pd.DataFrame, then: pd.DataFrame, names: list[str]) -> np.ndarray:
