@@ -527,6 +527,42 @@ def test_score_refuses_when_a_feature_the_model_needs_is_missing(
     assert "nps_responses" in message and not (tmp_path / "out").exists()
 
 
+def _whole_book(cfg: Config, world: Path, out: Path, previous: Path | None = None) -> None:
+    """The run of `score` at AS_OF written at once from the whole book scored in memory (with
+    what changed since `previous`, a run by the same models that kept its inputs)."""
+    tables = load(world, cfg.data)
+    models, _ = resolve_models(cfg, {}, None)
+    keyed = trained_config(cfg, models, tables, AS_OF)
+    table = cached(scoring_table(tables, AS_OF, keyed))
+    scores, contributions = score_table(table, models, keyed)
+    names = sorted({f for m in models.values() for f in m.model.features} & set(table.columns))
+    values = table.select("account_id", *names).execute()
+    found = None
+    if previous is not None:
+        before = changes.read_previous(previous, AS_OF)
+        then = tuple(pd.read_parquet(previous / f) for f in ("contributions.parquet",
+                                                             "features.parquet"))  # fmt: skip
+        scores = scores.assign(**changes.compare(
+            scores, before, before, (contributions, then[0]), (values, then[1]),
+            by_name(keyed.features), "en", keyed.report.currency))  # fmt: skip
+        found = changes.alerts(scores, cfg.scoring.alert_points)
+    outputs.write_outputs(scores, contributions, load_field_map("salesforce"), out, alerts=found,
+                          features=values)  # fmt: skip
+
+
+def _same_runs(a: Path, b: Path) -> None:
+    """Two runs' files hold the same rows (the time of scoring aside)."""
+    for name in ("scores.parquet", "contributions.parquet", "features.parquet"):
+        x, y = (pd.read_parquet(d / name).sort_values("account_id", kind="stable")
+                .reset_index(drop=True) for d in (a, b))  # fmt: skip
+        pd.testing.assert_frame_equal(x.drop(columns="scored_at", errors="ignore"),
+                                      y.drop(columns="scored_at", errors="ignore"))  # fmt: skip
+    x, y = (pd.read_csv(d / "crm_export.csv", dtype=str, keep_default_na=False) for d in (a, b))
+    pd.testing.assert_frame_equal(x.drop(columns="Churn_Model_Scored_At__c"),
+                                  y.drop(columns="Churn_Model_Scored_At__c"))  # fmt: skip
+    assert (a / "alerts.csv").read_bytes() == (b / "alerts.csv").read_bytes()
+
+
 def test_scoring_in_chunks_changes_nothing(
     setup: tuple[Config, Path], scored: Path, tmp_path: Path
 ) -> None:
@@ -535,25 +571,9 @@ def test_scoring_in_chunks_changes_nothing(
     cfg, world = setup
     small = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"chunk_rows": 37})})
     score(small, data_dir=world, as_of=AS_OF, out=tmp_path / "chunks")
-    tables = load(world, cfg.data)
-    models, _ = resolve_models(cfg, {}, None)
-    keyed = trained_config(cfg, models, tables, AS_OF)
-    table = cached(scoring_table(tables, AS_OF, keyed))
-    scores, contributions = score_table(table, models, keyed)
-    names = pd.read_parquet(scored / "features.parquet").columns
-    outputs.write_outputs(scores, contributions, load_field_map("salesforce"),
-                          tmp_path / "whole", features=table.select(*names).execute())  # fmt: skip
+    _whole_book(cfg, world, tmp_path / "whole")
     for run in (scored, tmp_path / "chunks"):
-        for name in ("scores.parquet", "contributions.parquet", "features.parquet"):
-            a, b = (pd.read_parquet(d / name).sort_values("account_id", kind="stable")
-                    .reset_index(drop=True) for d in (tmp_path / "whole", run))  # fmt: skip
-            pd.testing.assert_frame_equal(a.drop(columns="scored_at", errors="ignore"),
-                                          b.drop(columns="scored_at", errors="ignore"))  # fmt: skip
-        a, b = (pd.read_csv(d / "crm_export.csv", dtype=str, keep_default_na=False)
-                for d in (tmp_path / "whole", run))  # fmt: skip
-        pd.testing.assert_frame_equal(a.drop(columns="Churn_Model_Scored_At__c"),
-                                      b.drop(columns="Churn_Model_Scored_At__c"))  # fmt: skip
-        assert (run / "alerts.csv").read_bytes() == (tmp_path / "whole" / "alerts.csv").read_bytes()
+        _same_runs(tmp_path / "whole", run)
 
 
 # -- accounts in renewal -------------------------------------------------------------------------
@@ -756,6 +776,14 @@ def test_a_small_move_is_shown_with_the_fewest_digits_that_tell_it(
     assert tuple(a[0].as_py() for a in shown) == expected
 
 
+def test_a_change_under_half_a_tenth_of_a_point_reads_the_same_in_any_batch() -> None:
+    """Changes are formatted once per distinct rounded value; -0.0 and 0.0 are one value, so
+    the sign shown must not depend on which came first (a chunk's accounts, or the book's)."""
+    first = changes._points(np.array([-0.0004, 0.0, 0.0123])).to_pylist()
+    second = changes._points(np.array([0.0, -0.0004, 0.0123])).to_pylist()
+    assert first == ["+0.0", "+0.0", "+1.2"] and second == ["+0.0", "+0.0", "+1.2"]
+
+
 def test_a_new_model_is_told_apart_from_the_data(changed: Path, setup: tuple[Config, Path],
                                                   tmp_path: Path) -> None:  # fmt: skip
     """A previous run by another model: its gap to today's model on the same day is the model
@@ -787,6 +815,22 @@ def test_alerts_are_risk_that_rose_ranked_by_arr_at_stake(changed: Path) -> None
     np.testing.assert_allclose(mine, now.set_index("account_id").churn_change[mine.index],
                                atol=1e-4)  # fmt: skip
     assert not pd.read_csv(changed / "before" / "alerts.csv").shape[0]  # no --previous: no rows
+
+
+def test_changes_compared_chunk_by_chunk_are_those_of_the_whole_book(
+    setup: tuple[Config, Path], changed: Path, tmp_path: Path
+) -> None:
+    """With --previous, scored and compared in chunks of 37 accounts (each chunk reads only
+    its accounts' rows of both runs), the run holds what the whole book compared in memory
+    holds: change columns, CRM feed and alerts, in the same order."""
+    cfg, world = setup
+    small = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"chunk_rows": 37})})
+    result = score(small, data_dir=world, as_of=AS_OF, out=tmp_path / "chunks",
+                   previous=changed / "before")  # fmt: skip
+    _whole_book(small, world, tmp_path / "whole", previous=changed / "before")
+    _same_runs(tmp_path / "whole", tmp_path / "chunks")
+    alerts = pd.read_csv(tmp_path / "chunks" / "alerts.csv")
+    assert result.alerts == len(alerts) > 0 and result.rows > 3 * 37
 
 
 def test_previous_must_be_an_earlier_run(changed: Path, setup: tuple[Config, Path],
@@ -895,8 +939,8 @@ def test_with_the_same_model_the_previous_files_are_compared_without_scoring_aga
 
     cfg, world = setup
     calls: list[int] = []
-    real = scoring.score_table
-    monkeypatch.setattr(scoring, "score_table", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = scoring.write_scores
+    monkeypatch.setattr(scoring, "write_scores", lambda *a, **k: calls.append(1) or real(*a, **k))
     score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "fast", previous=changed / "before")
     assert len(calls) == 1  # today only
     stripped = Path(shutil.copytree(changed / "before", tmp_path / "stripped"))

@@ -14,12 +14,15 @@ registry alias such as `@champion` names whichever version it points to.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from churnml.features.catalogue import Feature, family
 from churnml.io import run_file
@@ -125,6 +128,43 @@ def compare(
     for target in TARGETS:
         out = out.assign(**columns(target))
     return out
+
+
+@dataclass(frozen=True)
+class Since:
+    """What a run written chunk by chunk compares each chunk with: `run`, a run of the previous
+    date by today's models (its scores, contributions and features.parquet: the previous run
+    itself, or that date scored again), `before`, the previous run's scores (BEFORE), and the
+    rise in churn risk that raises an alert (`alerts`)."""
+
+    run: Path
+    before: pd.DataFrame
+    catalogue: dict[str, Feature]
+    lang: Lang
+    currency: str
+    alert_points: float
+
+    @cached_property
+    def then(self) -> pd.DataFrame:
+        return pd.read_parquet(self.run / "scores.parquet", columns=list(BEFORE))
+
+    def compare(self, now: pd.DataFrame, now_run: Path) -> pd.DataFrame:
+        """`compare` for `now` (scores of a chunk of accounts), whose contributions and
+        features are in `now_run`: of each run, only the rows in the chunk's range of accounts
+        are read."""
+        ids = (now.account_id.min(), now.account_id.max())
+        contributions, values = (
+            tuple(_between(run / name, *ids) for run in (now_run, self.run))
+            for name in ("contributions.parquet", "features.parquet"))  # fmt: skip
+        return compare(now, self.then, self.before, contributions, values, self.catalogue,
+                       self.lang, self.currency)  # fmt: skip
+
+
+def _between(path: Path, first: str, last: str) -> pd.DataFrame:
+    """The rows of a run's file (a file, or a folder of parts) whose account_id is in [first,
+    last]: row groups outside it are skipped."""
+    rows = [("account_id", ">=", first), ("account_id", "<=", last)]
+    return pq.read_table(path, filters=rows).to_pandas()
 
 
 BLOCK_ROWS = 8192  # rows compared at a time: temporaries stay small and their memory is reused
@@ -333,8 +373,9 @@ def _text(target: str, change: np.ndarray, drivers: pa.ListArray, model_part: np
 
 def _points(values: np.ndarray) -> pa.Array:
     """Probability changes as signed points with one decimal (+7.0), each distinct one formatted
-    once; missing stays missing."""
-    codes, sizes = pd.factorize(np.round(np.asarray(values, float) * 100, 1))
+    once; missing stays missing. Less than 0.05 points either way is +0.0 (factorize takes -0.0
+    for 0.0, so the sign would be that of whichever came first)."""
+    codes, sizes = pd.factorize(np.round(np.asarray(values, float) * 100, 1) + 0.0)
     return pa.array([f"{v:+.1f}" for v in sizes], pa.string()).take(
         pa.array(codes, mask=codes < 0))  # fmt: skip
 
@@ -355,7 +396,8 @@ def alerts(scores: pd.DataFrame, points: float) -> pd.DataFrame:
     of alerts.csv (ALERTS)."""
     up = [_rank(scores[f"{t}_tier"]) > _rank(scores[f"{t}_tier_before"]) for t in TARGETS]
     rose = scores.churn_change >= points
-    return scores.loc[up[0] | up[1] | rose, list(ALERTS)].sort_values("priority", ascending=False)
+    found = scores.loc[up[0] | up[1] | rose, list(ALERTS)]
+    return found.sort_values("priority", ascending=False, kind="stable")
 
 
 def _rank(tiers: pd.Series) -> np.ndarray:

@@ -4,6 +4,7 @@ action and reasons; written as Parquet and as a CRM-ready CSV, atomically."""
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from churnml.io import is_uri, run_file
 from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import tier
 from churnml.scoring.book import act, finish, shares
-from churnml.scoring.changes import alerts, compare, read_previous
+from churnml.scoring.changes import Since, alerts, compare, read_previous
 from churnml.scoring.crm import FieldMap, load_field_map
 from churnml.scoring.explain import explain, family_pulls
 from churnml.scoring.outputs import (
@@ -292,8 +293,9 @@ def score(
     """Score, then write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv
     into `out`; with `previous` (an earlier `out`), what changed since and why. On Spark
     (without `previous` and `changed_since`) `out` may be any path Spark writes. `as_of` None:
-    the day after the data ends (`check_as_of`)."""
-    streamed = previous is None and changed_since is None
+    the day after the data ends (`check_as_of`). Written chunk by chunk, in bounded memory,
+    unless `changed_since` is given, or `previous` on Spark."""
+    streamed = changed_since is None and (previous is None or engine == "duckdb")
     where = str(out) if is_uri(out) else str(Path(out).resolve())
     if is_uri(where) and not (streamed and engine == "spark"):
         raise ValueError(f"--out {where}: only --engine spark, without --previous and "
@@ -316,43 +318,76 @@ def score(
     meta |= {key: learnt[name] for key, name in ((FORECAST, "forecast"),
                                                  (STATED, "stated_reasons")) if name in learnt}
     use = monthly_use(tables["usage_events"], as_of)  # for the report
-    found = None
+    alerted = None
     if streamed and engine == "spark":  # the executors write the run
         rows, top = spark_scores(table, models, cfg, lang, names, str(out), fields, meta, use)
         crm_rows = rows
     elif streamed:  # bounded memory
-        rows = crm_rows = write_scores(table, models, cfg, lang, names, out, fields, meta,
-                                       use.to_pyarrow())  # fmt: skip
+        with tempfile.TemporaryDirectory() as scratch:
+            since = None if before is None else _since(
+                Path(str(previous)), before, tables, models, cfg, lang, names, fields,
+                Path(scratch) / "then")
+            rows, found = write_scores(table, models, cfg, lang, names, out, fields, meta,
+                                       use.to_pyarrow(), since)  # fmt: skip
+        crm_rows, alerted = rows, None if since is None else found
         top = top_at_risk(Path(out) / "scores.parquet", list(TOP_COLUMNS))
     else:
         scores, contributions = score_table(table, models, cfg, lang)
         values = table.select("account_id", *names).execute()  # for the next run's --previous
+        found = None
         if before is not None:
             changes = _changes(scores, contributions, values, before, previous, tables, models,
                                cfg, lang)  # fmt: skip
             scores = scores.assign(**changes)
             found = alerts(scores, cfg.scoring.alert_points)
+            alerted = len(found)
         crm_rows = write_outputs(scores, contributions, fields, out, changed_since, found, values,
                                  meta, use.to_pyarrow())  # fmt: skip
         rows, top = len(scores), scores.dropna(subset=["arr_at_risk"]).nlargest(5, "arr_at_risk")
         top = top[list(TOP_COLUMNS)]
     return ScoreResult(
         where, as_of, rows, crm_rows, {t: m.source for t, m in models.items()}, missing,
-        [t for t, m in models.items() if m.no_skill], top.reset_index(drop=True),
-        None if found is None else len(found), cfg.report.currency,
+        [t for t, m in models.items() if m.no_skill], top.reset_index(drop=True), alerted,
+        cfg.report.currency,
     )  # fmt: skip
 
 
 def write_scores(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
                  names: list[str], out: Path | str, fields: FieldMap, meta: dict[str, object],
-                 adoption: pa.Table | None = None) -> int:  # fmt: skip
+                 adoption: pa.Table | None = None,
+                 since: Since | None = None) -> tuple[int, int]:  # fmt: skip
     """Score a DuckDB feature table and write the run into `out` in bounded memory
-    (`churnml.scoring.stream`), reading it in account order; `names`: the models' inputs kept in
-    features.parquet. Returns the rows scored."""
+    (`churnml.scoring.stream`), reading it in account order, with what changed `since` a
+    previous run if given; `names`: the models' inputs kept in features.parquet. Returns the
+    rows scored and the alerts."""
     score_chunk, finish_chunk = _chunk_steps(table, models, cfg, lang)
     ordered = table.order_by("account_id").to_pyarrow_batches(chunk_size=cfg.scoring.chunk_rows)
     return score_streamed(ibis.get_backend(table), ordered, score_chunk, finish_chunk, names, out,
-                          fields, meta, adoption, cfg.scoring.chunk_rows)  # fmt: skip
+                          fields, meta, adoption, cfg.scoring.chunk_rows, since)  # fmt: skip
+
+
+def _since(previous: Path, before: pd.DataFrame, tables: dict[str, ir.Table],
+           models: dict[str, LoadedModel], cfg: Config, lang: Lang, names: list[str],
+           fields: FieldMap, scratch: Path) -> Since:  # fmt: skip
+    """The previous run to compare with (`changes.Since`): its own files when it used today's
+    models and kept its inputs; else its date scored again with today's models, into
+    `scratch`."""
+    run = previous
+    if _kept_inputs(previous, models) is None:
+        since = pd.Timestamp(before.as_of.iloc[0]).date()
+        then = cached(scoring_table(tables, since, cfg))
+        write_scores(then, models, cfg, lang, names, scratch, fields, {})
+        run = scratch
+    return Since(run, before, by_name(cfg.features), lang, cfg.report.currency,
+                 cfg.scoring.alert_points)  # fmt: skip
+
+
+def _kept_inputs(previous: Path, models: dict[str, LoadedModel]) -> Path | None:
+    """The previous run's inputs (features.parquet) if it kept them and used today's models
+    (so its files can be compared as they are), else None."""
+    same = read_models(previous / "scores.parquet") == {t: identity(m) for t, m in models.items()}
+    kept = run_file(previous, "features.parquet")
+    return kept if same else None
 
 
 def _chunk_steps(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
@@ -403,9 +438,8 @@ def _changes(
     models and kept its inputs (features.parquet), its files are compared directly; else the
     previous date is scored again with today's models from today's data."""
     previous = Path(previous)
-    same = read_models(previous / "scores.parquet") == {t: identity(m) for t, m in models.items()}
-    kept = run_file(previous, "features.parquet")
-    if same and kept is not None:
+    kept = _kept_inputs(previous, models)
+    if kept is not None:
         then, then_contributions = before, pd.read_parquet(previous / "contributions.parquet")
         then_values = pd.read_parquet(kept)
     else:

@@ -7,11 +7,13 @@ each first reason (`_scores.parquet`), the contributions (`contributions.parquet
 targets one after the other), the models' inputs. Then the engine ranks the book
 (`churnml.scoring.book.ranks`: the scorecard within each segment, health across the book) and
 gives the scores back in account order with their ranks; the second pass turns ranks into
-percentiles and adds the action, play, priority and stamps, chunk by chunk, and writes
-scores.parquet and the CRM feed. The engine spills to disk past its memory limit, so memory does
-not grow with the book. The files hold what `write_outputs` writes for the same book
-(a test); only their row groups differ, and the order of contributions' rows (by chunk, then
-target, where the whole book has every row of one target, then the next).
+percentiles and adds the action, play, priority and stamps, chunk by chunk (with `--previous`,
+what changed since: `churnml.scoring.changes.Since`, from the rows of the chunk's accounts in
+both runs' files), and writes scores.parquet, the CRM feed and the alerts. The engine spills to
+disk past its memory limit, so memory does not grow with the book. The files hold what
+`write_outputs` writes for the same book (a test); only their row groups differ, and the order of
+contributions' rows (by chunk, then target, where the whole book has every row of one target,
+then the next).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pyarrow import csv
 
 from churnml.io import atomic_dir, parquet_writer, write_parquet
 from churnml.scoring.book import first_feature, ranked
+from churnml.scoring.changes import Since, alerts
 from churnml.scoring.crm import CSV, FieldMap, crm_frame, write_csv
 from churnml.scoring.outputs import (
     ADOPTION_FILE,
@@ -62,22 +65,24 @@ def score_streamed(
     meta: dict[str, object],
     adoption: pa.Table | None = None,
     chunk_rows: int = 65_536,
-) -> int:
+    since: Since | None = None,
+) -> tuple[int, int]:
     """Score `batches` (feature rows in account order) with `score_chunk`; rank the book on
     `con` (an engine that spills, such as DuckDB); finish each chunk with `finish_chunk` (rows
-    with ranks in, the finished scores out); write scores.parquet (`meta` in its metadata),
-    contributions.parquet, features.parquet (account_id and `inputs`), crm_export.csv, an empty
-    alerts.csv and `adoption` into `out`, all or none. Returns the rows scored."""
+    with ranks in, the finished scores out) and, given `since` (a previous run), what changed;
+    write scores.parquet (`meta` in its metadata), contributions.parquet, features.parquet
+    (account_id and `inputs`), crm_export.csv, alerts.csv (no rows without `since`) and
+    `adoption` into `out`, all or none. Returns the rows scored and the alerts."""
     with atomic_dir(out) as tmp:
         _first_pass(batches, score_chunk, inputs, tmp)
         book = ranked(con.read_parquet(tmp / WIDE)).order_by("account_id")
-        rows = _second_pass(book.to_pyarrow_batches(chunk_size=chunk_rows), finish_chunk, tmp,
-                            fields, meta)  # fmt: skip
+        rows, found = _second_pass(book.to_pyarrow_batches(chunk_size=chunk_rows), finish_chunk,
+                                   tmp, fields, meta, since)  # fmt: skip
         (tmp / WIDE).unlink()
         if adoption is not None:
             write_parquet(adoption, tmp / ADOPTION_FILE)
-        write_csv(alert_rows(), tmp / "alerts.csv")  # no rows
-    return rows
+        write_csv(found, tmp / "alerts.csv")
+    return rows, len(found)
 
 
 def _first_pass(batches: Iterable[pa.RecordBatch], score_chunk: Scorer, inputs: list[str],
@@ -127,16 +132,20 @@ def as_pandas(batch: pa.RecordBatch) -> pd.DataFrame:
 
 
 def _second_pass(batches: Iterable[pa.RecordBatch], finish_chunk: Finisher, tmp: Path,
-                 fields: FieldMap, meta: dict[str, object]) -> int:  # fmt: skip
-    """Each chunk of ranked scores finished and written: scores.parquet and crm_export.csv.
-    Returns the rows written."""
+                 fields: FieldMap, meta: dict[str, object],
+                 since: Since | None) -> tuple[int, pd.DataFrame]:  # fmt: skip
+    """Each chunk of ranked scores finished (and compared `since`) and written: scores.parquet
+    and crm_export.csv. Returns the rows written and the alerts' rows."""
     schema = SCORED.with_metadata({key: json.dumps(value) for key, value in meta.items()})
-    rows = 0
+    rows, found = 0, list[pd.DataFrame]()
     with ExitStack() as stack:
         scores_out = stack.enter_context(parquet_writer(tmp / "scores.parquet", schema))
         feed_out = None
         for batch in batches:
             part = finished(batch, finish_chunk)
+            if since is not None:
+                part = part.assign(**since.compare(part, tmp))
+                found.append(alerts(part, since.alert_points))
             scores_out.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
             feed = pa.Table.from_pandas(crm_frame(part, fields), preserve_index=False)
             if feed_out is None:
@@ -144,7 +153,17 @@ def _second_pass(batches: Iterable[pa.RecordBatch], finish_chunk: Finisher, tmp:
                     csv.CSVWriter(tmp / "crm_export.csv", feed.schema, write_options=CSV))
             feed_out.write_table(feed)
             rows += len(part)
-    return rows
+    return rows, _ranked(found)
+
+
+def _ranked(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    """The chunks' alerts as alerts.csv's rows, ranked by priority as `alerts` ranks a whole
+    book's (ties in account order)."""
+    chunks = [rows for rows in chunks if len(rows)]
+    if not chunks:
+        return alert_rows()
+    rows = pd.concat(chunks, ignore_index=True)
+    return alert_rows(rows.sort_values("priority", ascending=False, kind="stable"))
 
 
 def _contributions_schema(points: dict[str, pd.DataFrame]) -> pa.Schema:
