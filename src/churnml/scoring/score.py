@@ -324,8 +324,8 @@ def score(
         crm_rows = rows
     elif streamed:  # bounded memory
         with tempfile.TemporaryDirectory() as scratch:
-            since = None if before is None else _since(
-                Path(str(previous)), before, tables, models, cfg, lang, names, fields,
+            since = None if previous is None else _since(
+                Path(previous), before, tables, models, cfg, lang, names, fields,
                 Path(scratch) / "then")
             rows, found = write_scores(table, models, cfg, lang, names, out, fields, meta,
                                        use.to_pyarrow(), since)  # fmt: skip
