@@ -105,9 +105,11 @@ def streamed(features: Path, model_dir: Path, out: Path, memory_limit: str | Non
     events = next(m.model.meta["key_events"] for m in models.values())
     cfg = cfg.with_key_events(tuple(events))
     began = time.perf_counter()
-    since = None if previous is None else Since(
-        previous, pd.read_parquet(previous / "scores.parquet", columns=list(BEFORE)),
-        by_name(cfg.features), "en", cfg.report.currency, cfg.scoring.alert_points)
+    before = None if previous is None else pd.read_parquet(previous / "scores.parquet",
+                                                             columns=list(BEFORE))
+    since = None if previous is None else Since(previous, before, before, by_name(cfg.features),
+                                                "en", cfg.report.currency,
+                                                cfg.scoring.alert_points)  # fmt: skip
     table = connect("duckdb", memory_limit).read_parquet(features)
     names = sorted({f for m in models.values() for f in m.model.features} & set(table.columns))
     write_scores(table, models, cfg, "en", names, out, load_field_map("salesforce"), {},

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -133,20 +132,17 @@ def compare(
 @dataclass(frozen=True)
 class Since:
     """What a run written chunk by chunk compares each chunk with: `run`, a run of the previous
-    date by today's models (its scores, contributions and features.parquet: the previous run
-    itself, or that date scored again), `before`, the previous run's scores (BEFORE), and the
-    rise in churn risk that raises an alert (`alerts`)."""
+    date by today's models (its contributions and features.parquet: the previous run itself, or
+    that date scored again) and its scores `then`; `before`, the previous run's scores (BEFORE);
+    and the rise in churn risk that raises an alert (`alerts`)."""
 
     run: Path
+    then: pd.DataFrame
     before: pd.DataFrame
     catalogue: dict[str, Feature]
     lang: Lang
     currency: str
     alert_points: float
-
-    @cached_property
-    def then(self) -> pd.DataFrame:
-        return pd.read_parquet(self.run / "scores.parquet", columns=list(BEFORE))
 
     def compare(self, now: pd.DataFrame, now_run: Path) -> pd.DataFrame:
         """`compare` for `now` (scores of a chunk of accounts), whose contributions and

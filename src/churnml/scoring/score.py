@@ -25,7 +25,7 @@ from churnml.io import is_uri, run_file
 from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import tier
 from churnml.scoring.book import act, finish, shares
-from churnml.scoring.changes import Since, alerts, compare, read_previous
+from churnml.scoring.changes import BEFORE, Since, alerts, compare, read_previous
 from churnml.scoring.crm import FieldMap, load_field_map
 from churnml.scoring.explain import explain, family_pulls
 from churnml.scoring.outputs import (
@@ -372,13 +372,13 @@ def _since(previous: Path, before: pd.DataFrame, tables: dict[str, ir.Table],
     """The previous run to compare with (`changes.Since`): its own files when it used today's
     models and kept its inputs; else its date scored again with today's models, into
     `scratch`."""
-    run = previous
+    run, then = previous, before
     if _kept_inputs(previous, models) is None:
         since = pd.Timestamp(before.as_of.iloc[0]).date()
-        then = cached(scoring_table(tables, since, cfg))
-        write_scores(then, models, cfg, lang, names, scratch, fields, {})
-        run = scratch
-    return Since(run, before, by_name(cfg.features), lang, cfg.report.currency,
+        table = cached(scoring_table(tables, since, cfg))
+        write_scores(table, models, cfg, lang, names, scratch, fields, {})
+        run, then = scratch, pd.read_parquet(scratch / "scores.parquet", columns=list(BEFORE))
+    return Since(run, then, before, by_name(cfg.features), lang, cfg.report.currency,
                  cfg.scoring.alert_points)  # fmt: skip
 
 
