@@ -784,6 +784,22 @@ def test_a_change_under_half_a_tenth_of_a_point_reads_the_same_in_any_batch() ->
     assert first == ["+0.0", "+0.0", "+1.2"] and second == ["+0.0", "+0.0", "+1.2"]
 
 
+def test_a_chunk_reads_only_its_accounts_rows_of_a_run_file_or_of_spark_parts(
+    tmp_path: Path,
+) -> None:
+    """`Since` reads a run's rows by range of accounts, from one file or from a committed folder
+    of parts (as Spark writes), whatever the order of the rows."""
+    rows = pd.DataFrame({"account_id": [f"A{k:03d}" for k in (5, 1, 9, 3, 7)], "x": range(5)})
+    rows.to_parquet(tmp_path / "one.parquet", row_group_size=2)
+    (tmp_path / "parts.parquet").mkdir()
+    for k, part in enumerate((rows.iloc[:2], rows.iloc[2:])):
+        part.to_parquet(tmp_path / "parts.parquet" / f"part-{k:05}.parquet")
+    (tmp_path / "parts.parquet" / "_SUCCESS").touch()
+    for name in ("one.parquet", "parts.parquet"):
+        got = changes._between(tmp_path / name, "A003", "A007")
+        assert sorted(got.account_id) == ["A003", "A005", "A007"], name
+
+
 def test_a_new_model_is_told_apart_from_the_data(changed: Path, setup: tuple[Config, Path],
                                                   tmp_path: Path) -> None:  # fmt: skip
     """A previous run by another model: its gap to today's model on the same day is the model
