@@ -784,6 +784,25 @@ def test_a_change_under_half_a_tenth_of_a_point_reads_the_same_in_any_batch() ->
     assert first == ["+0.0", "+0.0", "+1.2"] and second == ["+0.0", "+0.0", "+1.2"]
 
 
+def test_a_chunk_of_accounts_all_new_since_the_previous_run_has_no_change(
+    changed: Path,
+) -> None:
+    """A chunk whose accounts the previous run did not score (none in its range of accounts):
+    change columns empty, the previous date still named."""
+    now = pd.read_parquet(changed / "now" / "scores.parquet")
+    before = pd.read_parquet(changed / "before" / "scores.parquet", columns=list(changes.BEFORE))
+    new = now[~now.account_id.isin(before.account_id)]
+    assert len(new) > 0
+    first = new.account_id.max()
+    chunk = now[now.account_id == first].reset_index(drop=True)
+    assert not before.account_id.between(first, first).any()
+    since = changes.Since(changed / "before", before, before, by_name(Config().features), "en",
+                          "USD", Config().scoring.alert_points)  # fmt: skip
+    got = since.compare(chunk, changed / "now")
+    assert (got.previous_as_of == BEFORE).all() and got.churn_change.isna().all()
+    assert got.churn_change_text.isna().all()
+
+
 def test_a_chunk_reads_only_its_accounts_rows_of_a_run_file_or_of_spark_parts(
     tmp_path: Path,
 ) -> None:

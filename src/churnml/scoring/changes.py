@@ -87,12 +87,14 @@ def compare(
     catalogue: dict[str, Feature],
     lang: Lang,
     currency: str,
+    since: dt.date | None = None,
 ) -> pd.DataFrame:
     """Change columns for `now`'s accounts (see the module docstring): `then` is the previous
-    date scored with today's models, `before` the previous run's scores; contributions and
-    feature values are (now, then); money is shown in `currency`. Accounts new since, and
-    targets without a model on either side, are left empty."""
-    since = pd.Timestamp(before.as_of.iloc[0]).date()
+    date scored with today's models, `before` the previous run's scores (of `since`, by default
+    its first row's date); contributions and feature values are (now, then); money is shown in
+    `currency`. Accounts new since, and targets without a model on either side, are left
+    empty."""
+    since = since or pd.Timestamp(before.as_of.iloc[0]).date()
     ids = now.account_id
     prior = _aligned(before, ids)
     names = [c for c in contributions[0].columns if c not in ("account_id", "target")]
@@ -152,8 +154,9 @@ class Since:
         contributions, values = (
             tuple(_between(run / name, *ids) for run in (now_run, self.run))
             for name in ("contributions.parquet", "features.parquet"))  # fmt: skip
-        return compare(now, self.then, self.before, contributions, values, self.catalogue,
-                       self.lang, self.currency)  # fmt: skip
+        then, before = (_within(scores, *ids) for scores in (self.then, self.before))
+        return compare(now, then, before, contributions, values, self.catalogue, self.lang,
+                       self.currency, pd.Timestamp(self.before.as_of.iloc[0]).date())  # fmt: skip
 
 
 def _between(path: Path, first: str, last: str) -> pd.DataFrame:
@@ -161,6 +164,13 @@ def _between(path: Path, first: str, last: str) -> pd.DataFrame:
     last]: row groups outside it are skipped."""
     rows = [("account_id", ">=", first), ("account_id", "<=", last)]
     return pq.read_table(path, filters=rows).to_pandas()
+
+
+def _within(scores: pd.DataFrame, first: str, last: str) -> pd.DataFrame:
+    """The rows of `scores` whose account_id is in [first, last] (the book's scores are
+    aligned to a chunk's accounts faster from these)."""
+    ids = scores.account_id
+    return scores[(ids >= first) & (ids <= last)]
 
 
 BLOCK_ROWS = 8192  # rows compared at a time: temporaries stay small and their memory is reused
