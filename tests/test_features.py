@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import shutil
 from pathlib import Path
@@ -17,7 +18,7 @@ from churnml.cli import app
 from churnml.config import Config, DataConfig, FeatureConfig
 from churnml.data import load
 from churnml.data.history import as_known_on
-from churnml.data.sources import connect, load_tables
+from churnml.data.sources import cached, connect, load_tables
 from churnml.data.synthetic import generate_world, shape_of
 from churnml.data.synthetic.exports import as_daily_rollup
 from churnml.features import build, rollups
@@ -444,6 +445,17 @@ def test_the_leakage_check_catches_a_leak(cut_worlds, monkeypatch: pytest.Monkey
 
 
 # -- engines and the command ---------------------------------------------------------------------
+@pytest.mark.spark
+def test_a_cached_spark_table_outlives_the_plan_it_was_made_from(tmp_path: Path) -> None:
+    """On Spark `cached` makes a view whose SQL names the cached tables its plan reads; ibis
+    drops a cached table once nothing refers to it, so the plan is kept with the result."""
+    pd.DataFrame({"a": range(5)}).to_parquet(tmp_path / "t.parquet")
+    table = connect("spark").read_parquet(tmp_path / "t.parquet")
+    doubled = cached(cached(table).mutate(b=ibis._.a * 2))  # nothing else holds the inner one
+    gc.collect()
+    assert doubled.b.sum().execute() == 20
+
+
 @pytest.mark.spark
 @pytest.mark.slow
 def test_duckdb_and_spark_give_identical_features(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -211,11 +212,17 @@ def connect(engine: Engine = "duckdb", memory_limit: str | None = None) -> ibis.
 def cached(expr: ir.Table) -> ir.Table:
     """`expr` computed once and kept by its engine: a DuckDB temp table, or a cached Spark view
     (the view is created first, which registers the plan's in-memory tables, such as calendars:
-    ibis 12's `cache` alone does not on Spark)."""
+    ibis 12's `cache` alone does not on Spark). On Spark the view names the tables `expr`
+    caches, which ibis drops once `expr` is gone: `expr` is kept as long as the result."""
     con = ibis.get_backend(expr)
-    if con.name == "pyspark":
-        expr = con.create_view(f"churnml_{uuid.uuid4().hex}", expr)
-    return expr.cache()
+    if con.name != "pyspark":
+        return expr.cache()
+    result = con.create_view(f"churnml_{uuid.uuid4().hex}", expr).cache()
+    _VIEWED[result.op()] = expr
+    return result
+
+
+_VIEWED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # a cached view → its plan
 
 
 def on_engine(like: ir.Table, rows: pa.Table) -> ir.Table:
