@@ -26,7 +26,7 @@ from churnml.models.registry import export_models, resolve_models
 from churnml.reports.site import build_report, safe_name
 from churnml.scoring import changes, outputs, stream
 from churnml.scoring.actions import next_best_action
-from churnml.scoring.crm import load_field_map, neutralise
+from churnml.scoring.crm import load_field_map, neutralise, read_export
 from churnml.scoring.outputs import (
     ADOPTION_FILE,
     CURRENCY,
@@ -1050,3 +1050,32 @@ def test_the_report_charts_monthly_users_from_the_scoring_run_alone(
     top = august.users.idxmax()
     page = (index.parent / "account" / safe_name(top)).read_text(encoding="utf-8")
     assert f"<title>2024-08: {august.users[top]:,.0f}</title>" in page
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_compares_with_the_previous_run_as_duckdb_does(
+    setup: tuple[Config, Path], changed: Path, tmp_path: Path
+) -> None:
+    """--previous on Spark: the executors join each account's rows of both runs to the ranked
+    book and compare them batch by batch; Spark finds and ranks the alerts. The same change
+    columns, CRM feed and alerts as DuckDB's, whether the previous run is compared from its own
+    files (same models) or its date is scored again (another model)."""
+    cfg, world = setup
+    other = tmp_path / "other"  # the previous run, by another model
+    shutil.copytree(changed / "before", other)
+    before = pd.read_parquet(other / "scores.parquet")
+    before.assign(churn_probability=before.churn_probability - 0.02,
+                  churn_model="models:/another/1").to_parquet(other / "scores.parquet")  # fmt: skip
+    score(cfg, data_dir=world, as_of=AS_OF, out=tmp_path / "duck", previous=other)
+    for previous, duck in ((changed / "before", changed / "now"), (other, tmp_path / "duck")):
+        run = tmp_path / f"spark_{previous.name}"
+        result = score(cfg, data_dir=world, as_of=AS_OF, out=run, engine="spark",
+                       previous=previous)  # fmt: skip
+        assert (run / "_SUCCESS").is_file() and not list(run.glob("_then*"))
+        x, y = (pd.read_parquet(r / "scores.parquet").drop(columns="scored_at")
+                .sort_values("account_id", ignore_index=True) for r in (duck, run))  # fmt: skip
+        pd.testing.assert_frame_equal(x, y, rtol=1e-9, check_dtype=False)
+        assert x.churn_change.notna().sum() > 50
+        alerts = read_export(run / "alerts.csv")
+        assert alerts.equals(read_export(duck / "alerts.csv")) and result.alerts == len(alerts) > 0

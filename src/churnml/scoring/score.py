@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
@@ -53,6 +55,9 @@ from churnml.scoring.reasons import (
 )
 from churnml.scoring.stream import score_streamed, top_at_risk
 from churnml.vocabulary import KEYS, TARGETS
+
+if TYPE_CHECKING:  # Spark is an optional extra
+    from churnml.scoring.spark import Previous
 
 TOP_COLUMNS = ("account_id", "account_name", "segment", "arr", "churn_probability",
                "arr_at_risk", "next_best_action", "churn_reasons")  # fmt: skip
@@ -292,14 +297,14 @@ def score(
 ) -> ScoreResult:
     """Score, then write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv
     into `out`; with `previous` (an earlier `out`), what changed since and why. On Spark
-    (without `previous` and `changed_since`) `out` may be any path Spark writes. `as_of` None:
-    the day after the data ends (`check_as_of`). Written chunk by chunk, in bounded memory,
-    unless `changed_since` is given, or `previous` on Spark."""
-    streamed = changed_since is None and (previous is None or engine == "duckdb")
+    (without `changed_since`) `out` may be any path Spark writes. `as_of` None: the day after
+    the data ends (`check_as_of`). Written chunk by chunk, in bounded memory (on Spark by the
+    executors), unless `changed_since` is given."""
+    streamed = changed_since is None
     where = str(out) if is_uri(out) else str(Path(out).resolve())
     if is_uri(where) and not (streamed and engine == "spark"):
-        raise ValueError(f"--out {where}: only --engine spark, without --previous and "
-                         "--changed-since, writes to a URI; give a local folder")  # fmt: skip
+        raise ValueError(f"--out {where}: only --engine spark, without --changed-since, writes "
+                         "to a URI; give a local folder")  # fmt: skip
     tables = load(data_dir, cfg.data, engine)
     if not cfg.data.exchange_rates:  # else converted into report.currency
         cfg = cfg.shown_in(book_currency(tables["subscriptions"]))
@@ -320,7 +325,10 @@ def score(
     use = monthly_use(tables["usage_events"], as_of)  # for the report
     alerted = None
     if streamed and engine == "spark":  # the executors write the run
-        rows, top = spark_scores(table, models, cfg, lang, names, str(out), fields, meta, use)
+        since = None if previous is None else _spark_previous(Path(previous), before, tables,
+                                                               models, cfg, lang)  # fmt: skip
+        rows, top, alerted = spark_scores(table, models, cfg, lang, names, str(out), fields, meta,
+                                          use, since)  # fmt: skip
         crm_rows = rows
     elif streamed:  # bounded memory
         with tempfile.TemporaryDirectory() as scratch:
@@ -382,6 +390,20 @@ def _since(previous: Path, before: pd.DataFrame, tables: dict[str, ir.Table],
                  cfg.scoring.alert_points)  # fmt: skip
 
 
+def _spark_previous(previous: Path, before: pd.DataFrame, tables: dict[str, ir.Table],
+                    models: dict[str, LoadedModel], cfg: Config, lang: Lang) -> Previous:
+    """The previous run as a Spark run compares with it (`churnml.scoring.spark.Previous`): its
+    own files when it used today's models and kept its inputs, else its date scored again."""
+    from churnml.scoring.spark import Previous
+
+    since = pd.Timestamp(before.as_of.iloc[0]).date()
+    kept = _kept_inputs(previous, models) is not None
+    again = None if kept else cached(scoring_table(tables, since, cfg))
+    bound = partial(compare, catalogue=by_name(cfg.features), lang=lang,
+                    currency=cfg.report.currency, since=since)  # fmt: skip
+    return Previous(str(previous.resolve()), again, bound, cfg.scoring.alert_points)
+
+
 def _kept_inputs(previous: Path, models: dict[str, LoadedModel]) -> Path | None:
     """The previous run's inputs (features.parquet) if it kept them and used today's models
     (so its files can be compared as they are), else None."""
@@ -405,15 +427,17 @@ def _chunk_steps(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, l
 
 def spark_scores(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
                  names: list[str], out: str, fields: FieldMap, meta: dict[str, object],
-                 adoption: ir.Table | None = None) -> tuple[int, pd.DataFrame]:  # fmt: skip
+                 adoption: ir.Table | None = None, previous: Previous | None = None,
+                 ) -> tuple[int, pd.DataFrame, int | None]:  # fmt: skip
     """Score a Spark feature table, the executors writing the run into `out`
-    (`churnml.scoring.spark`); the rows scored and the five with the most ARR at risk."""
+    (`churnml.scoring.spark`), with what changed since `previous` if given; the rows scored, the
+    five with the most ARR at risk, and the alerts (None without `previous`)."""
     from churnml.scoring.spark import score_on_spark
 
     score_chunk, finish_chunk = _chunk_steps(table, models, cfg, lang)
     features = {t: m.model.features for t, m in models.items()}
     return score_on_spark(table, score_chunk, finish_chunk, features, names, out, fields, meta,
-                          adoption, list(TOP_COLUMNS))  # fmt: skip
+                          adoption, list(TOP_COLUMNS), previous)  # fmt: skip
 
 
 def identity(loaded: LoadedModel) -> str:

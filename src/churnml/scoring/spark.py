@@ -10,7 +10,12 @@ only counts and the five accounts with the most ARR at risk.
    window functions (`churnml.scoring.book.ranks`), and a second `mapInArrow` finishes each batch
    (percentiles, action, play, priority, stamps): scores.parquet/. crm_export.csv/ (a header in
    each part) is written from it.
-4. The run's metadata goes to `scores.parquet/_churnml.json`, and alerts.csv (a header) beside.
+   With `--previous` (`Previous`), the ranked book is first joined with what each account had
+   in both runs (contributions, inputs, probabilities: `_previous_rows`), and each batch is
+   compared as on DuckDB (`churnml.scoring.changes.compare`); a previous run by other models is
+   first scored again under the prefix (`_then/`). alerts.csv/ is then found and ranked by Spark.
+4. The run's metadata goes to `scores.parquet/_churnml.json`, and alerts.csv (a header; without
+   `--previous`) beside.
 
 Each output is a folder of part files, which pandas, pyarrow, DuckDB and Spark read as one table.
 `churnml.io.committed` makes the run all or none (see its docstring for object stores).
@@ -19,24 +24,53 @@ Each output is a folder of part files, which pandas, pyarrow, DuckDB and Spark r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from churnml.data.sources import spark_frame
 from churnml.io import SparkStore, committed
 from churnml.scoring.book import ranked
+from churnml.scoring.changes import ALERTS, BEFORE
 from churnml.scoring.crm import FieldMap, crm_frame, csv_text
 from churnml.scoring.outputs import ADOPTION_FILE, META_FILE, SCORED, Finisher, Scorer, alert_rows
 from churnml.scoring.stream import WIDE_SCHEMA, as_pandas, finished, first_reasons
+from churnml.vocabulary import TARGETS, TIERS
 
 CSV_OPTIONS = {"header": True, "quoteAll": True, "escape": '"'}  # as churnml.scoring.crm
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What a run compares with (`--previous`): the earlier run at `path` (any path Spark reads);
+    `again`, the feature table of its date when it used other models (scored again with today's
+    models and compared with that: its reasons read against today's medians, which no change
+    uses), else None (its own files are compared); `compare`, `churnml.scoring.changes.compare`
+    with the catalogue, language, currency and date bound; `alert_points`, the rise in churn risk
+    that raises an alert."""
+
+    path: str
+    again: ir.Table | None
+    compare: Callable[..., pd.DataFrame]
+    alert_points: float
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What scores a feature table (see `score_on_spark`)."""
+
+    score_batch: Scorer
+    finish_batch: Finisher
+    features: dict[str, list[str]]
+    inputs: list[str]
+    fields: FieldMap
 
 
 def score_on_spark(
@@ -50,53 +84,157 @@ def score_on_spark(
     meta: dict[str, object],
     adoption: ir.Table | None,
     top_columns: list[str],
-) -> tuple[int, pd.DataFrame]:
+    previous: Previous | None = None,
+) -> tuple[int, pd.DataFrame, int | None]:
     """Score `table` (an Ibis table on Spark) and write the run to `out` (any path Spark
     writes), all or none: `score_batch` scores a batch (targets and their model `features`);
     `finish_batch` finishes ranked scores (as in `churnml.scoring.stream.score_streamed`); the
     CRM feed has `fields`; `inputs` go to features.parquet, `adoption` to adoption.parquet,
-    `meta` beside scores.parquet. Returns the rows scored and the five with the most ARR at risk
-    (`top_columns`)."""
-    con = ibis.get_backend(table)
-    frame = spark_frame(table)
-    session = frame.sparkSession
-    packed = _packed_schema(features)
-    feed = pa.schema([(name, pa.string()) for name in fields.fields])
-
-    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            yield from _pack(*score_batch(batch.to_pandas()), packed)
-
-    def finish(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            yield from _batches(finished(batch, finish_batch), SCORED)
-
-    def to_crm(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            yield from _batches(crm_frame(as_pandas(batch), fields), feed)
-
+    `meta` beside scores.parquet; with `previous`, what changed since and alerts.csv. Returns
+    the rows scored, the five with the most ARR at risk (`top_columns`) and the alerts (None
+    without `previous`)."""
+    job = _Job(score_batch, finish_batch, features, inputs, fields)
+    session = spark_frame(table).sparkSession
     with committed(session, out, "scores.parquet") as tmp:
-        frame.mapInArrow(score, from_arrow_schema(packed)).write.parquet(f"{tmp}/_scored")
-        scored = session.read.parquet(f"{tmp}/_scored")
-        _contributions(scored, features).write.parquet(f"{tmp}/contributions.parquet")
-        frame.select("account_id", *inputs).write.parquet(f"{tmp}/features.parquet")
+        store, since = SparkStore(session, tmp), None
+        if previous is not None:
+            then = previous.path if previous.again is None else f"{tmp}/_then"
+            if previous.again is not None:
+                _write_run(previous.again, job, then, None)
+            since = (then, previous)
+        scores, alerted = _write_run(table, job, tmp, since)
         if adoption is not None:
             spark_frame(adoption).write.parquet(f"{tmp}/{ADOPTION_FILE}")
-        book = ranked(con.read_parquet(f"{tmp}/_scored").select(*WIDE_SCHEMA.names))
-        spark_frame(book).mapInArrow(finish, from_arrow_schema(SCORED)).write.parquet(
-            f"{tmp}/scores.parquet")  # fmt: skip
-        scores = session.read.parquet(f"{tmp}/scores.parquet")
-        scores.select(*dict.fromkeys(fields.fields.values())).mapInArrow(
-            to_crm, from_arrow_schema(feed)
-        ).write.csv(f"{tmp}/crm_export.csv", **CSV_OPTIONS)
-        store = SparkStore(session, tmp)
         store.write(f"{tmp}/scores.parquet/{META_FILE}", json.dumps(meta).encode())
-        store.write(f"{tmp}/alerts.csv", csv_text(alert_rows()))
-        store.delete(f"{tmp}/_scored")
+        if since is None:
+            store.write(f"{tmp}/alerts.csv", csv_text(alert_rows()))
+        if store.exists(f"{tmp}/_then"):
+            store.delete(f"{tmp}/_then")
         rows = scores.count()
         top = scores.where(F.col("arr_at_risk").isNotNull()).orderBy(F.desc("arr_at_risk"))
         top = top.limit(5).select(*top_columns).toArrow().to_pandas()
-    return rows, top
+    return rows, top, alerted
+
+
+def _write_run(table: ir.Table, job: _Job, tmp: str,
+               since: tuple[str, Previous] | None) -> tuple[DataFrame, int | None]:  # fmt: skip
+    """Score `table` into `tmp`: scores.parquet, contributions.parquet, features.parquet,
+    crm_export.csv and, `since` (the run to compare with, and the previous run) given,
+    alerts.csv. Returns scores.parquet as Spark reads it, and the alerts."""
+    con, frame = ibis.get_backend(table), spark_frame(table)
+    session = frame.sparkSession
+    packed = _packed_schema(job.features)
+    feed = pa.schema([(name, pa.string()) for name in job.fields.fields])
+
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            yield from _pack(*job.score_batch(batch.to_pandas()), packed)
+
+    def to_crm(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            yield from _batches(crm_frame(as_pandas(batch), job.fields), feed)
+
+    frame.mapInArrow(score, from_arrow_schema(packed)).write.parquet(f"{tmp}/_scored")
+    scored = session.read.parquet(f"{tmp}/_scored")
+    _contributions(scored, job.features).write.parquet(f"{tmp}/contributions.parquet")
+    frame.select("account_id", *job.inputs).write.parquet(f"{tmp}/features.parquet")
+    book = spark_frame(ranked(con.read_parquet(f"{tmp}/_scored").select(*WIDE_SCHEMA.names)))
+    _finished(book, job, tmp, since).write.parquet(f"{tmp}/scores.parquet")
+    SparkStore(session, tmp).delete(f"{tmp}/_scored")
+    scores = session.read.parquet(f"{tmp}/scores.parquet")
+    scores.select(*dict.fromkeys(job.fields.fields.values())).mapInArrow(
+        to_crm, from_arrow_schema(feed)
+    ).write.csv(f"{tmp}/crm_export.csv", **CSV_OPTIONS)
+    if since is None:
+        return scores, None
+    found = _alerts(scores, since[1].alert_points)
+    found.write.csv(f"{tmp}/alerts.csv", **CSV_OPTIONS)
+    return scores, session.read.csv(f"{tmp}/alerts.csv", header=True).count()
+
+
+def _finished(book: DataFrame, job: _Job, tmp: str,
+              since: tuple[str, Previous] | None) -> DataFrame:  # fmt: skip
+    """The ranked `book` finished batch by batch (percentiles, action, play, priority, stamps)
+    and, `since` given, compared with the previous run: scores.parquet's rows."""
+    columns = book.columns
+    compare = None if since is None else since[1].compare  # what the executors need of it
+
+    def finish(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            part = finished(batch.select(columns), job.finish_batch)
+            if compare is not None:
+                part = part.assign(**compare(part, *_sides(batch.to_pandas(), job)))
+            yield from _batches(part, SCORED)
+
+    if since is not None:
+        then, previous = since
+        book = book.join(_previous_rows(book.sparkSession, tmp, then, previous.path, job),
+                         "account_id", "left")  # fmt: skip
+    return book.mapInArrow(finish, from_arrow_schema(SCORED))
+
+
+def _previous_rows(session: SparkSession, now: str, then: str, before: str,
+                   job: _Job) -> DataFrame:  # fmt: skip
+    """What `compare` needs of each account, one row each: its contributions and inputs in the
+    run `now` and in the run `then` (`<side>:<target>:<feature>`, `<side>:<input>`), its
+    probabilities in `then` (`then:<target>_probability`) and the previous run's BEFORE columns
+    (`before:<column>`)."""
+
+    def read(run: str, name: str, prefix: str, columns: list[str]) -> DataFrame:
+        rows = session.read.parquet(f"{run}/{name}")
+        return rows.select("account_id", *(F.col(f"`{c}`").alias(f"{prefix}{c}") for c in columns))
+
+    parts = []
+    for side, run in (("now", now), ("then", then)):
+        contributions = session.read.parquet(f"{run}/contributions.parquet")
+        parts += [contributions.where(F.col("target") == target).select(
+            "account_id", *(F.col(f"`{n}`").alias(f"{side}:{target}:{n}") for n in names))
+            for target, names in job.features.items()]  # fmt: skip
+        parts.append(read(run, "features.parquet", f"{side}:", job.inputs))
+    parts.append(read(then, "scores.parquet", "then:", [f"{t}_probability" for t in TARGETS]))
+    parts.append(read(before, "scores.parquet", "before:", list(BEFORE[1:])))
+    rows = parts[0]  # today's first target: every account of the book
+    for part in parts[1:]:
+        rows = rows.join(part, "account_id", "left")
+    return rows
+
+
+def _sides(rows: pd.DataFrame, job: _Job) -> tuple[pd.DataFrame, ...]:
+    """`compare`'s then, before, contributions and values of a batch of `_previous_rows`."""
+    ids = rows[["account_id"]]
+    union = list(dict.fromkeys(n for names in job.features.values() for n in names))
+
+    def picked(prefix: str, columns: list[str] | tuple[str, ...]) -> pd.DataFrame:
+        return ids.assign(**{c: rows[f"{prefix}{c}"] for c in columns})
+
+    def contributions(side: str) -> pd.DataFrame:
+        return pd.concat([picked(f"{side}:{target}:", names).assign(target=target).reindex(
+            columns=["account_id", "target", *union]) for target, names in job.features.items()],
+            ignore_index=True)  # fmt: skip
+
+    then = picked("then:", [f"{t}_probability" for t in TARGETS])
+    before = picked("before:", BEFORE[1:])
+    return (then, before, tuple(contributions(s) for s in ("now", "then")),
+            tuple(picked(f"{s}:", job.inputs) for s in ("now", "then")))
+
+
+def _alerts(scores: DataFrame, points: float) -> DataFrame:
+    """alerts.csv's rows (as `churnml.scoring.changes.alerts` finds and ranks them), as text."""
+    schema = pa.schema([(name, pa.string()) for name in ALERTS])
+
+    def up(target: str) -> Column:  # into a higher tier: earlier in TIERS
+        at = [F.array_position(F.array(*map(F.lit, TIERS)), F.col(f"{target}{c}"))
+              for c in ("_tier", "_tier_before")]  # fmt: skip
+        return (at[0] > 0) & (at[1] > 0) & (at[0] < at[1])
+
+    def cells(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            yield from _batches(alert_rows(as_pandas(batch)), schema)
+
+    rose = F.col("churn_change") >= points
+    found = scores.where(up("churn") | up("expansion") | rose).select(*ALERTS)
+    found = found.orderBy(F.desc_nulls_last("priority"), "account_id")
+    return found.mapInArrow(cells, from_arrow_schema(schema))
 
 
 def _packed_schema(features: dict[str, list[str]]) -> pa.Schema:
