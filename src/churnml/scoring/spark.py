@@ -138,7 +138,8 @@ def _write_run(table: ir.Table, job: _Job, tmp: str,
     scored = session.read.parquet(f"{tmp}/_scored")
     _contributions(scored, job.features).write.parquet(f"{tmp}/contributions.parquet")
     frame.select("account_id", *job.inputs).write.parquet(f"{tmp}/features.parquet")
-    book = spark_frame(ranked(con.read_parquet(f"{tmp}/_scored").select(*WIDE_SCHEMA.names)))
+    kept = WIDE_SCHEMA if since is None else packed  # compared: with today's contributions
+    book = spark_frame(ranked(con.read_parquet(f"{tmp}/_scored").select(*kept.names)))
     _finished(book, job, tmp, since).write.parquet(f"{tmp}/scores.parquet")
     SparkStore(session, tmp).delete(f"{tmp}/_scored")
     scores = session.read.parquet(f"{tmp}/scores.parquet")
@@ -156,7 +157,8 @@ def _finished(book: DataFrame, job: _Job, tmp: str,
               since: tuple[str, Previous] | None) -> DataFrame:  # fmt: skip
     """The ranked `book` finished batch by batch (percentiles, action, play, priority, stamps)
     and, `since` given, compared with the previous run: scores.parquet's rows."""
-    columns = book.columns
+    packed = set(_packed(job.features))
+    columns = [c for c in book.columns if c not in packed]  # the ranked scores
     compare = None if since is None else since[1].compare  # what the executors need of it
 
     def finish(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -167,36 +169,35 @@ def _finished(book: DataFrame, job: _Job, tmp: str,
             yield from _batches(part, SCORED)
 
     if since is not None:
-        then, previous = since
-        book = book.join(_previous_rows(book.sparkSession, tmp, then, previous.path, job),
-                         "account_id", "left")  # fmt: skip
+        for part in _previous_rows(book.sparkSession, tmp, *since, job):
+            book = book.join(part, "account_id", "left")
     return book.mapInArrow(finish, from_arrow_schema(SCORED))
 
 
-def _previous_rows(session: SparkSession, now: str, then: str, before: str,
-                   job: _Job) -> DataFrame:  # fmt: skip
-    """What `compare` needs of each account, one row each: its contributions and inputs in the
-    run `now` and in the run `then` (`<side>:<target>:<feature>`, `<side>:<input>`), its
-    probabilities in `then` (`then:<target>_probability`) and the previous run's BEFORE columns
-    (`before:<column>`)."""
+def _previous_rows(session: SparkSession, now: str, then: str, previous: Previous,
+                   job: _Job) -> list[DataFrame]:  # fmt: skip
+    """What `compare` needs of each account besides its scores and contributions (packed in the
+    book): its inputs in the run `now` (`now:<input>`); its contributions, inputs and
+    probabilities in the run `then` (`then:<target>:<feature>`, `then:<input>`,
+    `then:<target>_probability`); the previous run's BEFORE columns (`before:<column>`). Tables
+    keyed by account_id, to join to the book."""
 
-    def read(run: str, name: str, prefix: str, columns: list[str]) -> DataFrame:
+    def read(run: str, name: str, columns: dict[str, str]) -> DataFrame:
         rows = session.read.parquet(f"{run}/{name}")
-        return rows.select("account_id", *(F.col(f"`{c}`").alias(f"{prefix}{c}") for c in columns))
+        return rows.select("account_id", *(F.col(f"`{c}`").alias(a) for a, c in columns.items()))
 
-    parts = []
-    for side, run in (("now", now), ("then", then)):
-        contributions = session.read.parquet(f"{run}/contributions.parquet")
-        parts += [contributions.where(F.col("target") == target).select(
-            "account_id", *(F.col(f"`{n}`").alias(f"{side}:{target}:{n}") for n in names))
-            for target, names in job.features.items()]  # fmt: skip
-        parts.append(read(run, "features.parquet", f"{side}:", job.inputs))
-    parts.append(read(then, "scores.parquet", "then:", [f"{t}_probability" for t in TARGETS]))
-    parts.append(read(before, "scores.parquet", "before:", list(BEFORE[1:])))
-    rows = parts[0]  # today's first target: every account of the book
-    for part in parts[1:]:
-        rows = rows.join(part, "account_id", "left")
-    return rows
+    contributions = session.read.parquet(f"{then}/contributions.parquet")
+    parts = [contributions.where(F.col("target") == target).select(
+        "account_id", *(F.col(f"`{n}`").alias(f"then:{target}:{n}") for n in names))
+        for target, names in job.features.items()]  # fmt: skip
+    parts += [read(run, "features.parquet", {f"{side}:{n}": n for n in job.inputs})
+              for side, run in (("now", now), ("then", then))]  # fmt: skip
+    probabilities = {f"then:{t}_probability": f"{t}_probability" for t in TARGETS}
+    before = {f"before:{c}": c for c in BEFORE[1:]}
+    if then == previous.path:  # the previous run's own files: one read of its scores
+        return [*parts, read(then, "scores.parquet", probabilities | before)]
+    return [*parts, read(then, "scores.parquet", probabilities),
+            read(previous.path, "scores.parquet", before)]
 
 
 def _sides(rows: pd.DataFrame, job: _Job) -> tuple[pd.DataFrame, ...]:
@@ -207,14 +208,14 @@ def _sides(rows: pd.DataFrame, job: _Job) -> tuple[pd.DataFrame, ...]:
     def picked(prefix: str, columns: list[str] | tuple[str, ...]) -> pd.DataFrame:
         return ids.assign(**{c: rows[f"{prefix}{c}"] for c in columns})
 
-    def contributions(side: str) -> pd.DataFrame:
-        return pd.concat([picked(f"{side}:{target}:", names).assign(target=target).reindex(
+    def contributions(side: str) -> pd.DataFrame:  # today's packed as `<target>:<feature>`
+        return pd.concat([picked(f"{side}{target}:", names).assign(target=target).reindex(
             columns=["account_id", "target", *union]) for target, names in job.features.items()],
             ignore_index=True)  # fmt: skip
 
     then = picked("then:", [f"{t}_probability" for t in TARGETS])
     before = picked("before:", BEFORE[1:])
-    return (then, before, tuple(contributions(s) for s in ("now", "then")),
+    return (then, before, tuple(contributions(s) for s in ("", "then:")),
             tuple(picked(f"{s}:", job.inputs) for s in ("now", "then")))
 
 
@@ -239,11 +240,12 @@ def _alerts(scores: DataFrame, points: float) -> DataFrame:
 
 def _packed_schema(features: dict[str, list[str]]) -> pa.Schema:
     """SCORES, each first reason's feature, and `<target>:<feature>` contributions."""
-    schema = WIDE_SCHEMA
-    for target, names in features.items():
-        for name in names:
-            schema = schema.append(pa.field(f"{target}:{name}", pa.float64()))
-    return schema
+    return pa.schema([*WIDE_SCHEMA, *((name, pa.float64()) for name in _packed(features))])
+
+
+def _packed(features: dict[str, list[str]]) -> list[str]:
+    """The contributions' columns beside the scores: `<target>:<feature>`."""
+    return [f"{target}:{name}" for target, names in features.items() for name in names]
 
 
 def _pack(scores: pd.DataFrame, contributions: dict[str, pd.DataFrame], schema: pa.Schema,
