@@ -1079,3 +1079,50 @@ def test_spark_compares_with_the_previous_run_as_duckdb_does(
         assert x.churn_change.notna().sum() > 50
         alerts = read_export(run / "alerts.csv")
         assert alerts.equals(read_export(duck / "alerts.csv")) and result.alerts == len(alerts) > 0
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_writes_only_the_crm_rows_changed_since_a_run(
+    setup: tuple[Config, Path], scored: Path, tmp_path: Path
+) -> None:
+    """--changed-since on Spark: the executors join the feed to the earlier export and write the
+    rows with a changed cell and those of accounts the export lacks, as DuckDB does;
+    scores.parquet stays whole."""
+    cfg, world = setup
+    previous = tmp_path / "previous"
+    shutil.copytree(scored, previous)
+    feed = pd.read_csv(previous / "crm_export.csv", dtype=str, keep_default_na=False)
+    feed.loc[0, "Churn_Risk__c"] = "0.9999"
+    feed.drop(index=1).to_csv(previous / "crm_export.csv", index=False, quoting=csv.QUOTE_ALL)
+    runs = {engine: tmp_path / engine for engine in ("duckdb", "spark")}
+    results = {engine: score(cfg, data_dir=world, as_of=AS_OF, out=out, engine=engine,
+                             changed_since=previous) for engine, out in runs.items()}  # fmt: skip
+    assert results["spark"].crm_rows == results["duckdb"].crm_rows == 2
+    fields = load_field_map("salesforce")
+    key, when = fields.key, [f for f, c in fields.fields.items() if c == "scored_at"]
+    written = [read_export(out / "crm_export.csv").drop(columns=when) for out in runs.values()]
+    assert written[0].sort_values(key, ignore_index=True).equals(
+        written[1].sort_values(key, ignore_index=True))
+    assert sorted(written[1][key]) == sorted(feed[key][:2])
+    assert results["spark"].rows == len(pd.read_parquet(runs["spark"] / "scores.parquet"))
+
+
+@pytest.mark.spark
+def test_spark_reads_back_a_csv_as_churnml_wrote_it(tmp_path: Path) -> None:
+    """Quotes, commas, line breaks, guarded formulas and empty cells, from one file and from a
+    folder of parts with a header in each (an earlier export, alerts)."""
+    from churnml.data.sources import connect
+    from churnml.scoring.crm import write_csv
+    from churnml.scoring.spark import _read_csv
+
+    cells = pd.DataFrame({"Id": ["a", "b", "c", "d"],
+                          "Text": ['say "hi", twice', "two\nlines", "'=SUM(1)", ""]})  # fmt: skip
+    write_csv(cells, tmp_path / "one.csv")
+    (tmp_path / "parts").mkdir()
+    for k, part in enumerate((cells[:2], cells[2:])):
+        write_csv(part, tmp_path / "parts" / f"part-{k:05}.csv")
+    session = connect("spark")._session
+    for name in ("one.csv", "parts"):
+        got = _read_csv(session, str(tmp_path / name)).toPandas().fillna("")
+        assert got.sort_values("Id", ignore_index=True).equals(cells), name

@@ -72,17 +72,22 @@ def _cells(column: pd.Series) -> pd.Series:
 def changed_rows(frame: pd.DataFrame, run: Path, fields: FieldMap) -> pd.DataFrame:
     """Rows that are new or whose CRM fields differ from an earlier run's export (`read_export`;
     the time of scoring does not count as a change)."""
-    previous = run_file(run, "crm_export.csv")
-    if previous is None:
-        raise FileNotFoundError(f"--changed-since: no crm_export.csv in {run}")
     key = fields.key
-    old = read_export(previous).set_index(key)
+    old = read_export(previous_export(run)).set_index(key)
     new = frame.set_index(key)
     compared = [f for f, col in fields.fields.items() if f in old.columns and col != "scored_at"]
     common = new.index.intersection(old.index)
     same = (new.loc[common, compared] == old.loc[common, compared]).all(axis=1)
     keep = new.index.difference(common).union(same.index[~same])
     return frame[frame[key].isin(keep)]
+
+
+def previous_export(run: Path) -> Path:
+    """The CRM export of an earlier run (`--changed-since`): a file, or a folder of parts."""
+    path = run_file(run, "crm_export.csv")
+    if path is None:
+        raise FileNotFoundError(f"--changed-since: no crm_export.csv in {run}")
+    return path
 
 
 def read_export(path: Path) -> pd.DataFrame:

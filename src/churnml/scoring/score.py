@@ -28,7 +28,7 @@ from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import tier
 from churnml.scoring.book import act, finish, shares
 from churnml.scoring.changes import BEFORE, Since, alerts, compare, read_previous
-from churnml.scoring.crm import FieldMap, load_field_map
+from churnml.scoring.crm import FieldMap, load_field_map, previous_export
 from churnml.scoring.explain import explain, family_pulls
 from churnml.scoring.outputs import (
     ACCOUNT_COLUMNS,
@@ -296,15 +296,15 @@ def score(
     previous: Path | None = None,
 ) -> ScoreResult:
     """Score, then write scores.parquet, contributions.parquet, crm_export.csv and alerts.csv
-    into `out`; with `previous` (an earlier `out`), what changed since and why. On Spark
-    (without `changed_since`) `out` may be any path Spark writes. `as_of` None: the day after
-    the data ends (`check_as_of`). Written chunk by chunk, in bounded memory (on Spark by the
-    executors), unless `changed_since` is given."""
-    streamed = changed_since is None
+    into `out`; with `previous` (an earlier `out`), what changed since and why; with
+    `changed_since` (an earlier `out`), only the CRM rows that changed. On Spark `out` may be any
+    path Spark writes, and the executors write the run. `as_of` None: the day after the data
+    ends (`check_as_of`). On DuckDB written chunk by chunk, in bounded memory, unless
+    `changed_since` is given."""
     where = str(out) if is_uri(out) else str(Path(out).resolve())
-    if is_uri(where) and not (streamed and engine == "spark"):
-        raise ValueError(f"--out {where}: only --engine spark, without --changed-since, writes "
-                         "to a URI; give a local folder")  # fmt: skip
+    if is_uri(where) and engine != "spark":
+        raise ValueError(f"--out {where}: only --engine spark writes to a URI; give a local "
+                         "folder")  # fmt: skip
     tables = load(data_dir, cfg.data, engine)
     if not cfg.data.exchange_rates:  # else converted into report.currency
         cfg = cfg.shown_in(book_currency(tables["subscriptions"]))
@@ -324,13 +324,13 @@ def score(
                                                  (STATED, "stated_reasons")) if name in learnt}
     use = monthly_use(tables["usage_events"], as_of)  # for the report
     alerted = None
-    if streamed and engine == "spark":  # the executors write the run
+    if engine == "spark":  # the executors write the run
         since = None if previous is None else _spark_previous(Path(previous), before, tables,
                                                                models, cfg, lang)  # fmt: skip
-        rows, top, alerted = spark_scores(table, models, cfg, lang, names, str(out), fields, meta,
-                                          use, since)  # fmt: skip
-        crm_rows = rows
-    elif streamed:  # bounded memory
+        rows, crm_rows, top, alerted = spark_scores(table, models, cfg, lang, names, str(out),
+                                                    fields, meta, use, since,
+                                                    changed_since)  # fmt: skip
+    elif changed_since is None:  # bounded memory
         with tempfile.TemporaryDirectory() as scratch:
             since = None if previous is None else _since(
                 Path(previous), before, tables, models, cfg, lang, names, fields,
@@ -428,16 +428,20 @@ def _chunk_steps(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, l
 def spark_scores(table: ir.Table, models: dict[str, LoadedModel], cfg: Config, lang: Lang,
                  names: list[str], out: str, fields: FieldMap, meta: dict[str, object],
                  adoption: ir.Table | None = None, previous: Previous | None = None,
-                 ) -> tuple[int, pd.DataFrame, int | None]:  # fmt: skip
+                 changed_since: Path | None = None,
+                 ) -> tuple[int, int, pd.DataFrame, int | None]:  # fmt: skip
     """Score a Spark feature table, the executors writing the run into `out`
-    (`churnml.scoring.spark`), with what changed since `previous` if given; the rows scored, the
-    five with the most ARR at risk, and the alerts (None without `previous`)."""
+    (`churnml.scoring.spark`), with what changed since `previous` if given, and only the CRM rows
+    changed since the run `changed_since` if given; the rows scored, the CRM rows, the five with
+    the most ARR at risk, and the alerts (None without `previous`)."""
     from churnml.scoring.spark import score_on_spark
 
     score_chunk, finish_chunk = _chunk_steps(table, models, cfg, lang)
     features = {t: m.model.features for t, m in models.items()}
+    export = None if changed_since is None else previous_export(Path(changed_since))
     return score_on_spark(table, score_chunk, finish_chunk, features, names, out, fields, meta,
-                          adoption, list(TOP_COLUMNS), previous)  # fmt: skip
+                          adoption, list(TOP_COLUMNS), previous,
+                          None if export is None else str(export.resolve()))  # fmt: skip
 
 
 def identity(loaded: LoadedModel) -> str:

@@ -9,7 +9,8 @@ only counts and the five accounts with the most ARR at risk.
 3. The whole-book step, as on DuckDB (`churnml.scoring.stream`): Spark ranks the book with
    window functions (`churnml.scoring.book.ranks`), and a second `mapInArrow` finishes each batch
    (percentiles, action, play, priority, stamps): scores.parquet/. crm_export.csv/ (a header in
-   each part) is written from it.
+   each part) is written from it; with `--changed-since`, only the rows that a join to the
+   earlier export finds new or changed.
    With `--previous` (`Previous`), the ranked book is first joined with what each account had
    in both runs (contributions, inputs, probabilities: `_previous_rows`), and each batch is
    compared as on DuckDB (`churnml.scoring.changes.compare`); a previous run by other models is
@@ -24,8 +25,10 @@ Each output is a folder of part files, which pandas, pyarrow, DuckDB and Spark r
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import reduce
 
 import ibis
 import ibis.expr.types as ir
@@ -85,14 +88,16 @@ def score_on_spark(
     adoption: ir.Table | None,
     top_columns: list[str],
     previous: Previous | None = None,
-) -> tuple[int, pd.DataFrame, int | None]:
+    changed_since: str | None = None,
+) -> tuple[int, int, pd.DataFrame, int | None]:
     """Score `table` (an Ibis table on Spark) and write the run to `out` (any path Spark
     writes), all or none: `score_batch` scores a batch (targets and their model `features`);
     `finish_batch` finishes ranked scores (as in `churnml.scoring.stream.score_streamed`); the
     CRM feed has `fields`; `inputs` go to features.parquet, `adoption` to adoption.parquet,
-    `meta` beside scores.parquet; with `previous`, what changed since and alerts.csv. Returns
-    the rows scored, the five with the most ARR at risk (`top_columns`) and the alerts (None
-    without `previous`)."""
+    `meta` beside scores.parquet; with `previous`, what changed since and alerts.csv; with
+    `changed_since` (an earlier run's crm_export.csv), only the CRM rows that changed. Returns
+    the rows scored, the CRM rows, the five with the most ARR at risk (`top_columns`) and the
+    alerts (None without `previous`)."""
     job = _Job(score_batch, finish_batch, features, inputs, fields)
     session = spark_frame(table).sparkSession
     with committed(session, out, "scores.parquet") as tmp:
@@ -102,7 +107,7 @@ def score_on_spark(
             if previous.again is not None:
                 _write_run(previous.again, job, then, None)
             since = (then, previous)
-        scores, alerted = _write_run(table, job, tmp, since)
+        scores, alerted = _write_run(table, job, tmp, since, changed_since)
         if adoption is not None:
             spark_frame(adoption).write.parquet(f"{tmp}/{ADOPTION_FILE}")
         store.write(f"{tmp}/scores.parquet/{META_FILE}", json.dumps(meta).encode())
@@ -111,16 +116,19 @@ def score_on_spark(
         if store.exists(f"{tmp}/_then"):
             store.delete(f"{tmp}/_then")
         rows = scores.count()
+        feed = _read_csv(session, f"{tmp}/crm_export.csv")
+        crm_rows = rows if changed_since is None else feed.count()
         top = scores.where(F.col("arr_at_risk").isNotNull()).orderBy(F.desc("arr_at_risk"))
         top = top.limit(5).select(*top_columns).toArrow().to_pandas()
-    return rows, top, alerted
+    return rows, crm_rows, top, alerted
 
 
-def _write_run(table: ir.Table, job: _Job, tmp: str,
-               since: tuple[str, Previous] | None) -> tuple[DataFrame, int | None]:  # fmt: skip
+def _write_run(table: ir.Table, job: _Job, tmp: str, since: tuple[str, Previous] | None,
+               changed_since: str | None = None) -> tuple[DataFrame, int | None]:  # fmt: skip
     """Score `table` into `tmp`: scores.parquet, contributions.parquet, features.parquet,
-    crm_export.csv and, `since` (the run to compare with, and the previous run) given,
-    alerts.csv. Returns scores.parquet as Spark reads it, and the alerts."""
+    crm_export.csv (the rows changed since the export `changed_since`, if given) and, `since`
+    (the run to compare with, and the previous run) given, alerts.csv. Returns scores.parquet as
+    Spark reads it, and the alerts."""
     con, frame = ibis.get_backend(table), spark_frame(table)
     session = frame.sparkSession
     packed = _packed_schema(job.features)
@@ -143,14 +151,37 @@ def _write_run(table: ir.Table, job: _Job, tmp: str,
     _finished(book, job, tmp, since).write.parquet(f"{tmp}/scores.parquet")
     SparkStore(session, tmp).delete(f"{tmp}/_scored")
     scores = session.read.parquet(f"{tmp}/scores.parquet")
-    scores.select(*dict.fromkeys(job.fields.fields.values())).mapInArrow(
-        to_crm, from_arrow_schema(feed)
-    ).write.csv(f"{tmp}/crm_export.csv", **CSV_OPTIONS)
+    rows = scores.select(*dict.fromkeys(job.fields.fields.values())).mapInArrow(
+        to_crm, from_arrow_schema(feed))  # fmt: skip
+    if changed_since is not None:
+        rows = _changed(rows, _read_csv(session, changed_since), job.fields)
+    rows.write.csv(f"{tmp}/crm_export.csv", **CSV_OPTIONS)
     if since is None:
         return scores, None
     found = _alerts(scores, since[1].alert_points)
     found.write.csv(f"{tmp}/alerts.csv", **CSV_OPTIONS)
-    return scores, session.read.csv(f"{tmp}/alerts.csv", header=True).count()
+    return scores, _read_csv(session, f"{tmp}/alerts.csv").count()
+
+
+def _read_csv(session: SparkSession, path: str) -> DataFrame:
+    """A CSV that churnml wrote (a file, or a folder of parts with a header in each), as text."""
+    return session.read.csv(path, header=True, multiLine=True, escape='"')
+
+
+def _changed(feed: DataFrame, old: DataFrame, fields: FieldMap) -> DataFrame:
+    """The rows of `feed` that are new or whose CRM fields differ from the earlier export `old`
+    (as `churnml.scoring.crm.changed_rows`; missing and empty cells are the same)."""
+    compared = [f for f, col in fields.fields.items() if f in old.columns and col != "scored_at"]
+
+    def text(frame: DataFrame, name: str) -> Column:
+        return F.coalesce(frame[f"`{name}`"], F.lit(""))
+
+    old = old.select(old[f"`{fields.key}`"].alias("old:key"),
+                     *(text(old, f).alias(f"old:{f}") for f in compared))  # fmt: skip
+    joined = feed.join(old, feed[f"`{fields.key}`"] == old["`old:key`"], "left")
+    differs = [text(joined, f) != joined[f"`old:{f}`"] for f in compared]
+    new = joined["`old:key`"].isNull()
+    return joined.where(reduce(operator.or_, differs, new)).select(*feed.columns)
 
 
 def _finished(book: DataFrame, job: _Job, tmp: str,
