@@ -115,9 +115,8 @@ def score_on_spark(
             store.write(f"{tmp}/alerts.csv", csv_text(alert_rows()))
         if store.exists(f"{tmp}/_then"):
             store.delete(f"{tmp}/_then")
-        rows = scores.count()
-        feed = _read_csv(session, f"{tmp}/crm_export.csv")
-        crm_rows = rows if changed_since is None else feed.count()
+        rows, feed = scores.count(), f"{tmp}/crm_export.csv"
+        crm_rows = rows if changed_since is None else _read_csv(session, feed).count()
         top = scores.where(F.col("arr_at_risk").isNotNull()).orderBy(F.desc("arr_at_risk"))
         top = top.limit(5).select(*top_columns).toArrow().to_pandas()
     return rows, crm_rows, top, alerted
@@ -151,11 +150,11 @@ def _write_run(table: ir.Table, job: _Job, tmp: str, since: tuple[str, Previous]
     _finished(book, job, tmp, since).write.parquet(f"{tmp}/scores.parquet")
     SparkStore(session, tmp).delete(f"{tmp}/_scored")
     scores = session.read.parquet(f"{tmp}/scores.parquet")
-    rows = scores.select(*dict.fromkeys(job.fields.fields.values())).mapInArrow(
+    crm = scores.select(*dict.fromkeys(job.fields.fields.values())).mapInArrow(
         to_crm, from_arrow_schema(feed))  # fmt: skip
     if changed_since is not None:
-        rows = _changed(rows, _read_csv(session, changed_since), job.fields)
-    rows.write.csv(f"{tmp}/crm_export.csv", **CSV_OPTIONS)
+        crm = _changed(crm, _read_csv(session, changed_since), job.fields)
+    crm.write.csv(f"{tmp}/crm_export.csv", **CSV_OPTIONS)
     if since is None:
         return scores, None
     found = _alerts(scores, since[1].alert_points)
