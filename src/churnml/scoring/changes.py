@@ -94,7 +94,7 @@ def compare(
     its first row's date); contributions and feature values are (now, then); money is shown in
     `currency`. Accounts new since, and targets without a model on either side, are left
     empty."""
-    since = since or pd.Timestamp(before.as_of.iloc[0]).date()
+    since = since or scored_as_of(before)
     ids = now.account_id
     prior = _aligned(before, ids)
     names = [c for c in contributions[0].columns if c not in ("account_id", "target")]
@@ -131,6 +131,11 @@ def compare(
     return out
 
 
+def scored_as_of(scores: pd.DataFrame) -> dt.date:
+    """The day a run's scores are as of (one for the whole run: its first row's)."""
+    return pd.Timestamp(scores.as_of.iloc[0]).date()
+
+
 @dataclass(frozen=True)
 class Since:
     """What a run written chunk by chunk compares each chunk with: `run`, a run of the previous
@@ -156,7 +161,7 @@ class Since:
             for name in ("contributions.parquet", "features.parquet"))  # fmt: skip
         then, before = (_within(scores, *ids) for scores in (self.then, self.before))
         return compare(now, then, before, contributions, values, self.catalogue, self.lang,
-                       self.currency, pd.Timestamp(self.before.as_of.iloc[0]).date())  # fmt: skip
+                       self.currency, scored_as_of(self.before))  # fmt: skip
 
 
 def _between(path: Path, first: str, last: str) -> pd.DataFrame:
@@ -419,7 +424,7 @@ def read_previous(previous: Path, as_of: dt.date) -> pd.DataFrame:
         raise FileNotFoundError(f"--previous: no scores.parquet in {previous} (give an earlier "
                                 "--out of churnml score)")  # fmt: skip
     before = pd.read_parquet(path, columns=list(BEFORE))
-    since = pd.Timestamp(before.as_of.iloc[0]).date() if len(before) else None
+    since = scored_as_of(before) if len(before) else None
     if since is None or since >= as_of:
         raise ValueError(f"--previous: {path} was scored as of {since}; it must be before {as_of}")
     return before

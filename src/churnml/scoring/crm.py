@@ -6,6 +6,7 @@ return) are prefixed with an apostrophe. Files are UTF-8 with every cell quoted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -75,11 +76,18 @@ def changed_rows(frame: pd.DataFrame, run: Path, fields: FieldMap) -> pd.DataFra
     key = fields.key
     old = read_export(previous_export(run)).set_index(key)
     new = frame.set_index(key)
-    compared = [f for f, col in fields.fields.items() if f in old.columns and col != "scored_at"]
+    compared = compared_fields(fields, old.columns)
     common = new.index.intersection(old.index)
     same = (new.loc[common, compared] == old.loc[common, compared]).all(axis=1)
     keep = new.index.difference(common).union(same.index[~same])
     return frame[frame[key].isin(keep)]
+
+
+def compared_fields(fields: FieldMap, exported: Iterable[str]) -> list[str]:
+    """The CRM fields `--changed-since` compares: those the earlier export has, but the time of
+    scoring."""
+    have = set(exported)
+    return [f for f, col in fields.fields.items() if f in have and col != "scored_at"]
 
 
 def previous_export(run: Path) -> Path:

@@ -27,7 +27,14 @@ from churnml.io import is_uri, run_file
 from churnml.models.registry import LoadedModel, resolve_models
 from churnml.scoring.actions import tier
 from churnml.scoring.book import act, finish, shares
-from churnml.scoring.changes import BEFORE, Since, alerts, compare, read_previous
+from churnml.scoring.changes import (
+    BEFORE,
+    Since,
+    alerts,
+    compare,
+    read_previous,
+    scored_as_of,
+)
 from churnml.scoring.crm import FieldMap, load_field_map, previous_export
 from churnml.scoring.explain import explain, family_pulls
 from churnml.scoring.outputs import (
@@ -382,7 +389,7 @@ def _since(previous: Path, before: pd.DataFrame, tables: dict[str, ir.Table],
     `scratch`."""
     run, then = previous, before
     if _kept_inputs(previous, models) is None:
-        since = pd.Timestamp(before.as_of.iloc[0]).date()
+        since = scored_as_of(before)
         table = cached(scoring_table(tables, since, cfg))
         write_scores(table, models, cfg, lang, names, scratch, fields, {})
         run, then = scratch, pd.read_parquet(scratch / "scores.parquet", columns=list(BEFORE))
@@ -396,7 +403,7 @@ def _spark_previous(previous: Path, before: pd.DataFrame, tables: dict[str, ir.T
     own files when it used today's models and kept its inputs, else its date scored again."""
     from churnml.scoring.spark import Previous
 
-    since = pd.Timestamp(before.as_of.iloc[0]).date()
+    since = scored_as_of(before)
     kept = _kept_inputs(previous, models) is not None
     again = None if kept else cached(scoring_table(tables, since, cfg))
     bound = partial(compare, catalogue=by_name(cfg.features), lang=lang,
@@ -471,7 +478,7 @@ def _changes(
         then, then_contributions = before, pd.read_parquet(previous / "contributions.parquet")
         then_values = pd.read_parquet(kept)
     else:
-        since = pd.Timestamp(before.as_of.iloc[0]).date()
+        since = scored_as_of(before)
         then_table = cached(scoring_table(tables, since, cfg))
         then, then_contributions = score_table(then_table, models, cfg, lang)
         then_values = then_table.select(*values.columns).execute()

@@ -42,7 +42,7 @@ from churnml.data.sources import spark_frame
 from churnml.io import SparkStore, committed
 from churnml.scoring.book import ranked
 from churnml.scoring.changes import ALERTS, BEFORE
-from churnml.scoring.crm import FieldMap, crm_frame, csv_text
+from churnml.scoring.crm import FieldMap, compared_fields, crm_frame, csv_text
 from churnml.scoring.outputs import ADOPTION_FILE, META_FILE, SCORED, Finisher, Scorer, alert_rows
 from churnml.scoring.stream import WIDE_SCHEMA, as_pandas, finished, first_reasons
 from churnml.vocabulary import TARGETS, TIERS
@@ -170,7 +170,7 @@ def _read_csv(session: SparkSession, path: str) -> DataFrame:
 def _changed(feed: DataFrame, old: DataFrame, fields: FieldMap) -> DataFrame:
     """The rows of `feed` that are new or whose CRM fields differ from the earlier export `old`
     (as `churnml.scoring.crm.changed_rows`; missing and empty cells are the same)."""
-    compared = [f for f, col in fields.fields.items() if f in old.columns and col != "scored_at"]
+    compared = compared_fields(fields, old.columns)
 
     def text(frame: DataFrame, name: str) -> Column:
         return F.coalesce(frame[f"`{name}`"], F.lit(""))
