@@ -776,6 +776,17 @@ def test_a_small_move_is_shown_with_the_fewest_digits_that_tell_it(
     assert tuple(a[0].as_py() for a in shown) == expected
 
 
+@pytest.mark.parametrize(("lang", "value", "shown"), [
+    ("en", 1.0, "1 day"), ("en", 0.6, "1 day"), ("en", 2.0, "2 days"), ("en", 0.0, "0 days"),
+    ("en", 1234.0, "1,234 days"), ("ja", 1.0, "1日"), ("ja", 3.0, "3日"),
+])  # fmt: skip
+def test_days_read_as_a_csm_says_them(lang: str, value: float, shown: str) -> None:
+    """'Active days 7d fell 3 days → 1 day', not '1 days'."""
+    from churnml.scoring.reasons import value_formatter
+
+    assert value_formatter("days", lang, "USD")(value) == shown
+
+
 def test_a_change_under_half_a_tenth_of_a_point_reads_the_same_in_any_batch() -> None:
     """Changes are formatted once per distinct rounded value; -0.0 and 0.0 are one value, so
     the sign shown must not depend on which came first (a chunk's accounts, or the book's)."""

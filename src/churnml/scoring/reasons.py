@@ -19,10 +19,10 @@ from churnml.features.catalogue import Feature, Source
 from churnml.vocabulary import Lang
 
 _WORDS = {
-    "en": {"yes": "yes", "no": "no", "unknown": "unknown", "days": "{} days",
+    "en": {"yes": "yes", "no": "no", "unknown": "unknown", "day": "{} day", "days": "{} days",
            "median": " ({segment} median {value})", "churn": "raises risk ",
            "expansion": "raises propensity ", "points": " pts: ", "is": ": ", "space": " "},
-    "ja": {"yes": "はい", "no": "いいえ", "unknown": "不明", "days": "{}日",
+    "ja": {"yes": "はい", "no": "いいえ", "unknown": "不明", "day": "{}日", "days": "{}日",
            "median": "（{segment}の中央値 {value}）", "churn": "リスクを",
            "expansion": "拡大見込みを", "points": "pt押し上げ：", "is": "：", "space": " "},
 }  # fmt: skip
@@ -75,10 +75,14 @@ def value_formatter(unit: str, lang: Lang, currency: str) -> Callable[[Any], str
         "share": "{:.0%}".format,
         "percentile": "{:.0%}".format,
         "currency": lambda v: money(v, lang, currency),
-        "days": lambda v: words["days"].format(f"{v:,.0f}"),
+        "days": lambda v: _days(f"{v:,.0f}", words),
         "flag": lambda v: words["yes"] if v >= 0.5 else words["no"],
         "ratio": "{:.2f}×".format,
     }.get(unit, _number)
+
+
+def _days(shown: str, words: dict[str, str]) -> str:
+    return words["day" if shown in ("1", "-1") else "days"].format(shown)
 
 
 def _number(v: float) -> str:
